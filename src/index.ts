@@ -1,0 +1,13 @@
+export * from './interfaces/session-options.interface.js';
+export * from './interfaces/session-store.interface.js';
+export { SessionModule } from './session.module.js';
+export { SESSION_MODULE_OPTIONS } from './session.module-definition.js';
+export { SESSION_STORE } from './session.constants.js';
+export type { SessionRegenerateOptions } from './session.js';
+export { Session, SessionId, RequireSession, AllowAnonymous } from './session.decorators.js';
+export type { SessionPredicate } from './session.decorators.js';
+export { SessionGuard, type SessionDenialReason } from './session.guard.js';
+export { SessionService, type SessionInfo, type InvalidateAllOptions } from './session.service.js';
+export * from './session.errors.js';
+export { MemorySessionStore, type MemorySessionStoreOptions } from './stores/memory-session.store.js';
+export { parseDuration } from './utils/duration.js';

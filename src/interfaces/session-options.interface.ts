@@ -1,0 +1,92 @@
+import type { SessionStore } from './session-store.interface.js';
+
+/** A duration in milliseconds, or a string such as `'500ms'`, `'30s'`, `'30m'`, `'12h'`, `'14d'`. */
+export type SessionDuration = number | string;
+
+/** Attributes of the session cookie. */
+export interface SessionCookieOptions {
+  /**
+   * Cookie name. Must be an RFC 6265 token. A `__Host-` name requires `secure: true`, `path: '/'`
+   * and no `domain`; a `__Secure-` name requires `secure: true`.
+   * @default '__Host-sid' when NODE_ENV is 'production', otherwise 'sid'
+   */
+  name?: string;
+  /** @default true */
+  httpOnly?: boolean;
+  /**
+   * `true` always sets `Secure` (and refuses to send the cookie over plain HTTP, with a warning);
+   * `'auto'` sets it when the request arrived over HTTPS (see `trustProxy`); `false` never does.
+   * @default true when NODE_ENV is 'production', otherwise false
+   */
+  secure?: boolean | 'auto';
+  /** `'none'` requires `secure: true`. @default 'lax' */
+  sameSite?: 'lax' | 'strict' | 'none';
+  /** @default '/' */
+  path?: string;
+  /** Leave unset for a host-only cookie (recommended). @default undefined */
+  domain?: string;
+  /**
+   * Lifetime of the cookie in the browser. Unset means a browser-session cookie. When set, the
+   * cookie's `Max-Age` never goes past the session's absolute expiry or 400 days, and it slides
+   * with activity.
+   * @default undefined
+   */
+  maxAge?: SessionDuration;
+  /** Adds `Partitioned` (CHIPS). Requires `secure: true`. @default false */
+  partitioned?: boolean;
+  /** Adds `Priority`. @default undefined */
+  priority?: 'low' | 'medium' | 'high';
+}
+
+/** Options of {@link SessionModule.forRoot}. */
+export interface SessionModuleOptions {
+  /**
+   * Secret(s) for signing the session cookie: at least 32 characters each. With an array the first
+   * signs and all verify, so a new secret goes first and the old one stays until its cookies are
+   * gone. Weak or placeholder secrets are refused when NODE_ENV is 'production'.
+   * @example process.env.SESSION_SECRET
+   */
+  secret: string | readonly string[];
+  /**
+   * Where sessions live.
+   * @default new MemorySessionStore() (one process only; warns in production)
+   */
+  store?: SessionStore;
+  /** Cookie attributes. */
+  cookie?: SessionCookieOptions;
+  /** A session unused for this long ends. @default '30m' */
+  idleTimeout?: SessionDuration;
+  /** A session ends this long after it was created, however active. @default '12h' */
+  absoluteTimeout?: SessionDuration;
+  /**
+   * Activity is recorded at most once per this interval (a timestamp-only write). Must be shorter
+   * than `idleTimeout`.
+   * @default '1m' (or half of `idleTimeout` when that is shorter)
+   */
+  touchAfter?: SessionDuration;
+  /** Save (and send a cookie for) a new session even when nothing was written to it. @default false */
+  saveUninitialized?: boolean;
+  /** Save a handler's session changes even when it throws. @default false */
+  commitOnError?: boolean;
+  /**
+   * Data key that names the session's user; it feeds the per-user index (list sessions, log out
+   * everywhere). When it changes from one user to another, the session gets a new id and keeps only
+   * what this request wrote.
+   * @default 'userId'
+   */
+  userKey?: string;
+  /** Largest serialized session in bytes; a bigger write fails with `SessionTooLargeError`. @default 65536 */
+  maxSize?: number;
+  /**
+   * How to tell that a request came over HTTPS (for `secure: 'auto'` and `secure: true`).
+   * `true` trusts `X-Forwarded-Proto`; `false` looks only at the TLS socket; unset follows Express's
+   * `trust proxy` setting (`req.secure`).
+   * @default undefined
+   */
+  trustProxy?: boolean;
+}
+
+/** What `forRootAsync`'s `useClass` / `useExisting` class provides. */
+export interface SessionOptionsFactory {
+  createSessionOptions(): SessionModuleOptions | Promise<SessionModuleOptions>;
+}

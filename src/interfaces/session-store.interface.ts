@@ -1,0 +1,88 @@
+/**
+ * A session as a store keeps it. Values of `data` are JSON texts, one per top-level key, so a store
+ * can save and compare keys independently (a Redis hash field, a `jsonb` key, a map entry).
+ */
+export interface SessionRecord {
+  /** The storage key: a hash of the session token, never the token itself. */
+  readonly key: string;
+  /** Top-level session keys mapped to their JSON text. */
+  readonly data: Record<string, string>;
+  /** The user the session belongs to (the data key named by `userKey`), or `null`. */
+  readonly userId: string | null;
+  /** Epoch milliseconds. Never changes after creation. */
+  readonly createdAt: number;
+  /** Epoch milliseconds of the last recorded activity (written at most once per `touchAfter`). */
+  readonly lastActiveAt: number;
+  /** Epoch milliseconds after which the record must not be returned: the earlier of idle and absolute expiry. */
+  readonly expiresAt: number;
+  /** Epoch milliseconds of the absolute expiry; `expiresAt` never goes past it. */
+  readonly absoluteExpiresAt: number;
+  /** Incremented on every write; used by optimistic concurrency. */
+  readonly version: number;
+}
+
+/** Timestamps written with every save and touch. */
+export interface SessionTimes {
+  readonly lastActiveAt: number;
+  readonly expiresAt: number;
+}
+
+/**
+ * One atomic write: the delta of one request. A store applies all of it or none of it.
+ *
+ * - `create`: the record must not exist yet; it is created with `set` as its data.
+ * - `update`: the record (`previousKey` when rotating, else `key`) must exist and not be expired;
+ *   otherwise the store throws {@link SessionGoneError} and writes nothing (no resurrection, LC-6).
+ *   When `previousKey` is given the record moves to `key` in the same step and the old key is gone
+ *   (regenerate, LC-1); of two concurrent moves of one record only one succeeds (LC-7).
+ * - `replace`: drop every stored key before applying `set` (a regenerate that starts empty).
+ */
+export interface SessionWrite extends SessionTimes {
+  readonly key: string;
+  readonly kind: 'create' | 'update';
+  readonly previousKey?: string;
+  readonly replace?: boolean;
+  /** Changed or added keys with their JSON text. */
+  readonly set: Readonly<Record<string, string>>;
+  /** Removed keys. */
+  readonly unset: readonly string[];
+  /** The session's user after this write. */
+  readonly userId: string | null;
+  readonly createdAt: number;
+  readonly absoluteExpiresAt: number;
+}
+
+/** What a store reports from its health check. */
+export interface SessionStoreHealth {
+  readonly ok: boolean;
+  /** A short, secret-free description such as `'memory'` or `'redis 127.0.0.1:6379'`. */
+  readonly store: string;
+  readonly details?: Record<string, unknown>;
+}
+
+/**
+ * The repository behind every session: implement it to keep sessions anywhere. Every method is
+ * atomic on its own; see `src/testing` for the contract suite a store must pass.
+ *
+ * Stores receive only storage keys (hashes) and JSON texts; they never see cookies or tokens.
+ * Failures to reach the backend must reject (the library turns them into 503 responses); a
+ * store must never pretend a session is absent because the backend is down.
+ */
+export interface SessionStore {
+  /** Returns the record, or `null` when it does not exist or `expiresAt` has passed. Never creates anything. */
+  load(key: string): Promise<SessionRecord | null>;
+  /** Applies one request's delta atomically. Rejects with `SessionGoneError` when an update finds no record. */
+  save(write: SessionWrite): Promise<void>;
+  /** Writes only the activity timestamps. Resolves `false` (and writes nothing) when the record is gone. */
+  touch(key: string, times: SessionTimes): Promise<boolean>;
+  /** Deletes the record and its user-index entry. Deleting a missing record is not an error. */
+  destroy(key: string): Promise<void>;
+  /** The live sessions of one user, in no particular order. Stale index entries are pruned. */
+  listForUser(userId: string): Promise<SessionRecord[]>;
+  /** Deletes every session of one user except the listed keys; resolves the number deleted. */
+  destroyForUser(userId: string, exceptKeys?: readonly string[]): Promise<number>;
+  /** Optional: reports whether the backend answers. */
+  checkHealth?(): Promise<SessionStoreHealth>;
+  /** Optional: releases timers and the clients the store created itself. */
+  close?(): Promise<void>;
+}

@@ -1,0 +1,10 @@
+/** Injection token of the resolved session runtime (`SessionManager`). */
+export const SESSION_MANAGER = Symbol('session:manager');
+/** Injection token of the active {@link SessionStore}. */
+export const SESSION_STORE = Symbol('session:store');
+/** Metadata: the route opts out of a global `SessionGuard`. */
+export const ALLOW_ANONYMOUS_KEY = 'session:allow-anonymous';
+/** Metadata: the route requires a session, optionally with a predicate. */
+export const REQUIRE_SESSION_KEY = 'session:require';
+/** Metadata: a handler parameter reads the session, so it is loaded before the handler runs. */
+export const USES_SESSION_KEY = 'session:uses-session';

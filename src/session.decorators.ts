@@ -1,0 +1,79 @@
+import {
+  SetMetadata,
+  UseGuards,
+  applyDecorators,
+  createParamDecorator,
+  type ExecutionContext,
+} from '@nestjs/common';
+import type { IncomingMessage } from 'node:http';
+import {
+  ALLOW_ANONYMOUS_KEY,
+  REQUIRE_SESSION_KEY,
+  USES_SESSION_KEY,
+} from './session.constants.js';
+import { SessionGuard } from './session.guard.js';
+import type { Session as SessionContract } from './session.js';
+
+type SessionHandleType = SessionContract<Record<string, unknown>>;
+
+/** Decides whether a session may use a route: `true` to allow. May be async. */
+export type SessionPredicate<T extends object = Record<string, unknown>> = (
+  data: Partial<T>,
+  session: SessionContract<T>,
+) => boolean | Promise<boolean>;
+
+/** Marks the method so the interceptor loads the session before the handler runs. */
+function usesSession(target: object, key: string | symbol | undefined): void {
+  if (key === undefined) return;
+  const method = (target as Record<string | symbol, unknown>)[key];
+  if (typeof method === 'function') Reflect.defineMetadata(USES_SESSION_KEY, true, method);
+}
+
+function sessionOf(ctx: ExecutionContext): SessionHandleType {
+  const req = ctx.switchToHttp().getRequest<IncomingMessage & { session?: SessionHandleType }>();
+  if (!req.session) {
+    throw new Error(
+      'No session on this request: import SessionModule.forRoot() in the application module',
+    );
+  }
+  return req.session;
+}
+
+/**
+ * The request's session (`@Session() session: Session<MyData>`), or one of its values
+ * (`@Session('cart') cart: string[]`). The session is loaded before the handler runs.
+ *
+ * Import it from `nestjs-sessions` rather than `@nestjs/common`; Nest's own `@Session()` returns
+ * the same object, but without loading it first.
+ */
+/** The session of a request: see {@link SessionContract}. */
+export type Session<T extends object = Record<string, unknown>> = SessionContract<T>;
+
+export const Session = createParamDecorator(
+  (key: string | undefined, ctx: ExecutionContext) => {
+    const session = sessionOf(ctx);
+    return key === undefined ? session : session.get(key);
+  },
+  [usesSession],
+);
+
+/** The request's session id (the server-side id, never the cookie token). */
+export const SessionId = createParamDecorator(
+  (_key: unknown, ctx: ExecutionContext) => sessionOf(ctx).id,
+  [usesSession],
+);
+
+/**
+ * Requires a stored session (401 without one) and, with a predicate, that it passes (403 when it
+ * returns false). Applies {@link SessionGuard}.
+ * @example @RequireSession((s: UserSession) => s.role === 'admin')
+ */
+export function RequireSession<T extends object = Record<string, unknown>>(
+  predicate?: SessionPredicate<T>,
+): MethodDecorator & ClassDecorator {
+  return applyDecorators(SetMetadata(REQUIRE_SESSION_KEY, predicate ?? true), UseGuards(SessionGuard));
+}
+
+/** Lets a route through a global `SessionGuard` (`APP_GUARD`) without a session. */
+export const AllowAnonymous = (): MethodDecorator & ClassDecorator =>
+  SetMetadata(ALLOW_ANONYMOUS_KEY, true);

@@ -1,0 +1,80 @@
+import {
+  Inject,
+  Injectable,
+  type CanActivate,
+  type ExecutionContext,
+} from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ALLOW_ANONYMOUS_KEY, REQUIRE_SESSION_KEY, SESSION_MANAGER } from './session.constants.js';
+import type { SessionPredicate } from './session.decorators.js';
+import {
+  SessionForbiddenException,
+  SessionStoreUnavailableError,
+  SessionUnauthorizedException,
+  SessionUnavailableException,
+} from './session.errors.js';
+import type { Session } from './session.js';
+import type { SessionManager } from './session.manager.js';
+
+/** Why {@link SessionGuard} refused a request. */
+export type SessionDenialReason = 'missing' | 'forbidden' | 'unavailable';
+
+/**
+ * Lets a request through only with a stored, unexpired session: 401 without one, 403 when the
+ * route's `@RequireSession(predicate)` returns false, 503 when the store is down. Use it with
+ * `@UseGuards(SessionGuard)`, through `@RequireSession()`, or for every route as `APP_GUARD`
+ * (routes marked `@AllowAnonymous()` are then let through).
+ *
+ * Subclass it to change the responses: override {@link SessionGuard.createException}.
+ */
+@Injectable()
+export class SessionGuard implements CanActivate {
+  constructor(
+    protected readonly reflector: Reflector,
+    @Inject(SESSION_MANAGER) protected readonly sessions: SessionManager,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const targets = [context.getHandler(), context.getClass()];
+    if (this.reflector.getAllAndOverride<boolean>(ALLOW_ANONYMOUS_KEY, targets)) return true;
+    const http = context.switchToHttp();
+    const session = this.sessions.handleFor(
+      http.getRequest<IncomingMessage>(),
+      http.getResponse<ServerResponse>(),
+    );
+    try {
+      await session.load();
+    } catch (error) {
+      if (error instanceof SessionStoreUnavailableError) {
+        throw this.createException('unavailable', context);
+      }
+      throw error;
+    }
+    if (session.isNew) throw this.createException('missing', context);
+    const predicate = this.reflector.getAllAndOverride<SessionPredicate | true | undefined>(
+      REQUIRE_SESSION_KEY,
+      targets,
+    );
+    if (typeof predicate === 'function' && !(await predicate(session.data, session as Session))) {
+      throw this.createException('forbidden', context);
+    }
+    return true;
+  }
+
+  /**
+   * The error thrown for a refused request. Override to change status codes or messages.
+   * @param reason - `'missing'` (no valid session, 401), `'forbidden'` (predicate false, 403),
+   *   `'unavailable'` (store down, 503)
+   */
+  protected createException(reason: SessionDenialReason, _context: ExecutionContext): Error {
+    switch (reason) {
+      case 'missing':
+        return new SessionUnauthorizedException();
+      case 'forbidden':
+        return new SessionForbiddenException();
+      case 'unavailable':
+        return new SessionUnavailableException();
+    }
+  }
+}

@@ -1,0 +1,86 @@
+import {
+  Inject,
+  Logger,
+  Module,
+  RequestMethod,
+  type MiddlewareConsumer,
+  type NestModule,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
+import { APP_INTERCEPTOR } from '@nestjs/core';
+import { SESSION_MANAGER, SESSION_STORE } from './session.constants.js';
+import { SessionGuard } from './session.guard.js';
+import { SessionInterceptor } from './session.interceptor.js';
+import { SessionManager } from './session.manager.js';
+import { SessionMiddleware } from './session.middleware.js';
+import {
+  ConfigurableSessionModule,
+  SESSION_MODULE_OPTIONS,
+} from './session.module-definition.js';
+import type { SessionModuleOptions } from './interfaces/session-options.interface.js';
+import { resolveSessionOptions } from './session.options.js';
+import { SessionService } from './session.service.js';
+import { MemorySessionStore } from './stores/memory-session.store.js';
+
+const logger = new Logger('SessionModule');
+
+function createManager(options: SessionModuleOptions): SessionManager {
+  const resolved = resolveSessionOptions(options);
+  for (const warning of resolved.warnings) logger.warn(warning);
+  let store = resolved.store;
+  if (!store) {
+    if (resolved.production) {
+      logger.warn(
+        'Sessions are kept in memory: they are lost on restart and not shared between processes. ' +
+          "Pass a store (RedisSessionStore, PostgresSessionStore) in production.",
+      );
+    }
+    store = new MemorySessionStore();
+    ownedStores.add(store);
+  }
+  return new SessionManager(resolved, store);
+}
+
+/** Stores the module created itself, and so closes on shutdown. */
+const ownedStores = new WeakSet<object>();
+
+/**
+ * Sessions for every route: `SessionModule.forRoot({ secret })` or `forRootAsync(...)`. Registers
+ * the session middleware and interceptor itself, and provides `SessionService`, `SessionGuard` and
+ * the store (token `SESSION_STORE`). Global by default (`isGlobal: false` to change that).
+ */
+@Module({
+  providers: [
+    {
+      provide: SESSION_MANAGER,
+      inject: [SESSION_MODULE_OPTIONS],
+      useFactory: createManager,
+    },
+    {
+      provide: SESSION_STORE,
+      inject: [SESSION_MANAGER],
+      useFactory: (manager: SessionManager) => manager.store,
+    },
+    { provide: APP_INTERCEPTOR, useClass: SessionInterceptor },
+    SessionService,
+    SessionGuard,
+    SessionMiddleware,
+  ],
+  exports: [SESSION_MANAGER, SESSION_STORE, SessionService, SessionGuard],
+})
+export class SessionModule
+  extends ConfigurableSessionModule
+  implements NestModule, OnApplicationShutdown
+{
+  constructor(@Inject(SESSION_MANAGER) private readonly manager: SessionManager) {
+    super();
+  }
+
+  configure(consumer: MiddlewareConsumer): void {
+    consumer.apply(SessionMiddleware).forRoutes({ path: '{*path}', method: RequestMethod.ALL });
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    if (ownedStores.has(this.manager.store)) await this.manager.store.close?.();
+  }
+}

@@ -1,0 +1,300 @@
+import { SessionConfigError } from './session.errors.js';
+import type {
+  SessionCookieOptions,
+  SessionModuleOptions,
+} from './interfaces/session-options.interface.js';
+import type { SessionStore } from './interfaces/session-store.interface.js';
+import { parseDuration } from './utils/duration.js';
+
+/** The longest cookie lifetime browsers accept (RFC 6265bis): 400 days. */
+export const MAX_COOKIE_AGE_MS = 400 * 86_400_000;
+const MIN_SECRET_LENGTH = 32;
+const PLACEHOLDER_SECRET = /change.?me|keyboard.?cat|secret|password|example|placeholder|default/i;
+// RFC 6265 cookie-name: an RFC 7230 token.
+const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// RFC 6265 path-value: any CHAR except CTLs and ';'. We also refuse spaces and ',' to keep headers unambiguous.
+const COOKIE_PATH = /^\/[\x21-\x2b\x2d-\x3a\x3c-\x7e]*$/;
+const COOKIE_DOMAIN = /^\.?[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+const KNOWN_OPTIONS = new Set([
+  'secret',
+  'store',
+  'cookie',
+  'idleTimeout',
+  'absoluteTimeout',
+  'touchAfter',
+  'saveUninitialized',
+  'commitOnError',
+  'userKey',
+  'maxSize',
+  'trustProxy',
+]);
+const KNOWN_COOKIE_OPTIONS = new Set([
+  'name',
+  'httpOnly',
+  'secure',
+  'sameSite',
+  'path',
+  'domain',
+  'maxAge',
+  'partitioned',
+  'priority',
+]);
+
+/** Cookie attributes after defaults and checks. */
+export interface ResolvedCookieOptions {
+  readonly name: string;
+  readonly httpOnly: boolean;
+  readonly secure: boolean | 'auto';
+  readonly sameSite: 'lax' | 'strict' | 'none';
+  readonly path: string;
+  readonly domain: string | undefined;
+  readonly maxAge: number | undefined;
+  readonly partitioned: boolean;
+  readonly priority: 'low' | 'medium' | 'high' | undefined;
+}
+
+/** Options after defaults, parsing and checks: what the runtime uses. */
+export interface ResolvedSessionOptions {
+  readonly secrets: readonly string[];
+  readonly store: SessionStore | undefined;
+  readonly cookie: ResolvedCookieOptions;
+  readonly idleTimeout: number;
+  readonly absoluteTimeout: number;
+  readonly touchAfter: number;
+  readonly saveUninitialized: boolean;
+  readonly commitOnError: boolean;
+  readonly userKey: string;
+  readonly maxSize: number;
+  readonly trustProxy: boolean | undefined;
+  readonly production: boolean;
+  /** Things worth a warning at boot that are not errors. */
+  readonly warnings: readonly string[];
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function rejectUnknown(object: Record<string, unknown>, known: Set<string>, where: string): void {
+  for (const key of Object.keys(object)) {
+    if (!known.has(key)) {
+      throw new SessionConfigError(
+        `unknown option '${where}${key}'. Known options: ${[...known].join(', ')}.`,
+      );
+    }
+  }
+}
+
+function duration(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const ms = parseDuration(value);
+  if (ms === undefined) {
+    throw new SessionConfigError(
+      `'${name}' must be a positive number of milliseconds or a string such as '30m', '12h' or '14d'.`,
+    );
+  }
+  return ms;
+}
+
+function boolean(value: unknown, name: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new SessionConfigError(`'${name}' must be true or false.`);
+  return value;
+}
+
+/** Why a secret is weak, or `undefined` when it looks fine. */
+export function secretWeakness(secret: string): string | undefined {
+  if (new Set(secret).size < 10) return 'it repeats too few distinct characters';
+  if (PLACEHOLDER_SECRET.test(secret)) return 'it looks like a placeholder';
+  return undefined;
+}
+
+function resolveSecrets(value: unknown, production: boolean, warnings: string[]): string[] {
+  const secrets = typeof value === 'string' ? [value] : value;
+  if (!Array.isArray(secrets) || secrets.length === 0) {
+    throw new SessionConfigError(
+      "'secret' is required: pass a random string of at least 32 characters (or an array, newest first), " +
+        "for example from process.env.SESSION_SECRET. Generate one with: node -e \"console.log(require('crypto').randomBytes(32).toString('base64url'))\"",
+    );
+  }
+  secrets.forEach((secret, index) => {
+    const label = secrets.length > 1 ? `'secret[${index}]'` : `'secret'`;
+    if (typeof secret !== 'string') throw new SessionConfigError(`${label} must be a string.`);
+    if (secret.length < MIN_SECRET_LENGTH) {
+      throw new SessionConfigError(
+        `${label} is ${secret.length} characters long; use at least ${MIN_SECRET_LENGTH} random characters.`,
+      );
+    }
+    const weakness = secretWeakness(secret);
+    if (weakness && production) {
+      throw new SessionConfigError(
+        `${label} is weak (${weakness}); in production use a random secret of at least ${MIN_SECRET_LENGTH} characters.`,
+      );
+    }
+    if (weakness) warnings.push(`${label} is weak (${weakness}); it would be refused in production.`);
+  });
+  return secrets as string[];
+}
+
+function resolveCookie(value: unknown, production: boolean): ResolvedCookieOptions {
+  if (value !== undefined && !isPlainObject(value)) {
+    throw new SessionConfigError("'cookie' must be an object.");
+  }
+  const cookie: SessionCookieOptions = value ?? {};
+  rejectUnknown(cookie as Record<string, unknown>, KNOWN_COOKIE_OPTIONS, 'cookie.');
+
+  const secure = cookie.secure ?? production;
+  if (secure !== true && secure !== false && secure !== 'auto') {
+    throw new SessionConfigError("'cookie.secure' must be true, false or 'auto'.");
+  }
+  const name = cookie.name ?? (secure === true ? '__Host-sid' : 'sid');
+  if (typeof name !== 'string' || !COOKIE_NAME.test(name)) {
+    throw new SessionConfigError(
+      `'cookie.name' must be a cookie token (letters, digits and !#$%&'*+-.^_\`|~; no spaces, '=', ';' or ','). Got ${JSON.stringify(name)}.`,
+    );
+  }
+  const path = cookie.path ?? '/';
+  if (typeof path !== 'string' || !COOKIE_PATH.test(path)) {
+    throw new SessionConfigError(
+      `'cookie.path' must start with '/' and contain no spaces, ';', ',' or control characters. Got ${JSON.stringify(path)}.`,
+    );
+  }
+  const domain = cookie.domain;
+  if (domain !== undefined && (typeof domain !== 'string' || !COOKIE_DOMAIN.test(domain))) {
+    throw new SessionConfigError(
+      `'cookie.domain' must be a host name such as 'example.com'. Got ${JSON.stringify(domain)}. Leave it unset for a host-only cookie.`,
+    );
+  }
+  const sameSite = cookie.sameSite ?? 'lax';
+  if (sameSite !== 'lax' && sameSite !== 'strict' && sameSite !== 'none') {
+    throw new SessionConfigError("'cookie.sameSite' must be 'lax', 'strict' or 'none'.");
+  }
+  if (sameSite === 'none' && secure !== true) {
+    throw new SessionConfigError(
+      "'cookie.sameSite: \"none\"' needs 'cookie.secure: true' (browsers drop SameSite=None cookies without Secure). Set secure: true or use sameSite 'lax'.",
+    );
+  }
+  if (name.startsWith('__Host-')) {
+    if (secure !== true) {
+      throw new SessionConfigError(
+        `a '__Host-' cookie name needs 'cookie.secure: true'. Set secure: true or choose a name without the prefix.`,
+      );
+    }
+    if (domain !== undefined) {
+      throw new SessionConfigError(
+        `a '__Host-' cookie may not have a domain. Remove 'cookie.domain' or choose a name without the prefix.`,
+      );
+    }
+    if (path !== '/') {
+      throw new SessionConfigError(`a '__Host-' cookie needs 'cookie.path: "/"'.`);
+    }
+  }
+  if (name.startsWith('__Secure-') && secure !== true) {
+    throw new SessionConfigError(`a '__Secure-' cookie name needs 'cookie.secure: true'.`);
+  }
+  const partitioned = boolean(cookie.partitioned, 'cookie.partitioned', false);
+  if (partitioned && secure !== true) {
+    throw new SessionConfigError("'cookie.partitioned' needs 'cookie.secure: true'.");
+  }
+  const priority = cookie.priority;
+  if (priority !== undefined && priority !== 'low' && priority !== 'medium' && priority !== 'high') {
+    throw new SessionConfigError("'cookie.priority' must be 'low', 'medium' or 'high'.");
+  }
+  const maxAge =
+    cookie.maxAge === undefined
+      ? undefined
+      : Math.min(duration(cookie.maxAge, 'cookie.maxAge', 0), MAX_COOKIE_AGE_MS);
+  return {
+    name,
+    httpOnly: boolean(cookie.httpOnly, 'cookie.httpOnly', true),
+    secure,
+    sameSite,
+    path,
+    domain,
+    maxAge,
+    partitioned,
+    priority,
+  };
+}
+
+function isStore(value: unknown): value is SessionStore {
+  if (!isPlainObject(value) && typeof value !== 'object') return false;
+  const store = value as Record<string, unknown>;
+  return ['load', 'save', 'touch', 'destroy', 'listForUser', 'destroyForUser'].every(
+    (method) => typeof store[method] === 'function',
+  );
+}
+
+/**
+ * Applies defaults to the module options and checks every one of them. Throws
+ * {@link SessionConfigError} with a message that says what to change.
+ */
+export function resolveSessionOptions(
+  options: SessionModuleOptions,
+  env: NodeJS.ProcessEnv = process.env,
+): ResolvedSessionOptions {
+  if (!isPlainObject(options)) throw new SessionConfigError('options must be an object.');
+  rejectUnknown(options, KNOWN_OPTIONS, '');
+  const production = env.NODE_ENV === 'production';
+  const warnings: string[] = [];
+
+  const secrets = resolveSecrets(options.secret, production, warnings);
+  if (options.store !== undefined && !isStore(options.store)) {
+    throw new SessionConfigError(
+      "'store' must implement SessionStore (load, save, touch, destroy, listForUser, destroyForUser). " +
+        'To use an express-session store, wrap it in ExpressSessionStoreAdapter.',
+    );
+  }
+  const cookie = resolveCookie(options.cookie, production);
+  if (production && cookie.secure === false) {
+    warnings.push("'cookie.secure' is false in production: the session cookie can leak over plain HTTP.");
+  }
+  if (!cookie.httpOnly) {
+    warnings.push("'cookie.httpOnly' is false: scripts in the page can read the session cookie.");
+  }
+
+  const idleTimeout = duration(options.idleTimeout, 'idleTimeout', 30 * 60_000);
+  const absoluteTimeout = duration(options.absoluteTimeout, 'absoluteTimeout', 12 * 3_600_000);
+  if (absoluteTimeout < idleTimeout) {
+    throw new SessionConfigError(
+      `'absoluteTimeout' (${absoluteTimeout} ms) is shorter than 'idleTimeout' (${idleTimeout} ms); make it at least as long.`,
+    );
+  }
+  const touchAfter = duration(
+    options.touchAfter,
+    'touchAfter',
+    Math.min(60_000, Math.floor(idleTimeout / 2)),
+  );
+  if (touchAfter >= idleTimeout) {
+    throw new SessionConfigError(
+      `'touchAfter' (${touchAfter} ms) must be shorter than 'idleTimeout' (${idleTimeout} ms), or sessions would expire while in use.`,
+    );
+  }
+  const userKey = options.userKey ?? 'userId';
+  if (typeof userKey !== 'string' || userKey.length === 0) {
+    throw new SessionConfigError("'userKey' must be a non-empty string.");
+  }
+  const maxSize = options.maxSize ?? 65_536;
+  if (!Number.isInteger(maxSize) || maxSize < 64) {
+    throw new SessionConfigError("'maxSize' must be a whole number of bytes, at least 64.");
+  }
+  if (options.trustProxy !== undefined && typeof options.trustProxy !== 'boolean') {
+    throw new SessionConfigError("'trustProxy' must be true, false or left unset.");
+  }
+  return {
+    secrets,
+    store: options.store,
+    cookie,
+    idleTimeout,
+    absoluteTimeout,
+    touchAfter,
+    saveUninitialized: boolean(options.saveUninitialized, 'saveUninitialized', false),
+    commitOnError: boolean(options.commitOnError, 'commitOnError', false),
+    userKey,
+    maxSize,
+    trustProxy: options.trustProxy,
+    production,
+    warnings,
+  };
+}

@@ -1,0 +1,111 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { SESSION_MANAGER } from './session.constants.js';
+import type { SessionRecord } from './interfaces/session-store.interface.js';
+import type { Session } from './session.js';
+import type { SessionManager } from './session.manager.js';
+import { parseStoredJson } from './utils/json.js';
+
+/** A stored session as the service reports it. */
+export interface SessionInfo<T extends object = Record<string, unknown>> {
+  /** The server-side id (what `session.id` returns); not a cookie token. */
+  readonly id: string;
+  readonly userId: string | null;
+  readonly createdAt: Date;
+  readonly lastActiveAt: Date;
+  /** The earlier of idle and absolute expiry. */
+  readonly expiresAt: Date;
+  readonly absoluteExpiresAt: Date;
+  readonly data: Partial<T>;
+}
+
+/** Options of {@link SessionService.invalidateAllForUser}. */
+export interface InvalidateAllOptions {
+  /** Session id(s) to keep, typically the current one (`session.id`). */
+  except?: string | readonly string[];
+}
+
+/**
+ * Sessions as a repository, for code that is not an HTTP handler of the session itself: admin
+ * tools, "log out everywhere", background jobs. Store failures reject with
+ * `SessionStoreUnavailableError`.
+ */
+@Injectable()
+export class SessionService {
+  constructor(@Inject(SESSION_MANAGER) private readonly sessions: SessionManager) {}
+
+  /** One live session by id, or `null`. */
+  async get<T extends object = Record<string, unknown>>(id: string): Promise<SessionInfo<T> | null> {
+    const record = await this.sessions.loadLive(id);
+    return record && toInfo<T>(record);
+  }
+
+  /** Ends one session now. Ending a session that does not exist is not an error. */
+  async invalidate(id: string): Promise<void> {
+    await this.sessions.storeCall(() => this.sessions.store.destroy(id));
+  }
+
+  /** The live sessions of a user (the value stored under `userKey`), oldest first. */
+  async listForUser<T extends object = Record<string, unknown>>(
+    userId: string | number,
+  ): Promise<SessionInfo<T>[]> {
+    const now = Date.now();
+    const records = await this.sessions.storeCall(() =>
+      this.sessions.store.listForUser(String(userId)),
+    );
+    return records
+      .filter((record) => !this.sessions.isExpired(record, now))
+      .sort((a, b) => a.createdAt - b.createdAt)
+      .map((record) => toInfo<T>(record));
+  }
+
+  /**
+   * Ends every session of a user ("log out everywhere"), except the ones listed; resolves how many
+   * ended.
+   * @example await sessions.invalidateAllForUser(user.id, { except: session.id })
+   */
+  async invalidateAllForUser(
+    userId: string | number,
+    options: InvalidateAllOptions = {},
+  ): Promise<number> {
+    const except = options.except === undefined ? [] : [options.except].flat();
+    return this.sessions.storeCall(() =>
+      this.sessions.store.destroyForUser(String(userId), except),
+    );
+  }
+
+  /**
+   * Runs `fn` with a session loaded by id, like a request would: the changes are saved when `fn`
+   * resolves and dropped when it throws. Rejects with `SessionGoneError` when the session does not
+   * exist or has ended.
+   */
+  async withSession<R, T extends object = Record<string, unknown>>(
+    id: string,
+    fn: (session: Session<T>) => R | Promise<R>,
+  ): Promise<R> {
+    const session = await this.sessions.handleForKey(id).load();
+    try {
+      const result = await fn(session as unknown as Session<T>);
+      await session.commit();
+      return result;
+    } catch (error) {
+      session.rollback();
+      throw error;
+    }
+  }
+}
+
+function toInfo<T extends object>(record: SessionRecord): SessionInfo<T> {
+  const data: Record<string, unknown> = {};
+  for (const key of Object.keys(record.data)) {
+    data[key] = parseStoredJson(record.data[key]);
+  }
+  return {
+    id: record.key,
+    userId: record.userId,
+    createdAt: new Date(record.createdAt),
+    lastActiveAt: new Date(record.lastActiveAt),
+    expiresAt: new Date(record.expiresAt),
+    absoluteExpiresAt: new Date(record.absoluteExpiresAt),
+    data: data as Partial<T>,
+  };
+}

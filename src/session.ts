@@ -1,0 +1,651 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { SessionError, SessionGoneError, SessionTooLargeError } from './session.errors.js';
+import type { SessionRecord, SessionWrite } from './interfaces/session-store.interface.js';
+import type { SessionManager } from './session.manager.js';
+import { SessionTokenSigner } from './transport/session-token.js';
+import { isForbiddenKey, parseStoredJson } from './utils/json.js';
+
+/** Options of {@link Session.regenerate}. */
+export interface SessionRegenerateOptions<T> {
+  /**
+   * What the new session keeps: `true` keeps everything, `false` starts empty, a list keeps only
+   * those keys.
+   * @default true
+   */
+  keep?: boolean | readonly (keyof T & string)[];
+}
+
+type Callback = (err?: unknown) => void;
+
+/**
+ * The session of one request (or of one `SessionService.withSession` call).
+ *
+ * Read and change values through `data` (or `get` / `set` / `unset`); changes are saved
+ * automatically when the handler succeeds, before the response is sent. Only changed top-level keys
+ * are written, and changes made in place inside nested objects are detected. The same object stays
+ * valid for the whole request, across `regenerate()`.
+ *
+ * @typeParam T - the shape of the session data.
+ */
+export interface Session<T extends object = Record<string, unknown>> {
+  /** The session values. Assign, mutate or `delete` keys; only JSON-representable values are kept. */
+  readonly data: Partial<T>;
+  /**
+   * The session's server-side id: the hash under which the store keeps it. It is not the cookie
+   * token and cannot be used as one. Changes on `regenerate()`.
+   */
+  readonly id: string;
+  /** True until the session has been stored (a request without a valid session cookie). */
+  readonly isNew: boolean;
+  /** When the session was created. */
+  readonly createdAt: Date;
+  /** The last recorded activity (recorded at most once per `touchAfter`). */
+  readonly lastActiveAt: Date;
+  /** When the session will end if unused: the earlier of idle and absolute expiry. */
+  readonly expiresAt: Date;
+  /** One value, or `undefined`. */
+  get<K extends keyof T & string>(key: K): T[K] | undefined;
+  /** Sets one value; `undefined` removes the key. */
+  set<K extends keyof T & string>(key: K, value: T[K] | undefined): void;
+  /** Removes one key. */
+  unset(key: keyof T & string): void;
+  /**
+   * Gives the session a new id (and a new cookie) and ends the old id, atomically, when the
+   * changes are saved. Call it at login and at any privilege change. Keeps the data unless told
+   * otherwise. The callback form (`regenerate(cb)`, used by Passport) starts empty, like
+   * express-session.
+   */
+  regenerate(options?: SessionRegenerateOptions<T>): Promise<void>;
+  regenerate(callback: Callback): void;
+  /** Deletes the session from the store now and clears the cookie. The object becomes a new, empty session. */
+  destroy(): Promise<void>;
+  destroy(callback: Callback): void;
+  /** Saves pending changes now (for routes that write the response themselves). */
+  save(): Promise<void>;
+  save(callback: Callback): void;
+  /** Drops pending changes and reads the session again from the store. */
+  reload(): Promise<void>;
+  reload(callback: Callback): void;
+  /** Records activity on the next save even if `touchAfter` has not passed. */
+  touch(): void;
+  /** Loads the session if it is not loaded yet. `@Session()` and `SessionGuard` do this for you. */
+  load(): Promise<this>;
+}
+
+type State = 'unloaded' | 'loading' | 'loaded';
+
+/** The HTTP exchange a session belongs to; absent for `withSession`. */
+export interface SessionExchange {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+}
+
+function userIdOf(value: unknown): string | null {
+  if (typeof value === 'string' && value.length > 0) return value;
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  return null;
+}
+
+/**
+ * The implementation behind {@link Session}. Loads lazily, tracks which keys were read or written,
+ * and turns them into one atomic store write at commit.
+ * @internal
+ */
+export class SessionHandle<T extends object = Record<string, unknown>> implements Session<T> {
+  /** The object handed to users: this handle behind a proxy that also exposes data keys as properties. */
+  readonly proxy: this;
+
+  private state: State = 'unloaded';
+  private loading: Promise<void> | undefined;
+  /** Current token; minted lazily for new sessions. */
+  private token: string | undefined;
+  /** Token of the stored record, kept so a rollback can undo a pending regenerate. */
+  private storedToken: string | undefined;
+  private key: string | undefined;
+  /** Key of the stored record this handle represents, if any. */
+  private storedKey: string | undefined;
+  private created = 0;
+  private lastActive = 0;
+  private absoluteExpiry = 0;
+  private version = 0;
+  /** JSON text of each key as the store holds it. */
+  private texts = new Map<string, string>();
+  /** Parsed values of keys read or written in this request. */
+  private values: Record<string, unknown> = Object.create(null);
+  /** Keys handed out or assigned; only these can have changed. */
+  private readonly touched = new Set<string>();
+  private readonly removed = new Set<string>();
+  private storedUser: string | null = null;
+  private rotate = false;
+  private replace = false;
+  private touchRequested = false;
+  /** The cookie verified under an old secret: re-issue it under the first one. */
+  private reissue = false;
+  /** The request carried our cookie but it did not lead to a live session. */
+  private deadCookie = false;
+  private dataView: Partial<T> | undefined;
+
+  constructor(
+    private readonly manager: SessionManager,
+    private readonly exchange: SessionExchange | undefined,
+    private readonly loadKey?: string,
+  ) {
+    this.proxy = new Proxy(this, HANDLE_TRAPS) as this;
+  }
+
+  // --- public API -------------------------------------------------------------------------
+
+  get data(): Partial<T> {
+    this.assertLoaded();
+    return (this.dataView ??= new Proxy(this.values, new DataTraps(this)) as Partial<T>);
+  }
+
+  get id(): string {
+    this.assertLoaded();
+    return this.currentKey();
+  }
+
+  get isNew(): boolean {
+    this.assertLoaded();
+    return this.storedKey === undefined;
+  }
+
+  get createdAt(): Date {
+    this.assertLoaded();
+    return new Date(this.created);
+  }
+
+  get lastActiveAt(): Date {
+    this.assertLoaded();
+    return new Date(this.lastActive);
+  }
+
+  get expiresAt(): Date {
+    this.assertLoaded();
+    return new Date(this.expiryFrom(this.lastActive));
+  }
+
+  get<K extends keyof T & string>(key: K): T[K] | undefined {
+    this.assertLoaded();
+    return this.read(key) as T[K] | undefined;
+  }
+
+  set<K extends keyof T & string>(key: K, value: T[K] | undefined): void {
+    this.assertLoaded();
+    this.write(key, value);
+  }
+
+  unset(key: keyof T & string): void {
+    this.assertLoaded();
+    this.remove(key);
+  }
+
+  regenerate(options?: SessionRegenerateOptions<T>): Promise<void>;
+  regenerate(callback: Callback): void;
+  regenerate(arg?: SessionRegenerateOptions<T> | Callback): Promise<void> | void {
+    if (typeof arg === 'function') return settle(this.doRegenerate({ keep: false }), arg);
+    return this.doRegenerate(arg ?? {});
+  }
+
+  destroy(): Promise<void>;
+  destroy(callback: Callback): void;
+  destroy(callback?: Callback): Promise<void> | void {
+    return callback ? settle(this.doDestroy(), callback) : this.doDestroy();
+  }
+
+  save(): Promise<void>;
+  save(callback: Callback): void;
+  save(callback?: Callback): Promise<void> | void {
+    const saving = this.load().then(() => this.commit({ explicit: true }));
+    return callback ? settle(saving, callback) : saving;
+  }
+
+  reload(): Promise<void>;
+  reload(callback: Callback): void;
+  reload(callback?: Callback): Promise<void> | void {
+    return callback ? settle(this.doReload(), callback) : this.doReload();
+  }
+
+  touch(): void {
+    this.touchRequested = true;
+  }
+
+  async load(): Promise<this> {
+    if (this.state !== 'loaded') {
+      this.loading ??= this.doLoad().finally(() => (this.loading = undefined));
+      await this.loading;
+    }
+    return this.proxy;
+  }
+
+  // --- used by the runtime ----------------------------------------------------------------
+
+  /** Whether anything loaded the session during this request. */
+  get isLoaded(): boolean {
+    return this.state === 'loaded';
+  }
+
+  /** Drops changes not yet saved (a handler failed). Destroy and saved changes stay. */
+  rollback(): void {
+    if (this.state !== 'loaded') return;
+    this.values = Object.create(null);
+    this.dataView = undefined;
+    this.touched.clear();
+    this.removed.clear();
+    this.touchRequested = false;
+    this.rotate = false;
+    this.replace = false;
+    this.token = this.storedToken;
+    this.key = this.storedKey;
+  }
+
+  /**
+   * Writes this request's changes in one atomic store call and sets the cookie when it changed.
+   * Does nothing for a session nobody loaded, or one without changes.
+   */
+  async commit(options: { explicit?: boolean } = {}): Promise<void> {
+    if (this.state !== 'loaded') return;
+    const m = this.manager;
+    const now = Date.now();
+    const { set, unset } = this.delta();
+    const user = this.touched.has(m.options.userKey)
+      ? userIdOf(this.values[m.options.userKey])
+      : this.storedUser;
+    const persisted = this.storedKey !== undefined;
+
+    if (persisted && user !== this.storedUser) {
+      // A change of user is a privilege change: new id, always (LC-2). Another user does not
+      // inherit what the previous one left in the session.
+      this.rotateToken();
+      if (this.storedUser !== null && user !== null) this.keepOnly(set);
+    }
+
+    let write: SessionWrite | undefined;
+    let touchOnly = false;
+    if (!persisted) {
+      if (Object.keys(set).length === 0 && !m.options.saveUninitialized) {
+        if (this.deadCookie && this.exchange) m.clearCookie(this.exchange);
+        this.deadCookie = false;
+        return;
+      }
+      write = this.buildWrite('create', now, set, [], user);
+    } else if (this.replace || this.rotate || unset.length > 0 || Object.keys(set).length > 0) {
+      write = this.buildWrite('update', now, set, unset, user);
+    } else if (this.touchRequested || now - this.lastActive >= m.options.touchAfter) {
+      touchOnly = true;
+    } else if (!this.reissue) {
+      return;
+    }
+
+    const needsCookie = write?.kind === 'create' || this.rotate;
+    const http = this.exchange;
+    let sendCookie = false;
+    if (http) {
+      const refresh = write !== undefined || touchOnly;
+      if (needsCookie || this.reissue || (refresh && m.options.cookie.maxAge !== undefined)) {
+        sendCookie = m.canSetCookie(http, options.explicit === true);
+        // Never store a session whose cookie cannot reach the browser (CK-2, headers already sent).
+        if (needsCookie && !sendCookie) return;
+      }
+    } else if (this.rotate) {
+      throw new SessionError(
+        'SESSION_NO_TRANSPORT',
+        'regenerate() needs an HTTP response to send the new cookie; it cannot be used in withSession()',
+      );
+    }
+
+    if (write) {
+      this.assertSize(write.set);
+      await m.storeCall(() => m.store.save(write));
+      this.applyWrite(write);
+    } else if (touchOnly) {
+      const times = { lastActiveAt: now, expiresAt: this.expiryFrom(now) };
+      // A session destroyed meanwhile stays destroyed; this request only read it.
+      const alive = await m.storeCall(() => m.store.touch(this.storedKey as string, times));
+      this.touchRequested = false;
+      if (!alive) return;
+      this.lastActive = now;
+    }
+
+    if (sendCookie && http && this.token !== undefined) {
+      m.setCookie(http, this.token, this.absoluteExpiry, now);
+      this.reissue = false;
+    }
+  }
+
+  // --- data access, through `data` and get/set/unset ----------------------------------------
+
+  /** @internal */
+  read(key: string): unknown {
+    if (this.removed.has(key)) return undefined;
+    if (key in this.values) {
+      this.touched.add(key);
+      return this.values[key];
+    }
+    const text = this.texts.get(key);
+    if (text === undefined) return undefined;
+    // Handed out: the caller may change it in place, so it is compared at commit.
+    this.touched.add(key);
+    const value = parseStoredJson(text);
+    this.values[key] = value;
+    return value;
+  }
+
+  /** @internal */
+  write(key: string, value: unknown): void {
+    if (value === undefined) return this.remove(key);
+    if (typeof key !== 'string' || isForbiddenKey(key)) {
+      throw new SessionError('SESSION_INVALID_KEY', `"${String(key)}" cannot be a session key`);
+    }
+    this.removed.delete(key);
+    this.touched.add(key);
+    this.values[key] = value;
+  }
+
+  /** @internal */
+  remove(key: string): void {
+    delete this.values[key];
+    this.touched.delete(key);
+    if (this.texts.has(key)) this.removed.add(key);
+  }
+
+  /** @internal */
+  has(key: string): boolean {
+    return !this.removed.has(key) && (key in this.values || this.texts.has(key));
+  }
+
+  /** @internal */
+  keys(): string[] {
+    const keys = new Set(Object.keys(this.values));
+    for (const key of this.texts.keys()) if (!this.removed.has(key)) keys.add(key);
+    return [...keys];
+  }
+
+  // --- internals ------------------------------------------------------------------------------
+
+  private assertLoaded(): void {
+    if (this.state !== 'loaded') {
+      throw new SessionError(
+        'SESSION_NOT_LOADED',
+        'The session is not loaded yet: take it with @Session(), protect the route with SessionGuard, or call `await req.session.load()` first',
+      );
+    }
+  }
+
+  private currentKey(): string {
+    if (this.key === undefined) {
+      this.token = SessionTokenSigner.mint();
+      this.key = SessionTokenSigner.storageKey(this.token);
+    }
+    return this.key;
+  }
+
+  private expiryFrom(lastActive: number): number {
+    return Math.min(lastActive + this.manager.options.idleTimeout, this.absoluteExpiry);
+  }
+
+  private async doLoad(): Promise<void> {
+    const m = this.manager;
+    if (this.loadKey !== undefined) {
+      const record = await m.loadLive(this.loadKey);
+      if (!record) throw new SessionGoneError();
+      this.adopt(record, undefined);
+    } else if (this.exchange) {
+      const values = m.cookieValues(this.exchange.req);
+      this.deadCookie = values.length > 0;
+      for (const value of values) {
+        const verified = m.signer.verify(value);
+        if (!verified) continue;
+        const record = await m.loadLive(SessionTokenSigner.storageKey(verified.token));
+        if (!record) continue;
+        this.adopt(record, verified.token);
+        this.reissue = verified.stale;
+        this.deadCookie = false;
+        break;
+      }
+    }
+    if (this.storedKey === undefined) this.startNew();
+    this.state = 'loaded';
+  }
+
+  private adopt(record: SessionRecord, token: string | undefined): void {
+    this.token = token;
+    this.storedToken = token;
+    this.key = record.key;
+    this.storedKey = record.key;
+    this.created = record.createdAt;
+    this.lastActive = record.lastActiveAt;
+    this.absoluteExpiry = record.absoluteExpiresAt;
+    this.version = record.version;
+    this.storedUser = record.userId;
+    this.texts = new Map(Object.entries(record.data));
+  }
+
+  private startNew(): void {
+    const now = Date.now();
+    this.token = undefined;
+    this.storedToken = undefined;
+    this.key = undefined;
+    this.storedKey = undefined;
+    this.created = now;
+    this.lastActive = now;
+    this.absoluteExpiry = now + this.manager.options.absoluteTimeout;
+    this.version = 0;
+    this.storedUser = null;
+    this.texts = new Map();
+    this.values = Object.create(null);
+    this.dataView = undefined;
+    this.touched.clear();
+    this.removed.clear();
+    this.rotate = false;
+    this.replace = false;
+    this.reissue = false;
+  }
+
+  private async doRegenerate(options: SessionRegenerateOptions<T>): Promise<void> {
+    await this.load();
+    const keep = options.keep ?? true;
+    if (keep === false) {
+      for (const key of this.keys()) this.remove(key);
+      this.replace = true;
+    } else if (Array.isArray(keep)) {
+      for (const key of this.keys()) if (!keep.includes(key)) this.remove(key);
+    }
+    this.rotateToken();
+  }
+
+  private rotateToken(): void {
+    if (this.storedKey !== undefined) this.rotate = true;
+    this.token = SessionTokenSigner.mint();
+    this.key = SessionTokenSigner.storageKey(this.token);
+  }
+
+  /** Keeps only the keys in `set` (this request's writes); the write will replace the stored data. */
+  private keepOnly(set: Record<string, string>): void {
+    for (const key of this.keys()) if (!(key in set)) this.remove(key);
+    this.replace = true;
+  }
+
+  private async doDestroy(): Promise<void> {
+    await this.load();
+    const m = this.manager;
+    const hadSession = this.storedKey !== undefined;
+    if (hadSession) await m.storeCall(() => m.store.destroy(this.storedKey as string));
+    this.startNew();
+    this.deadCookie = false;
+    if (hadSession && this.exchange) m.clearCookie(this.exchange);
+  }
+
+  private async doReload(): Promise<void> {
+    await this.load();
+    const key = this.storedKey;
+    const token = this.token;
+    this.startNew();
+    if (key === undefined) return;
+    const record = await this.manager.loadLive(key);
+    if (record) this.adopt(record, token);
+  }
+
+  /** Changed and removed keys, as JSON texts, compared with what the store holds. */
+  private delta(): { set: Record<string, string>; unset: string[] } {
+    // After a regenerate that starts empty, the store drops everything: write every live key.
+    const base = this.replace ? undefined : this.texts;
+    const set: Record<string, string> = {};
+    for (const key of this.touched) {
+      let text: string | undefined;
+      try {
+        text = JSON.stringify(this.values[key]);
+      } catch (cause) {
+        throw new SessionError(
+          'SESSION_NOT_SERIALIZABLE',
+          `Session key "${key}" holds a value that cannot be saved as JSON`,
+          { cause },
+        );
+      }
+      if (text === undefined) {
+        throw new SessionError(
+          'SESSION_NOT_SERIALIZABLE',
+          `Session key "${key}" holds a value that cannot be saved as JSON`,
+        );
+      }
+      if (base?.get(key) !== text) set[key] = text;
+    }
+    const unset: string[] = [];
+    for (const key of this.removed) if (this.texts.has(key)) unset.push(key);
+    return { set, unset };
+  }
+
+  private buildWrite(
+    kind: 'create' | 'update',
+    now: number,
+    set: Record<string, string>,
+    unset: string[],
+    userId: string | null,
+  ): SessionWrite {
+    return {
+      kind,
+      key: this.currentKey(),
+      previousKey: this.rotate ? this.storedKey : undefined,
+      replace: this.replace || undefined,
+      set,
+      unset: this.replace ? [] : unset,
+      userId,
+      createdAt: this.created,
+      lastActiveAt: now,
+      expiresAt: this.expiryFrom(now),
+      absoluteExpiresAt: this.absoluteExpiry,
+    };
+  }
+
+  private assertSize(set: Readonly<Record<string, string>>): void {
+    let size = 0;
+    for (const key of this.keys()) {
+      const text = set[key] ?? (this.replace ? undefined : this.texts.get(key));
+      if (text !== undefined) size += Buffer.byteLength(key) + Buffer.byteLength(text);
+    }
+    if (size > this.manager.options.maxSize) {
+      throw new SessionTooLargeError(size, this.manager.options.maxSize);
+    }
+  }
+
+  private applyWrite(write: SessionWrite): void {
+    if (write.replace) this.texts = new Map();
+    this.storedToken = this.token;
+    for (const key of write.unset) this.texts.delete(key);
+    for (const key of Object.keys(write.set)) this.texts.set(key, write.set[key]);
+    this.removed.clear();
+    this.storedKey = write.key;
+    this.storedUser = write.userId;
+    this.lastActive = write.lastActiveAt;
+    this.version += 1;
+    this.rotate = false;
+    this.replace = false;
+    this.touchRequested = false;
+  }
+}
+
+/** Runs a promise and reports to a Node-style callback (express-session / Passport compatibility). */
+function settle(promise: Promise<unknown>, callback: Callback): void {
+  promise.then(
+    () => callback(),
+    (err: unknown) => callback(err),
+  );
+}
+
+/**
+ * Traps for `session.data`: reads parse stored JSON lazily and mark the key as touched, writes and
+ * deletes go through the handle. One instance per handle, created only when `data` is used.
+ */
+class DataTraps implements ProxyHandler<Record<string, unknown>> {
+  constructor(private readonly handle: SessionHandle<object>) {}
+
+  get(_target: Record<string, unknown>, prop: string | symbol): unknown {
+    if (typeof prop === 'symbol') return undefined;
+    return this.handle.read(prop);
+  }
+
+  set(_target: Record<string, unknown>, prop: string | symbol, value: unknown): boolean {
+    if (typeof prop === 'symbol') return false;
+    this.handle.write(prop, value);
+    return true;
+  }
+
+  deleteProperty(_target: Record<string, unknown>, prop: string | symbol): boolean {
+    if (typeof prop === 'string') this.handle.remove(prop);
+    return true;
+  }
+
+  has(_target: Record<string, unknown>, prop: string | symbol): boolean {
+    return typeof prop === 'string' && this.handle.has(prop);
+  }
+
+  ownKeys(): string[] {
+    return this.handle.keys();
+  }
+
+  getOwnPropertyDescriptor(
+    _target: Record<string, unknown>,
+    prop: string | symbol,
+  ): PropertyDescriptor | undefined {
+    if (typeof prop !== 'string' || !this.handle.has(prop)) return undefined;
+    return { value: this.handle.read(prop), writable: true, enumerable: true, configurable: true };
+  }
+
+  defineProperty(
+    _target: Record<string, unknown>,
+    prop: string | symbol,
+    descriptor: PropertyDescriptor,
+  ): boolean {
+    if (typeof prop !== 'string' || !('value' in descriptor)) return false;
+    this.handle.write(prop, descriptor.value);
+    return true;
+  }
+}
+
+/**
+ * Traps for the handle itself: its own members behave normally; any other string property reads
+ * and writes a data key, as `req.session.x` does with express-session (Passport relies on it).
+ */
+const HANDLE_TRAPS: ProxyHandler<SessionHandle<object>> = {
+  get(target, prop, receiver) {
+    if (typeof prop === 'symbol' || prop in target) return Reflect.get(target, prop, receiver);
+    // Promise resolution probes `then`; the handle is not a thenable.
+    if (prop === 'then') return undefined;
+    return (target.data as Record<string, unknown>)[prop];
+  },
+  set(target, prop, value) {
+    if (typeof prop === 'symbol' || prop in target) {
+      return Reflect.set(target, prop, value);
+    }
+    (target.data as Record<string, unknown>)[prop] = value;
+    return true;
+  },
+  deleteProperty(target, prop) {
+    if (typeof prop === 'symbol' || prop in target) return false;
+    delete (target.data as Record<string, unknown>)[prop];
+    return true;
+  },
+  has(target, prop) {
+    return prop in target || (typeof prop === 'string' && target.isLoaded && target.has(prop));
+  },
+};
