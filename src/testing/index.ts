@@ -1,0 +1,8 @@
+export {
+  describeSessionStoreContract,
+  createWrite,
+  randomStorageKey,
+  type SessionStoreContractFramework,
+  type SessionStoreContractOptions,
+} from './store-contract.js';
+export { createSessionCookie } from './session-cookie.js';
