@@ -128,6 +128,14 @@ export class SessionManager {
     this.replaceSetCookie(res, header);
   }
 
+  /** Responses that depend on the session vary with the Cookie header (CK-12). */
+  varyOnCookie(res: ServerResponse): void {
+    if (res.headersSent) return;
+    const vary = res.getHeader('vary');
+    if (vary === undefined) res.setHeader('Vary', 'Cookie');
+    else if (!/(^|,)\s*(cookie|\*)\s*(,|$)/i.test(String(vary))) res.setHeader('Vary', `${String(vary)}, Cookie`);
+  }
+
   /** Expires the cookie in the browser, with the same name, path and domain (CK-10). */
   clearCookie({ req, res }: SessionExchange): void {
     if (res.headersSent) return;

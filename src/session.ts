@@ -391,6 +391,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
       if (!record) throw new SessionGoneError();
       this.adopt(record, undefined);
     } else if (this.exchange) {
+      m.varyOnCookie(this.exchange.res);
       const values = m.cookieValues(this.exchange.req);
       this.deadCookie = values.length > 0;
       for (const value of values) {
