@@ -1,4 +1,5 @@
 import {
+  BadRequestException,
   ConflictException,
   ForbiddenException,
   HttpException,
@@ -119,6 +120,8 @@ export function toHttpException(error: unknown): unknown {
       return new SessionConflictException();
     case 'SESSION_TOO_LARGE':
       return new SessionTooLargeException();
+    case 'SESSION_INVALID_KEY':
+      return new BadRequestException(error.message);
     default:
       return error;
   }

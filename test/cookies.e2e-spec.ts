@@ -1,0 +1,234 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { INestApplication } from '@nestjs/common';
+import fc from 'fast-check';
+import request from 'supertest';
+import { SessionTokenSigner } from '../src/transport/session-token.js';
+import {
+  OLD_SECRET,
+  TEST_SECRET,
+  createFixtureApp,
+  sessionCookie,
+  sessionSetCookie,
+} from './support/app.js';
+import { CountingStore } from './support/counting-store.js';
+
+describe('Session cookies and tokens (e2e)', () => {
+  let app: INestApplication;
+  let store: CountingStore;
+  let http: ReturnType<typeof request>;
+
+  beforeAll(async () => {
+    store = new CountingStore();
+    app = await createFixtureApp({ store });
+    http = request(app.getHttpServer());
+  });
+  afterAll(async () => {
+    await app.close();
+    await store.close();
+  });
+
+  async function login(userId = 'u1'): Promise<string> {
+    const res = await http.post('/login').send({ userId }).expect(200);
+    return sessionCookie(res)!;
+  }
+
+  it('sets HttpOnly, SameSite=Lax, Path=/, no Domain, no Max-Age and Cache-Control: no-store (CK-1, CK-5, CK-12)', async () => {
+    const res = await http.post('/set').send({ name: 'ann' }).expect(200);
+    const line = sessionSetCookie(res)!;
+    expect(line).toMatch(/^sid=[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Lax$/);
+    expect(res.headers['cache-control']).toBe('no-store');
+  });
+
+  it('puts nothing but a random token and its signature in the cookie (TOK-8, IN-4)', async () => {
+    const res = await http
+      .post('/set')
+      .send({ name: 'ann\r\nSet-Cookie: evil=1; x', userId: 'alice@example.com' })
+      .expect(200);
+    const lines = res.headers['set-cookie'] as unknown as string[];
+    expect(lines).toHaveLength(1);
+    const value = sessionCookie(res)!.split('=')[1];
+    expect(value).not.toMatch(/ann|alice|evil/);
+    expect(Buffer.from(value.split('.')[0], 'base64url')).toHaveLength(32);
+  });
+
+  it('keeps no token or cookie text in the store (TOK-2)', async () => {
+    const cookie = await login('tok2');
+    const token = cookie.split('=')[1].split('.')[0];
+    const key = SessionTokenSigner.storageKey(token);
+    const record = await store.load(key);
+    expect(record).not.toBeNull();
+    expect(JSON.stringify(record)).not.toContain(token);
+    expect(await store.load(token)).toBeNull();
+  });
+
+  it('does not accept the stored key (hash) as a cookie (TOK-3)', async () => {
+    const cookie = await login('tok3');
+    const key = SessionTokenSigner.storageKey(cookie.split('=')[1].split('.')[0]);
+    const forged = new SessionTokenSigner([TEST_SECRET], 'sid').sign(key);
+    await http.get('/guarded').set('Cookie', `sid=${forged}`).expect(401);
+  });
+
+  it('reads the token only from the cookie, never from the query string (TOK-9)', async () => {
+    const cookie = await login('tok9');
+    await http.get(`/guarded?sid=${encodeURIComponent(cookie.split('=')[1])}`).expect(401);
+  });
+
+  it('never adopts an unknown id: a validly signed unknown token gets a fresh one (TOK-6, TOK-7)', async () => {
+    const signer = new SessionTokenSigner([TEST_SECRET], 'sid');
+    const chosen = SessionTokenSigner.mint();
+    const before = store.size;
+    const read = await http.get('/read').set('Cookie', `sid=${signer.sign(chosen)}`).expect(200);
+    expect(read.body.isNew).toBe(true);
+    expect(store.size).toBe(before);
+    const res = await http.post('/set').set('Cookie', `sid=${signer.sign(chosen)}`).send({ a: 1 });
+    expect(sessionCookie(res)).not.toContain(chosen);
+    expect(await store.load(SessionTokenSigner.storageKey(chosen))).toBeNull();
+  });
+
+  it('treats tampered, truncated, oversized and garbage cookies as anonymous, never 500 (SC-3, SC-7, IN-1)', async () => {
+    const cookie = await login('bad');
+    const value = cookie.split('=')[1];
+    const bad = [
+      value.slice(0, -1),
+      value.slice(0, 43),
+      value + 'A',
+      `${value.slice(0, 43)}.${'A'.repeat(43)}`,
+      value.replace('.', ''),
+      'x'.repeat(5000),
+      '%00',
+      '../../etc/passwd',
+      '*',
+      'a:b',
+      '"unterminated',
+      'ä',
+      '',
+    ];
+    for (const v of bad) {
+      store.reset();
+      const res = await http.get('/guarded').set('Cookie', `sid=${v}`);
+      expect(res.status).toBe(401);
+      expect(store.calls.load).toBeUndefined();
+    }
+  });
+
+  it('answers random Cookie headers without a 500 (fast-check)', async () => {
+    const cookie = await login('fuzz');
+    const value = cookie.split('=')[1];
+    const header = fc.oneof(
+      fc.string({ maxLength: 300 }),
+      fc.string({ maxLength: 100 }).map((s) => `sid=${s}`),
+      fc.tuple(fc.nat(value.length - 1), fc.string({ minLength: 1, maxLength: 1 })).map(([i, c]) => `sid=${value.slice(0, i)}${c}${value.slice(i + 1)}`),
+      fc.array(fc.constantFrom('sid=', value, ';', ' ', '=', '"', 'a', ','), { maxLength: 12 }).map((a) => a.join('')),
+    );
+    await fc.assert(
+      fc.asyncProperty(header, async (h) => {
+        // Node refuses to send some characters in headers; those never reach a server either.
+        if (/[^\t\x20-\x7e\x80-\xff]/.test(h)) return;
+        const res = await http.get('/guarded').set('Cookie', h);
+        expect([200, 401]).toContain(res.status);
+        const read = await http.get('/read').set('Cookie', h);
+        expect(read.status).toBe(200);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('uses the genuine cookie when a forged one with the same name comes first (CK-15)', async () => {
+    const cookie = await login('ck15');
+    const forged = `sid=${SessionTokenSigner.mint()}.${'A'.repeat(43)}`;
+    const res = await http.get('/guarded').set('Cookie', `${forged}; ${cookie}`).expect(200);
+    expect(res.body.userId).toBe('ck15');
+  });
+
+  it('re-issues a cookie signed with an old secret under the new one, and refuses it once the old secret is gone (KEY-3, KEY-4)', async () => {
+    const shared = new CountingStore();
+    const oldApp = await createFixtureApp({ store: shared, secret: OLD_SECRET });
+    const login = await request(oldApp.getHttpServer()).post('/login').send({ userId: 'k' });
+    const oldCookie = sessionCookie(login)!;
+    await oldApp.close();
+
+    const rotated = await createFixtureApp({ store: shared, secret: [TEST_SECRET, OLD_SECRET] });
+    const res = await request(rotated.getHttpServer()).get('/guarded').set('Cookie', oldCookie).expect(200);
+    const reissued = sessionCookie(res)!;
+    expect(reissued).toBeDefined();
+    expect(reissued.split('.')[0]).toBe(oldCookie.split('.')[0]);
+    expect(new SessionTokenSigner([TEST_SECRET], 'sid').verify(reissued.split('=')[1])).toBeDefined();
+    const again = await request(rotated.getHttpServer()).get('/guarded').set('Cookie', reissued).expect(200);
+    expect(again.headers['set-cookie']).toBeUndefined();
+    await rotated.close();
+
+    const newOnly = await createFixtureApp({ store: shared, secret: TEST_SECRET });
+    await request(newOnly.getHttpServer()).get('/guarded').set('Cookie', oldCookie).expect(401);
+    await request(newOnly.getHttpServer()).get('/guarded').set('Cookie', reissued).expect(200);
+    await newOnly.close();
+    await shared.close();
+  });
+
+  it('clears a dead cookie when the session is used and found missing', async () => {
+    const cookie = await login('dead');
+    await http.post('/destroy').set('Cookie', cookie).expect(200);
+    const res = await http.get('/read').set('Cookie', cookie).expect(200);
+    expect(sessionSetCookie(res)).toMatch(/^sid=; Max-Age=0/);
+  });
+
+  describe('secure cookies over plain HTTP (CK-2)', () => {
+    it('does not send a Secure cookie over plain HTTP, stores nothing, and warns', async () => {
+      const secureStore = new CountingStore();
+      const secureApp = await createFixtureApp({ store: secureStore, cookie: { secure: true } });
+      const res = await request(secureApp.getHttpServer()).post('/set').send({ a: 1 }).expect(200);
+      expect(res.headers['set-cookie']).toBeUndefined();
+      expect(secureStore.size).toBe(0);
+      await secureApp.close();
+    });
+
+    it('sends it behind a trusted proxy that says the request was HTTPS', async () => {
+      const proxied = await createFixtureApp({ cookie: { secure: true }, trustProxy: true });
+      const server = proxied.getHttpServer();
+      const res = await request(server).post('/set').set('X-Forwarded-Proto', 'https').send({ a: 1 });
+      // secure: true defaults the name to the __Host- prefix (CK-4).
+      expect(sessionSetCookie(res, '__Host-sid')).toMatch(/; Secure;/);
+      const spoofed = await createFixtureApp({ cookie: { secure: true }, trustProxy: false });
+      const res2 = await request(spoofed.getHttpServer())
+        .post('/set')
+        .set('X-Forwarded-Proto', 'https')
+        .send({ a: 1 });
+      expect(res2.headers['set-cookie']).toBeUndefined();
+      await proxied.close();
+      await spoofed.close();
+    });
+
+    it("sets Secure only on HTTPS requests with secure: 'auto'", async () => {
+      const auto = await createFixtureApp({ cookie: { secure: 'auto' }, trustProxy: true });
+      const server = auto.getHttpServer();
+      const plain = await request(server).post('/set').send({ a: 1 });
+      expect(sessionSetCookie(plain)).not.toMatch(/Secure/);
+      const tls = await request(server).post('/set').set('X-Forwarded-Proto', 'https').send({ a: 1 });
+      expect(sessionSetCookie(tls)).toMatch(/Secure/);
+      await auto.close();
+    });
+  });
+
+  it('returns stored __proto__ data as plain data and pollutes nothing (IN-2)', async () => {
+    const cookie = await login('proto');
+    const key = SessionTokenSigner.storageKey(cookie.split('=')[1].split('.')[0]);
+    const record = (await store.load(key))!;
+    await store.save({
+      kind: 'update',
+      key,
+      set: { prefs: '{"__proto__":{"isAdmin":true},"constructor":{"prototype":{"isAdmin":true}},"ok":1}' },
+      unset: [],
+      userId: record.userId,
+      createdAt: record.createdAt,
+      lastActiveAt: Date.now(),
+      expiresAt: record.expiresAt,
+      absoluteExpiresAt: record.absoluteExpiresAt,
+    });
+    const res = await http.get('/guarded').set('Cookie', cookie).expect(200);
+    expect(res.body.prefs).toEqual({ ok: 1 });
+    expect(({} as Record<string, unknown>).isAdmin).toBeUndefined();
+    const set = await http.post('/set').set('Cookie', cookie).send(JSON.parse('{"__proto__":{"x":1}}'));
+    expect(set.status).toBe(400);
+    expect(set.body.message).toMatch(/cannot be a session key/);
+    expect(({} as Record<string, unknown>).x).toBeUndefined();
+  });
+});
