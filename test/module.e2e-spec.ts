@@ -1,0 +1,249 @@
+import { afterEach, describe, expect, it } from '@jest/globals';
+import {
+  Controller,
+  Get,
+  HttpException,
+  Injectable,
+  Module,
+  type INestApplication,
+  type Type,
+} from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
+import { Test } from '@nestjs/testing';
+import request from 'supertest';
+import {
+  AllowAnonymous,
+  Session,
+  SessionConfigError,
+  SessionGuard,
+  SessionModule,
+  SessionService,
+  type SessionDenialReason,
+  type SessionModuleOptions,
+  type SessionOptionsFactory,
+} from '../src/index.js';
+import { createSessionCookie } from '../src/testing/index.js';
+import { FixtureController } from './fixtures/fixture.controller.js';
+import { TEST_SECRET, sessionCookie } from './support/app.js';
+
+@Injectable()
+class AppConfig {
+  readonly secret = TEST_SECRET;
+}
+
+@Module({ providers: [AppConfig], exports: [AppConfig] })
+class ConfigModule {}
+
+@Injectable()
+class SessionConfig implements SessionOptionsFactory {
+  constructor(private readonly config: AppConfig) {}
+  createSessionOptions(): SessionModuleOptions {
+    return { secret: this.config.secret, cookie: { name: 'app_sid' } };
+  }
+}
+
+@Module({
+  imports: [ConfigModule],
+  providers: [SessionConfig],
+  exports: [SessionConfig],
+})
+class SessionConfigModule {}
+
+/** A feature module that uses the guard and the service without importing SessionModule. */
+@Controller('feature')
+class FeatureController {
+  constructor(private readonly sessions: SessionService) {}
+  @Get()
+  async feature(@Session() session: Session) {
+    const guard = await this.sessions.get(session.id);
+    return { viaService: guard?.data ?? null };
+  }
+}
+@Module({ controllers: [FeatureController] })
+class FeatureModule {}
+
+@Controller('open')
+class OpenController {
+  @Get('public')
+  @AllowAnonymous()
+  public() {
+    return 'public';
+  }
+  @Get('private')
+  private() {
+    return 'private';
+  }
+}
+
+let app: INestApplication | undefined;
+afterEach(async () => {
+  await app?.close();
+  app = undefined;
+});
+
+async function boot(imports: unknown[], controllers: Type[] = [FixtureController], providers: unknown[] = []) {
+  const moduleRef = await Test.createTestingModule({
+    imports: imports as Type[],
+    controllers,
+    providers: providers as Type[],
+  }).compile();
+  app = moduleRef.createNestApplication({ logger: false });
+  await app.init();
+  return request(app.getHttpServer());
+}
+
+async function roundTrip(http: ReturnType<typeof request>, name = 'sid') {
+  const res = await http.post('/set').send({ name: 'ann' }).expect(200);
+  const cookie = sessionCookie(res, name);
+  expect(cookie).toBeDefined();
+  const read = await http.get('/read').set('Cookie', cookie!).expect(200);
+  expect(read.body.data).toEqual({ name: 'ann' });
+}
+
+describe('SessionModule configuration (e2e)', () => {
+  it('works with forRoot', async () => {
+    await roundTrip(await boot([SessionModule.forRoot({ secret: TEST_SECRET })]));
+  });
+
+  it('works with forRootAsync useFactory and inject', async () => {
+    const http = await boot([
+      SessionModule.forRootAsync({
+        imports: [ConfigModule],
+        inject: [AppConfig],
+        useFactory: (config: AppConfig) => ({ secret: config.secret }),
+      }),
+    ]);
+    await roundTrip(http);
+  });
+
+  it('works with forRootAsync useClass', async () => {
+    const http = await boot([
+      SessionModule.forRootAsync({ imports: [ConfigModule], useClass: SessionConfig }),
+    ]);
+    await roundTrip(http, 'app_sid');
+  });
+
+  it('works with forRootAsync useExisting', async () => {
+    const http = await boot([
+      SessionModule.forRootAsync({ imports: [SessionConfigModule], useExisting: SessionConfig }),
+    ]);
+    await roundTrip(http, 'app_sid');
+  });
+
+  it('is global by default: feature modules use the service and decorators without importing it', async () => {
+    const http = await boot([SessionModule.forRoot({ secret: TEST_SECRET }), FeatureModule]);
+    const res = await http.post('/set').send({ name: 'ann' }).expect(200);
+    const feature = await http.get('/feature').set('Cookie', sessionCookie(res)!).expect(200);
+    expect(feature.body).toEqual({ viaService: { name: 'ann' } });
+  });
+
+  it('fails at boot with a message that says what to change', async () => {
+    await expect(boot([SessionModule.forRoot({ secret: 'too-short' })])).rejects.toThrow(
+      SessionConfigError,
+    );
+    await expect(
+      boot([SessionModule.forRoot({ secret: TEST_SECRET, cookie: { name: '__Host-x', domain: 'a.com', secure: true } })]),
+    ).rejects.toThrow(/may not have a domain. Remove 'cookie.domain'/);
+    await expect(
+      boot([
+        SessionModule.forRootAsync({
+          useFactory: async () => ({ secret: TEST_SECRET, cookie: { sameSite: 'none' as const } }),
+        }),
+      ]),
+    ).rejects.toThrow(/needs 'cookie.secure: true'/);
+  });
+
+  it('guards every route as APP_GUARD, except those marked @AllowAnonymous()', async () => {
+    const http = await boot(
+      [SessionModule.forRoot({ secret: TEST_SECRET })],
+      [OpenController],
+      [{ provide: APP_GUARD, useClass: SessionGuard }],
+    );
+    await http.get('/open/public').expect(200);
+    await http.get('/open/private').expect(401);
+    const cookie = await createSessionCookie(app!, { userId: 'u1' });
+    await http.get('/open/private').set('Cookie', cookie).expect(200);
+  });
+
+  it('lets a subclass choose status codes and messages in one method', async () => {
+    @Injectable()
+    class TeapotGuard extends SessionGuard {
+      protected override createException(reason: SessionDenialReason) {
+        return new HttpException({ reason }, 418);
+      }
+    }
+    const http = await boot(
+      [SessionModule.forRoot({ secret: TEST_SECRET })],
+      [OpenController],
+      [{ provide: APP_GUARD, useClass: TeapotGuard }],
+    );
+    const res = await http.get('/open/private').expect(418);
+    expect(res.body).toEqual({ reason: 'missing' });
+  });
+});
+
+describe('SessionGuard and @RequireSession (e2e)', () => {
+  it('answers 401 without a session, 403 when the predicate fails, 200 when it passes', async () => {
+    const http = await boot([SessionModule.forRoot({ secret: TEST_SECRET })]);
+    await http.get('/admin').expect(401);
+    const user = await createSessionCookie(app!, { userId: 'u', role: 'user' });
+    const admin = await createSessionCookie(app!, { userId: 'a', role: 'admin' });
+    const forbidden = await http.get('/admin').set('Cookie', user).expect(403);
+    expect(forbidden.body.message).toBeTruthy();
+    await http.get('/admin').set('Cookie', admin).expect(200);
+  });
+});
+
+describe('SessionService (e2e)', () => {
+  it('lists, reads and ends sessions, and logs a user out everywhere else (REV-1)', async () => {
+    const http = await boot([SessionModule.forRoot({ secret: TEST_SECRET })]);
+    const service = app!.get(SessionService);
+    const logins = [];
+    for (let i = 0; i < 3; i++) {
+      const res = await http.post('/login').send({ userId: 'multi' }).expect(200);
+      logins.push({ cookie: sessionCookie(res)!, id: res.body.id as string });
+    }
+    const other = await http.post('/login').send({ userId: 'other' }).expect(200);
+
+    const mine = await http.get('/mine').set('Cookie', logins[0].cookie).expect(200);
+    expect(mine.body).toHaveLength(3);
+    expect(mine.body.filter((s: { current: boolean }) => s.current)).toHaveLength(1);
+
+    expect((await service.get(logins[1].id))?.data).toEqual({ userId: 'multi' });
+    await service.invalidate(logins[1].id);
+    expect(await service.get(logins[1].id)).toBeNull();
+    await http.get('/guarded').set('Cookie', logins[1].cookie).expect(401);
+
+    const ended = await http.post('/logout-others').set('Cookie', logins[0].cookie).expect(200);
+    expect(ended.body).toEqual({ ended: 1 });
+    await http.get('/guarded').set('Cookie', logins[0].cookie).expect(200);
+    await http.get('/guarded').set('Cookie', logins[2].cookie).expect(401);
+    await http.get('/guarded').set('Cookie', sessionCookie(other)!).expect(200);
+    expect(await service.listForUser('multi')).toHaveLength(1);
+  });
+
+  it('runs withSession like a request: commit on success, roll back on throw', async () => {
+    const http = await boot([SessionModule.forRoot({ secret: TEST_SECRET })]);
+    const service = app!.get(SessionService);
+    const res = await http.post('/login').send({ userId: 'job' }).expect(200);
+    const id = res.body.id as string;
+
+    const result = await service.withSession<number, { points?: number }>(id, (session) => {
+      session.data.points = 10;
+      return 42;
+    });
+    expect(result).toBe(42);
+    expect((await service.get(id))?.data).toEqual({ userId: 'job', points: 10 });
+
+    await expect(
+      service.withSession<void, { points?: number }>(id, (session) => {
+        session.data.points = 99;
+        throw new Error('job failed');
+      }),
+    ).rejects.toThrow('job failed');
+    expect((await service.get(id))?.data.points).toBe(10);
+
+    await service.invalidate(id);
+    await expect(service.withSession(id, () => 1)).rejects.toMatchObject({ code: 'SESSION_GONE' });
+  });
+});

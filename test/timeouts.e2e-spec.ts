@@ -1,0 +1,115 @@
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
+import type { INestApplication } from '@nestjs/common';
+import request from 'supertest';
+import { SessionTokenSigner } from '../src/transport/session-token.js';
+import { createFixtureApp, sessionCookie, sessionSetCookie } from './support/app.js';
+import { CountingStore } from './support/counting-store.js';
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+
+/** Only Date is faked: timers, sockets and promises run for real. */
+function fakeClock(): void {
+  jest.useFakeTimers({
+    now: new Date('2026-01-01T00:00:00Z'),
+    doNotFake: [
+      'nextTick',
+      'setImmediate',
+      'clearImmediate',
+      'setTimeout',
+      'clearTimeout',
+      'setInterval',
+      'clearInterval',
+      'queueMicrotask',
+      'hrtime',
+      'performance',
+    ],
+  });
+}
+const advance = (ms: number) => jest.setSystemTime(Date.now() + ms);
+
+describe('Timeouts (e2e, fake clock)', () => {
+  let app: INestApplication;
+  let store: CountingStore;
+  let http: ReturnType<typeof request>;
+
+  beforeAll(async () => {
+    store = new CountingStore();
+    app = await createFixtureApp({ store, cookie: { maxAge: '14d' } });
+    http = request(app.getHttpServer());
+  });
+  afterAll(async () => {
+    await app.close();
+    await store.close();
+  });
+  beforeEach(() => fakeClock());
+  afterEach(() => jest.useRealTimers());
+
+  async function login(): Promise<string> {
+    const res = await http.post('/login').send({ userId: 'clock' }).expect(200);
+    return sessionCookie(res)!;
+  }
+
+  it('ends a session idle for longer than idleTimeout, and deletes its record (TO-1)', async () => {
+    const cookie = await login();
+    advance(29 * MINUTE);
+    await http.get('/guarded').set('Cookie', cookie).expect(200);
+    advance(31 * MINUTE);
+    await http.get('/guarded').set('Cookie', cookie).expect(401);
+    const key = SessionTokenSigner.storageKey(cookie.split('=')[1].split('.')[0]);
+    jest.useRealTimers();
+    expect(await store.load(key)).toBeNull();
+  });
+
+  it('ends a session at absoluteTimeout however active it is (TO-2)', async () => {
+    const cookie = await login();
+    for (let elapsed = 0; elapsed < 12 * HOUR - 20 * MINUTE; elapsed += 20 * MINUTE) {
+      advance(20 * MINUTE);
+      await http.get('/guarded').set('Cookie', cookie).expect(200);
+    }
+    advance(20 * MINUTE);
+    await http.get('/guarded').set('Cookie', cookie).expect(401);
+  });
+
+  it('records activity at most once per touchAfter, with a timestamp-only write (TO-5)', async () => {
+    const cookie = await login();
+    store.reset();
+    for (let i = 0; i < 5; i++) {
+      advance(10_000);
+      await http.get('/guarded').set('Cookie', cookie).expect(200);
+    }
+    expect(store.calls.touch).toBeUndefined();
+    advance(15_000);
+    await http.get('/guarded').set('Cookie', cookie).expect(200);
+    expect(store.calls.touch).toBe(1);
+    expect(store.calls.save).toBeUndefined();
+    // The idle clock restarted at the touch: 29 more minutes are fine.
+    advance(29 * MINUTE);
+    await http.get('/guarded').set('Cookie', cookie).expect(200);
+  });
+
+  it('never lets the cookie outlive the absolute lifetime (CK-9)', async () => {
+    const res = await http.post('/login').send({ userId: 'cap' }).expect(200);
+    // maxAge is 14 days, the absolute lifetime 12 hours.
+    expect(sessionSetCookie(res)).toMatch(/Max-Age=43200(;|$)/);
+    advance(20 * MINUTE);
+    const touched = await http.post('/touch').set('Cookie', sessionCookie(res)!).expect(200);
+    expect(sessionSetCookie(touched)).toMatch(/Max-Age=42000(;|$)/);
+  });
+
+  it('checks expiry on every read with its own rules, even when the store still holds the data (TO-3)', async () => {
+    const shared = new CountingStore();
+    const lenient = await createFixtureApp({ store: shared, idleTimeout: '2h' });
+    const res = await request(lenient.getHttpServer()).post('/login').send({ userId: 'to3' });
+    const cookie = sessionCookie(res)!;
+    await lenient.close();
+    const strict = await createFixtureApp({ store: shared, idleTimeout: '30m' });
+    advance(40 * MINUTE);
+    shared.reset();
+    await request(strict.getHttpServer()).get('/guarded').set('Cookie', cookie).expect(401);
+    expect(shared.calls).toEqual({ load: 1, destroy: 1 });
+    expect(shared.size).toBe(0);
+    await strict.close();
+    await shared.close();
+  });
+});
