@@ -1,0 +1,133 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { INestApplication } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import request from 'supertest';
+import { AppModule } from '../sample-app/src/app.module.js';
+import { loadConfig } from '../sample-app/src/config.js';
+import { sessionCookie, sessionSetCookie } from './support/app.js';
+
+/** The sample app's route table (DESIGN.md), in-process on the memory store. */
+describe('Sample app (e2e, memory store)', () => {
+  let app: INestApplication;
+  let http: ReturnType<typeof request>;
+
+  beforeAll(async () => {
+    const config = loadConfig({ NODE_ENV: 'test', SESSION_STORE: 'memory' });
+    const moduleRef = await Test.createTestingModule({
+      imports: [AppModule.register(config)],
+    }).compile();
+    app = moduleRef.createNestApplication({ logger: false });
+    await app.init();
+    http = request(app.getHttpServer());
+  });
+  afterAll(async () => app.close());
+
+  function login(username: string, password: string, agent = 'jest-agent') {
+    return http.post('/auth/login').set('User-Agent', agent).send({ username, password });
+  }
+
+  it('GET / serves the page without touching the session', async () => {
+    const res = await http.get('/').expect(200);
+    expect(res.headers['content-type']).toMatch(/text\/html/);
+    expect(res.text).toContain('<form');
+    expect(res.headers['set-cookie']).toBeUndefined();
+  });
+
+  it('POST /create_session/:name, GET /whoami, POST /delete_session', async () => {
+    const created = await http.post('/create_session/bob').expect(200);
+    expect(created.text).toBe('Created session for bob');
+    const cookie = sessionCookie(created)!;
+    expect(cookie).toBeDefined();
+    const who = await http.get('/whoami').set('Cookie', cookie).expect(200);
+    expect(who.body).toEqual({ username: 'bob' });
+    await http.get('/whoami').expect(401);
+    const deleted = await http.post('/delete_session').set('Cookie', cookie).expect(200);
+    expect(deleted.text).toBe('Deleted session');
+    expect(sessionSetCookie(deleted)).toMatch(/^sid=; Max-Age=0/);
+    await http.get('/whoami').set('Cookie', cookie).expect(401);
+  });
+
+  it('GET /session_test counts per session', async () => {
+    const first = await http.get('/session_test').expect(200);
+    expect(first.body).toEqual({ test_counter: 1 });
+    const cookie = sessionCookie(first)!;
+    for (const n of [2, 3]) {
+      const res = await http.get('/session_test').set('Cookie', cookie).expect(200);
+      expect(res.body).toEqual({ test_counter: n });
+    }
+    const fresh = await http.get('/session_test').expect(200);
+    expect(fresh.body).toEqual({ test_counter: 1 });
+  });
+
+  it('POST /auth/login checks hashed passwords, regenerates the id, 401 on bad credentials', async () => {
+    await login('alice', 'wrong').expect(401);
+    await login('nobody', 'wonderland').expect(401);
+    await http.post('/auth/login').send({ username: 'alice' }).expect(400);
+    const pre = await http.get('/session_test').expect(200);
+    const planted = sessionCookie(pre)!;
+    const res = await http
+      .post('/auth/login')
+      .set('Cookie', planted)
+      .send({ username: 'alice', password: 'wonderland' })
+      .expect(200);
+    expect(res.body).toEqual({ username: 'alice', role: 'user' });
+    const cookie = sessionCookie(res)!;
+    expect(cookie).not.toBe(planted);
+    const who = await http.get('/whoami').set('Cookie', cookie).expect(200);
+    expect(who.body).toMatchObject({ userId: '1', username: 'alice', role: 'user' });
+    // The id planted before login is dead after it (fixation).
+    await http.get('/whoami').set('Cookie', planted).expect(401);
+  });
+
+  it('GET /admin: 401 anonymous, 403 for a user, 200 for an admin', async () => {
+    await http.get('/admin').expect(401);
+    const alice = sessionCookie(await login('alice', 'wonderland'))!;
+    await http.get('/admin').set('Cookie', alice).expect(403);
+    const admin = sessionCookie(await login('admin', 'admin-secret'))!;
+    await http.get('/admin').set('Cookie', admin).expect(200);
+  });
+
+  it('GET/DELETE /auth/sessions list the sessions without ids and log out the others', async () => {
+    const phone = sessionCookie(await login('admin', 'admin-secret', 'phone'))!;
+    const laptop = sessionCookie(await login('admin', 'admin-secret', 'laptop'))!;
+    const list = await http.get('/auth/sessions').set('Cookie', laptop).expect(200);
+    const mine = list.body.filter((s: { userAgent: string }) => ['phone', 'laptop'].includes(s.userAgent));
+    expect(mine).toHaveLength(2);
+    expect(mine.find((s: { userAgent: string }) => s.userAgent === 'laptop').current).toBe(true);
+    expect(mine.find((s: { userAgent: string }) => s.userAgent === 'phone').current).toBe(false);
+    for (const s of list.body) {
+      expect(Object.keys(s).sort()).toEqual(['createdAt', 'current', 'lastActiveAt', 'userAgent']);
+    }
+    const token = laptop.split('=')[1].split('.')[0];
+    expect(JSON.stringify(list.body)).not.toContain(token);
+    await http.get('/auth/sessions').expect(401);
+
+    const out = await http.delete('/auth/sessions').set('Cookie', laptop).expect(200);
+    expect(out.body.loggedOut).toBeGreaterThanOrEqual(1);
+    await http.get('/whoami').set('Cookie', phone).expect(401);
+    await http.get('/whoami').set('Cookie', laptop).expect(200);
+  });
+
+  it('POST /auth/logout ends the session', async () => {
+    const cookie = sessionCookie(await login('alice', 'wonderland'))!;
+    await http.post('/auth/logout').set('Cookie', cookie).expect(200);
+    await http.get('/whoami').set('Cookie', cookie).expect(401);
+  });
+
+  it('POST /cart/items and GET /cart keep a cart', async () => {
+    await http.post('/cart/items').send({}).expect(400);
+    const first = await http.post('/cart/items').send({ item: 'apple' }).expect(200);
+    const cookie = sessionCookie(first)!;
+    await http.post('/cart/items').set('Cookie', cookie).send({ item: 'pear' }).expect(200);
+    const cart = await http.get('/cart').set('Cookie', cookie).expect(200);
+    expect(cart.body).toEqual({ items: ['apple', 'pear'] });
+    const empty = await http.get('/cart').expect(200);
+    expect(empty.body).toEqual({ items: [] });
+  });
+
+  it('GET /health reports the store', async () => {
+    const res = await http.get('/health').expect(200);
+    expect(res.body.status).toBe('ok');
+    expect(res.body.store.store).toBe('memory');
+  });
+});
