@@ -4,7 +4,13 @@ export { SessionModule } from './session.module.js';
 export { SESSION_MODULE_OPTIONS } from './session.module-definition.js';
 export { SESSION_STORE } from './session.constants.js';
 export type { SessionRegenerateOptions } from './session.js';
-export { Session, SessionId, RequireSession, AllowAnonymous } from './session.decorators.js';
+export {
+  Session,
+  SessionId,
+  RequireSession,
+  AllowAnonymous,
+  SessionLock,
+} from './session.decorators.js';
 export type { SessionPredicate } from './session.decorators.js';
 export { SessionGuard, type SessionDenialReason } from './session.guard.js';
 export { SessionService, type SessionInfo, type InvalidateAllOptions } from './session.service.js';

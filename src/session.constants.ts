@@ -8,3 +8,5 @@ export const ALLOW_ANONYMOUS_KEY = 'session:allow-anonymous';
 export const REQUIRE_SESSION_KEY = 'session:require';
 /** Metadata: a handler parameter reads the session, so it is loaded before the handler runs. */
 export const USES_SESSION_KEY = 'session:uses-session';
+/** Metadata: the route's session section runs under the per-session lock. */
+export const SESSION_LOCK_KEY = 'session:lock';

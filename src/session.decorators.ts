@@ -9,6 +9,7 @@ import type { IncomingMessage } from 'node:http';
 import {
   ALLOW_ANONYMOUS_KEY,
   REQUIRE_SESSION_KEY,
+  SESSION_LOCK_KEY,
   USES_SESSION_KEY,
 } from './session.constants.js';
 import { SessionGuard } from './session.guard.js';
@@ -77,3 +78,15 @@ export function RequireSession<T extends object = Record<string, unknown>>(
 /** Lets a route through a global `SessionGuard` (`APP_GUARD`) without a session. */
 export const AllowAnonymous = (): MethodDecorator & ClassDecorator =>
   SetMetadata(ALLOW_ANONYMOUS_KEY, true);
+
+/**
+ * Runs the route's session section under the session's lock, whatever the module's `concurrency`:
+ * requests of the same session take turns (across instances, through the store), so
+ * read-modify-write of one key is safe. Requests of other sessions never wait. The lock is taken
+ * before the session is loaded and released after the commit; waiting longer than `lockTimeout`
+ * answers 409.
+ * @example
+ * @Post('cart/items') @SessionLock()
+ * add(@Session() s: Session<Cart>) { s.data.items = [...(s.data.items ?? []), item]; }
+ */
+export const SessionLock = (): MethodDecorator & ClassDecorator => SetMetadata(SESSION_LOCK_KEY, true);

@@ -17,6 +17,7 @@ export type SessionErrorCode =
   | 'SESSION_NOT_LOADED'
   | 'SESSION_GONE'
   | 'SESSION_CONFLICT'
+  | 'SESSION_LOCK_TIMEOUT'
   | 'SESSION_HEADERS_SENT'
   | 'SESSION_NO_TRANSPORT'
   | 'STORE_UNAVAILABLE';
@@ -61,6 +62,23 @@ export class SessionTooLargeError extends SessionError {
 export class SessionGoneError extends SessionError {
   constructor() {
     super('SESSION_GONE', 'The session ended while this request was using it');
+  }
+}
+
+/**
+ * Optimistic concurrency: a key this request changed was changed by another request since it was
+ * loaded. Nothing was written.
+ */
+export class SessionConflictError extends SessionError {
+  constructor() {
+    super('SESSION_CONFLICT', 'The session was changed by another request; nothing was written');
+  }
+}
+
+/** The session's lock could not be taken within `lockTimeout`. */
+export class SessionLockTimeoutError extends SessionError {
+  constructor() {
+    super('SESSION_LOCK_TIMEOUT', 'The session is busy with another request');
   }
 }
 
@@ -118,6 +136,8 @@ export function toHttpException(error: unknown): unknown {
     case 'SESSION_GONE':
     case 'SESSION_CONFLICT':
       return new SessionConflictException();
+    case 'SESSION_LOCK_TIMEOUT':
+      return new SessionConflictException('The session is busy with another request; please retry');
     case 'SESSION_TOO_LARGE':
       return new SessionTooLargeException();
     case 'SESSION_INVALID_KEY':

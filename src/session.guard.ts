@@ -5,7 +5,6 @@ import {
   type ExecutionContext,
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ALLOW_ANONYMOUS_KEY, REQUIRE_SESSION_KEY, SESSION_MANAGER } from './session.constants.js';
 import type { SessionPredicate } from './session.decorators.js';
 import {
@@ -38,11 +37,7 @@ export class SessionGuard implements CanActivate {
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const targets = [context.getHandler(), context.getClass()];
     if (this.reflector.getAllAndOverride<boolean>(ALLOW_ANONYMOUS_KEY, targets)) return true;
-    const http = context.switchToHttp();
-    const session = this.sessions.handleFor(
-      http.getRequest<IncomingMessage>(),
-      http.getResponse<ServerResponse>(),
-    );
+    const session = this.sessions.forContext(context);
     try {
       await session.load();
     } catch (error) {
@@ -51,13 +46,22 @@ export class SessionGuard implements CanActivate {
       }
       throw error;
     }
-    if (session.isNew) throw this.createException('missing', context);
-    const predicate = this.reflector.getAllAndOverride<SessionPredicate | true | undefined>(
-      REQUIRE_SESSION_KEY,
-      targets,
-    );
-    if (typeof predicate === 'function' && !(await predicate(session.data, session as Session))) {
-      throw this.createException('forbidden', context);
+    let denial: SessionDenialReason | undefined;
+    if (session.isNew) {
+      denial = 'missing';
+    } else {
+      const predicate = this.reflector.getAllAndOverride<SessionPredicate | true | undefined>(
+        REQUIRE_SESSION_KEY,
+        targets,
+      );
+      if (typeof predicate === 'function' && !(await predicate(session.data, session as Session))) {
+        denial = 'forbidden';
+      }
+    }
+    if (denial) {
+      // The handler will not run, so nothing else will release a lock taken while loading.
+      await session.release();
+      throw this.createException(denial, context);
     }
     return true;
   }

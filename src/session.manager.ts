@@ -1,6 +1,17 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Logger } from '@nestjs/common';
-import { SessionError, SessionGoneError, SessionStoreUnavailableError } from './session.errors.js';
+import { randomBytes, randomInt } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Logger, type ExecutionContext } from '@nestjs/common';
+import { ROUTE_ARGS_METADATA } from '@nestjs/common/constants.js';
+import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum.js';
+import { SESSION_LOCK_KEY, USES_SESSION_KEY } from './session.constants.js';
+import {
+  SessionConflictError,
+  SessionError,
+  SessionGoneError,
+  SessionLockTimeoutError,
+  SessionStoreUnavailableError,
+} from './session.errors.js';
 import type { SessionRecord, SessionStore } from './interfaces/session-store.interface.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { SessionHandle, type SessionExchange } from './session.js';
@@ -16,6 +27,16 @@ const MAX_COOKIES_TRIED = 3;
 
 type SessionRequest = IncomingMessage & { session?: unknown };
 
+const NEST_SESSION_PARAM = `${RouteParamtypes.SESSION}:`;
+
+/** What a route needs from the session, read once from its decorators. */
+interface RouteSessionInfo {
+  /** A handler parameter takes the session: load it before the handler runs. */
+  readonly usesSession: boolean;
+  /** `@SessionLock()` on the handler or its controller. */
+  readonly lock: boolean;
+}
+
 /**
  * The session runtime shared by the middleware, interceptor, guard and service: resolved options,
  * the store, the token signer and the cookie writer. One per `SessionModule`.
@@ -25,6 +46,9 @@ export class SessionManager {
   readonly cookie: SessionCookieWriter;
   private readonly logger = new Logger('SessionModule');
   private warnedInsecure = false;
+  private readonly routes = new WeakMap<object, RouteSessionInfo>();
+  /** Per-key FIFO of this process's requests waiting for a session lock. */
+  private readonly lockQueues = new Map<string, Array<() => void>>();
 
   constructor(
     readonly options: ResolvedSessionOptions,
@@ -42,6 +66,106 @@ export class SessionManager {
     const handle = new SessionHandle(this, { req, res });
     request.session = handle.proxy;
     return handle.proxy;
+  }
+
+  /** The session behind a Nest execution context, with the route's lock setting applied. */
+  forContext(context: ExecutionContext): SessionHandle {
+    const http = context.switchToHttp();
+    const handle = this.handleFor(http.getRequest(), http.getResponse());
+    if (this.routeInfo(context).lock) handle.requireLock();
+    return handle;
+  }
+
+  /** What the route needs from the session (cached per handler). */
+  routeInfo(context: ExecutionContext): RouteSessionInfo {
+    const handler = context.getHandler();
+    let info = this.routes.get(handler);
+    if (!info) {
+      const controller = context.getClass();
+      const args: Record<string, unknown> =
+        Reflect.getMetadata(ROUTE_ARGS_METADATA, controller, handler.name) ?? {};
+      info = {
+        usesSession:
+          Reflect.getMetadata(USES_SESSION_KEY, handler) === true ||
+          Object.keys(args).some((key) => key.startsWith(NEST_SESSION_PARAM)),
+        lock:
+          Reflect.getMetadata(SESSION_LOCK_KEY, handler) === true ||
+          Reflect.getMetadata(SESSION_LOCK_KEY, controller) === true,
+      };
+      this.routes.set(handler, info);
+    }
+    return info;
+  }
+
+  /**
+   * Takes the per-session lock: first in line among this process's requests (FIFO, no store
+   * traffic while waiting), then the store's lock, which other instances see. Gives up with
+   * `SessionLockTimeoutError` after `lockTimeout`. Resolves the owner token for {@link unlock}.
+   */
+  async lock(key: string): Promise<string> {
+    const { store } = this;
+    if (!store.acquireLock || !store.releaseLock) {
+      throw new SessionError(
+        'SESSION_CONFIG_INVALID',
+        'Session locking (@SessionLock or concurrency: "serialize") needs a store with acquireLock/releaseLock',
+      );
+    }
+    const deadline = Date.now() + this.options.lockTimeout;
+    await this.enqueue(key, deadline);
+    const owner = randomBytes(16).toString('base64url');
+    try {
+      let delay = 2;
+      while (!(await this.storeCall(() => store.acquireLock!(key, owner, this.options.lockTtl)))) {
+        if (Date.now() >= deadline) throw new SessionLockTimeoutError();
+        // Held by another instance: back off with jitter so waiters do not poll in step.
+        await sleep(delay + randomInt(delay + 1));
+        delay = Math.min(delay * 2, 50);
+      }
+      return owner;
+    } catch (error) {
+      this.dequeue(key);
+      throw error;
+    }
+  }
+
+  /** Releases a lock taken with {@link lock}. Never throws: an unreleased lock expires after `lockTtl`. */
+  async unlock(key: string, owner: string): Promise<void> {
+    try {
+      await this.store.releaseLock?.(key, owner);
+    } catch {
+      this.logger.warn('A session lock could not be released; it expires after lockTtl.');
+    } finally {
+      this.dequeue(key);
+    }
+  }
+
+  private enqueue(key: string, deadline: number): Promise<void> {
+    const queue = this.lockQueues.get(key);
+    if (!queue) {
+      this.lockQueues.set(key, []);
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const waiter = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        const index = queue.indexOf(waiter);
+        if (index !== -1) queue.splice(index, 1);
+        reject(new SessionLockTimeoutError());
+      }, Math.max(0, deadline - Date.now()));
+      queue.push(waiter);
+    });
+  }
+
+  /** Hands the local slot to the next waiter, or frees it. */
+  private dequeue(key: string): void {
+    const queue = this.lockQueues.get(key);
+    if (!queue) return;
+    const next = queue.shift();
+    if (next) next();
+    else this.lockQueues.delete(key);
   }
 
   /** A session loaded by id, outside any HTTP request (`SessionService.withSession`). */
@@ -84,7 +208,11 @@ export class SessionManager {
     try {
       return await call();
     } catch (error) {
-      if (error instanceof SessionGoneError || error instanceof SessionStoreUnavailableError) {
+      if (
+        error instanceof SessionGoneError ||
+        error instanceof SessionConflictError ||
+        error instanceof SessionStoreUnavailableError
+      ) {
         throw error;
       }
       throw new SessionStoreUnavailableError(error);

@@ -1,5 +1,6 @@
 import { SessionConfigError } from './session.errors.js';
 import type {
+  SessionConcurrency,
   SessionCookieOptions,
   SessionModuleOptions,
 } from './interfaces/session-options.interface.js';
@@ -28,6 +29,9 @@ const KNOWN_OPTIONS = new Set([
   'userKey',
   'maxSize',
   'trustProxy',
+  'concurrency',
+  'lockTimeout',
+  'lockTtl',
 ]);
 const KNOWN_COOKIE_OPTIONS = new Set([
   'name',
@@ -67,6 +71,9 @@ export interface ResolvedSessionOptions {
   readonly userKey: string;
   readonly maxSize: number;
   readonly trustProxy: boolean | undefined;
+  readonly concurrency: SessionConcurrency;
+  readonly lockTimeout: number;
+  readonly lockTtl: number;
   readonly production: boolean;
   /** Things worth a warning at boot that are not errors. */
   readonly warnings: readonly string[];
@@ -282,9 +289,27 @@ export function resolveSessionOptions(
   if (options.trustProxy !== undefined && typeof options.trustProxy !== 'boolean') {
     throw new SessionConfigError("'trustProxy' must be true, false or left unset.");
   }
+  const concurrency = options.concurrency ?? 'merge';
+  if (!['merge', 'serialize', 'optimistic'].includes(concurrency)) {
+    throw new SessionConfigError("'concurrency' must be 'merge', 'serialize' or 'optimistic'.");
+  }
+  if (
+    concurrency === 'serialize' &&
+    options.store &&
+    (typeof options.store.acquireLock !== 'function' || typeof options.store.releaseLock !== 'function')
+  ) {
+    throw new SessionConfigError(
+      "'concurrency: \"serialize\"' needs a store with acquireLock/releaseLock; this store has none. Use a built-in store or choose 'merge' / 'optimistic'.",
+    );
+  }
+  const lockTimeout = duration(options.lockTimeout, 'lockTimeout', 5_000);
+  const lockTtl = duration(options.lockTtl, 'lockTtl', 30_000);
   return {
     secrets,
     store: options.store,
+    concurrency,
+    lockTimeout,
+    lockTtl,
     cookie,
     idleTimeout,
     absoluteTimeout,

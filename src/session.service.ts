@@ -75,21 +75,26 @@ export class SessionService {
 
   /**
    * Runs `fn` with a session loaded by id, like a request would: the changes are saved when `fn`
-   * resolves and dropped when it throws. Rejects with `SessionGoneError` when the session does not
-   * exist or has ended.
+   * resolves and dropped when it throws; under `concurrency: 'serialize'` it holds the session's
+   * lock meanwhile. Rejects with `SessionGoneError` when the session does not exist or has ended.
    */
   async withSession<R, T extends object = Record<string, unknown>>(
     id: string,
     fn: (session: Session<T>) => R | Promise<R>,
   ): Promise<R> {
-    const session = await this.sessions.handleForKey(id).load();
+    const handle = this.sessions.handleForKey(id);
     try {
-      const result = await fn(session as unknown as Session<T>);
-      await session.commit();
-      return result;
-    } catch (error) {
-      session.rollback();
-      throw error;
+      const session = await handle.load();
+      try {
+        const result = await fn(session as unknown as Session<T>);
+        await session.commit();
+        return result;
+      } catch (error) {
+        session.rollback();
+        throw error;
+      }
+    } finally {
+      await handle.release();
     }
   }
 }

@@ -124,6 +124,9 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   /** The request carried our cookie but it did not lead to a live session. */
   private deadCookie = false;
   private dataView: Partial<T> | undefined;
+  /** This request must hold the session's lock while it uses the session. */
+  private lockWanted = false;
+  private lockHeld: { key: string; owner: string } | undefined;
 
   constructor(
     private readonly manager: SessionManager,
@@ -219,6 +222,19 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   }
 
   // --- used by the runtime ----------------------------------------------------------------
+
+  /** Asks for the per-session lock when the session is loaded (`@SessionLock()`). */
+  requireLock(): void {
+    this.lockWanted = true;
+  }
+
+  /** Releases the session's lock if this request holds it. Safe to call more than once. */
+  async release(): Promise<void> {
+    const held = this.lockHeld;
+    if (!held) return;
+    this.lockHeld = undefined;
+    await this.manager.unlock(held.key, held.owner);
+  }
 
   /** Whether anything loaded the session during this request. */
   get isLoaded(): boolean {
@@ -387,7 +403,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   private async doLoad(): Promise<void> {
     const m = this.manager;
     if (this.loadKey !== undefined) {
-      const record = await m.loadLive(this.loadKey);
+      const record = await this.loadLocked(this.loadKey);
       if (!record) throw new SessionGoneError();
       this.adopt(record, undefined);
     } else if (this.exchange) {
@@ -397,7 +413,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
       for (const value of values) {
         const verified = m.signer.verify(value);
         if (!verified) continue;
-        const record = await m.loadLive(SessionTokenSigner.storageKey(verified.token));
+        const record = await this.loadLocked(SessionTokenSigner.storageKey(verified.token));
         if (!record) continue;
         this.adopt(record, verified.token);
         this.reissue = verified.stale;
@@ -407,6 +423,28 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     }
     if (this.storedKey === undefined) this.startNew();
     this.state = 'loaded';
+  }
+
+  /**
+   * Loads a record, first taking its lock when this request must hold it (`@SessionLock()`,
+   * `concurrency: 'serialize'`): the lock comes before the read, so the holder sees every write of
+   * the previous holder.
+   */
+  private async loadLocked(key: string): Promise<SessionRecord | null> {
+    const m = this.manager;
+    if (!this.lockWanted && m.options.concurrency !== 'serialize') return m.loadLive(key);
+    const owner = await m.lock(key);
+    this.lockHeld = { key, owner };
+    // Whatever way the request ends (even a guard or filter that bypasses the interceptor).
+    this.exchange?.res.once('close', () => void this.release());
+    try {
+      const record = await m.loadLive(key);
+      if (!record) await this.release();
+      return record;
+    } catch (error) {
+      await this.release();
+      throw error;
+    }
   }
 
   private adopt(record: SessionRecord, token: string | undefined): void {
@@ -523,11 +561,17 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     unset: string[],
     userId: string | null,
   ): SessionWrite {
+    let expect: Record<string, string | null> | undefined;
+    if (kind === 'update' && !this.replace && this.manager.options.concurrency === 'optimistic') {
+      expect = {};
+      for (const key of [...Object.keys(set), ...unset]) expect[key] = this.texts.get(key) ?? null;
+    }
     return {
       kind,
       key: this.currentKey(),
       previousKey: this.rotate ? this.storedKey : undefined,
       replace: this.replace || undefined,
+      expect,
       set,
       unset: this.replace ? [] : unset,
       userId,

@@ -43,7 +43,9 @@ describe('Timeouts (e2e, fake clock)', () => {
     await store.close();
   });
   beforeEach(() => fakeClock());
-  afterEach(() => jest.useRealTimers());
+  afterEach(() => {
+    jest.useRealTimers();
+  });
 
   async function login(): Promise<string> {
     const res = await http.post('/login').send({ userId: 'clock' }).expect(200);

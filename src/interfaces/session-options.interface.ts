@@ -38,6 +38,17 @@ export interface SessionCookieOptions {
   priority?: 'low' | 'medium' | 'high';
 }
 
+/**
+ * What happens when requests of one session run at the same time.
+ * - `'merge'`: every request writes only the keys it changed, so changes to different keys all
+ *   survive; two requests changing the same key: the last one wins.
+ * - `'serialize'`: requests of one session take turns (a lock held in the store, so across
+ *   instances); same-key read-modify-write is safe. Costs a lock round trip per request.
+ * - `'optimistic'`: like merge, but a request whose changed keys were changed by someone else since
+ *   it loaded them fails with 409 instead of overwriting.
+ */
+export type SessionConcurrency = 'merge' | 'serialize' | 'optimistic';
+
 /** Options of {@link SessionModule.forRoot}. */
 export interface SessionModuleOptions {
   /**
@@ -75,6 +86,16 @@ export interface SessionModuleOptions {
    * @default 'userId'
    */
   userKey?: string;
+  /**
+   * Concurrency mode for requests of one session. `@SessionLock()` serializes single routes in
+   * any mode.
+   * @default 'merge'
+   */
+  concurrency?: SessionConcurrency;
+  /** Longest wait for a session lock before answering 409 "session busy". @default '5s' */
+  lockTimeout?: SessionDuration;
+  /** A lock expires after this long even if its holder never releases it (crash). @default '30s' */
+  lockTtl?: SessionDuration;
   /** Largest serialized session in bytes; a bigger write fails with `SessionTooLargeError`. @default 65536 */
   maxSize?: number;
   /**

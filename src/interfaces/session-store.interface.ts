@@ -48,6 +48,12 @@ export interface SessionWrite extends SessionTimes {
   readonly unset: readonly string[];
   /** The session's user after this write. */
   readonly userId: string | null;
+  /**
+   * Optimistic concurrency (`concurrency: 'optimistic'`): for each listed key, the JSON text this
+   * request loaded (`null` = the key was absent). The store applies the write only if every listed
+   * key still holds exactly that; otherwise it throws `SessionConflictError` and writes nothing.
+   */
+  readonly expect?: Readonly<Record<string, string | null>>;
   readonly createdAt: number;
   readonly absoluteExpiresAt: number;
 }
@@ -81,6 +87,14 @@ export interface SessionStore {
   listForUser(userId: string): Promise<SessionRecord[]>;
   /** Deletes every session of one user except the listed keys; resolves the number deleted. */
   destroyForUser(userId: string, exceptKeys?: readonly string[]): Promise<number>;
+  /**
+   * Takes the per-session lock used by `concurrency: 'serialize'` and `@SessionLock()`: resolves
+   * `true` when `owner` now holds it, `false` when someone else does. The lock expires after
+   * `ttlMs` so a crashed holder cannot block the session forever. Needed only for those features.
+   */
+  acquireLock?(key: string, owner: string, ttlMs: number): Promise<boolean>;
+  /** Releases the lock if, and only if, `owner` still holds it (atomically). */
+  releaseLock?(key: string, owner: string): Promise<void>;
   /** Optional: reports whether the backend answers. */
   checkHealth?(): Promise<SessionStoreHealth>;
   /** Optional: releases timers and the clients the store created itself. */

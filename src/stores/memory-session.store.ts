@@ -1,4 +1,4 @@
-import { SessionGoneError } from '../session.errors.js';
+import { SessionConflictError, SessionGoneError } from '../session.errors.js';
 import type {
   SessionRecord,
   SessionStore,
@@ -34,6 +34,7 @@ interface Entry {
 export class MemorySessionStore implements SessionStore {
   private readonly sessions = new Map<string, Entry>();
   private readonly users = new Map<string, Set<string>>();
+  private readonly locks = new Map<string, { owner: string; expiresAt: number }>();
   private readonly maxSessions: number;
   private readonly timer: NodeJS.Timeout;
 
@@ -79,6 +80,11 @@ export class MemorySessionStore implements SessionStore {
       const existing = this.live(from, now);
       if (!existing) throw new SessionGoneError();
       entry = existing;
+      if (write.expect) {
+        for (const field of Object.keys(write.expect)) {
+          if ((entry.data.get(field) ?? null) !== write.expect[field]) throw new SessionConflictError();
+        }
+      }
       if (write.previousKey !== undefined) this.remove(write.previousKey);
     }
     if (write.replace) entry.data.clear();
@@ -133,6 +139,18 @@ export class MemorySessionStore implements SessionStore {
     return count;
   }
 
+  async acquireLock(key: string, owner: string, ttlMs: number): Promise<boolean> {
+    const now = Date.now();
+    const lock = this.locks.get(key);
+    if (lock && lock.expiresAt > now && lock.owner !== owner) return false;
+    this.locks.set(key, { owner, expiresAt: now + ttlMs });
+    return true;
+  }
+
+  async releaseLock(key: string, owner: string): Promise<void> {
+    if (this.locks.get(key)?.owner === owner) this.locks.delete(key);
+  }
+
   async checkHealth(): Promise<SessionStoreHealth> {
     return { ok: true, store: 'memory', details: { sessions: this.sessions.size } };
   }
@@ -143,6 +161,7 @@ export class MemorySessionStore implements SessionStore {
 
   /** Deletes every expired session now. Runs on a timer; callable directly. */
   sweep(now = Date.now()): number {
+    for (const [key, lock] of this.locks) if (lock.expiresAt <= now) this.locks.delete(key);
     let removed = 0;
     for (const [key, entry] of this.sessions) {
       if (entry.expiresAt <= now) {

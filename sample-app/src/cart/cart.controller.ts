@@ -1,5 +1,5 @@
 import { BadRequestException, Body, Controller, Get, HttpCode, Post } from '@nestjs/common';
-import { Session } from 'nestjs-sessions';
+import { Session, SessionLock } from 'nestjs-sessions';
 import type { AppSession } from '../session-data.js';
 import { CatalogService } from './catalog.service.js';
 
@@ -8,8 +8,10 @@ import { CatalogService } from './catalog.service.js';
 export class CartController {
   constructor(private readonly catalog: CatalogService) {}
 
+  /** Read-modify-write of one key: @SessionLock() makes concurrent adds take turns, so none is lost. */
   @Post('items')
   @HttpCode(200)
+  @SessionLock()
   async add(@Body() body: { item?: unknown } | undefined, @Session() session: Session<AppSession>) {
     const item = body?.item;
     if (typeof item !== 'string' || item.length === 0 || item.length > 200) {
