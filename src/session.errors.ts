@@ -3,6 +3,7 @@ import {
   ConflictException,
   ForbiddenException,
   HttpException,
+  NotImplementedException,
   PayloadTooLargeException,
   ServiceUnavailableException,
   UnauthorizedException,
@@ -20,6 +21,8 @@ export type SessionErrorCode =
   | 'SESSION_LOCK_TIMEOUT'
   | 'SESSION_HEADERS_SENT'
   | 'SESSION_NO_TRANSPORT'
+  | 'SESSION_UNSUPPORTED'
+  | 'SESSION_COOKIE_TOO_LARGE'
   | 'STORE_UNAVAILABLE';
 
 /**
@@ -52,6 +55,22 @@ export class SessionTooLargeError extends SessionError {
     readonly limit: number,
   ) {
     super('SESSION_TOO_LARGE', `Session data is ${size} bytes, over the limit of ${limit} bytes`);
+  }
+}
+
+/**
+ * In `'sealed'` mode the sealed cookie would exceed 4096 bytes (what browsers keep). Nothing was
+ * sent: no truncated cookie (CK-8).
+ */
+export class SessionCookieTooLargeError extends SessionError {
+  constructor(
+    readonly size: number,
+    readonly limit: number,
+  ) {
+    super(
+      'SESSION_COOKIE_TOO_LARGE',
+      `The sealed session cookie would be ${size} bytes, over the browser limit of ${limit}; keep less in the session or use a store`,
+    );
   }
 }
 
@@ -139,9 +158,12 @@ export function toHttpException(error: unknown): unknown {
     case 'SESSION_LOCK_TIMEOUT':
       return new SessionConflictException('The session is busy with another request; please retry');
     case 'SESSION_TOO_LARGE':
+    case 'SESSION_COOKIE_TOO_LARGE':
       return new SessionTooLargeException();
     case 'SESSION_INVALID_KEY':
       return new BadRequestException(error.message);
+    case 'SESSION_UNSUPPORTED':
+      return new NotImplementedException(error.message);
     default:
       return error;
   }

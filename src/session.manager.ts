@@ -12,7 +12,13 @@ import {
   SessionLockTimeoutError,
   SessionStoreUnavailableError,
 } from './session.errors.js';
-import type { SessionRecord, SessionStore } from './interfaces/session-store.interface.js';
+import type {
+  SessionRecord,
+  SessionStore,
+  SessionStoreHealth,
+} from './interfaces/session-store.interface.js';
+import { SessionSealer, type SealedSession } from './transport/session-sealer.js';
+import { createHash } from 'node:crypto';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { SessionHandle, type SessionExchange } from './session.js';
 import {
@@ -43,6 +49,8 @@ interface RouteSessionInfo {
  */
 export class SessionManager {
   readonly signer: SessionTokenSigner;
+  /** Present in `'sealed'` mode only. */
+  readonly sealer: SessionSealer | undefined;
   readonly cookie: SessionCookieWriter;
   private readonly logger = new Logger('SessionModule');
   private warnedInsecure = false;
@@ -50,12 +58,97 @@ export class SessionManager {
   /** Per-key FIFO of this process's requests waiting for a session lock. */
   private readonly lockQueues = new Map<string, Array<() => void>>();
 
+  /** The session store; in `'sealed'` mode a stand-in that refuses server-side operations. */
+  readonly store: SessionStore;
+
   constructor(
     readonly options: ResolvedSessionOptions,
-    readonly store: SessionStore,
+    store: SessionStore | undefined,
   ) {
     this.signer = new SessionTokenSigner(options.secrets, options.cookie.name);
     this.cookie = new SessionCookieWriter(options.cookie);
+    if (options.mode === 'sealed') {
+      this.sealer = new SessionSealer(options.secrets, options.cookie.name);
+      this.store = SEALED_MODE_STORE;
+    } else {
+      if (!store) throw new TypeError('a store is required in store mode');
+      this.store = store;
+    }
+  }
+
+  // --- sealed mode: revocation ------------------------------------------------------------------
+
+  /**
+   * Whether a sealed session was revoked: its id is on the deny list, or its user was logged out
+   * everywhere after it was sealed. One parallel round trip; store errors fail closed (FAIL-5).
+   */
+  async isRevoked(session: SealedSession): Promise<boolean> {
+    const store = this.options.revocationStore;
+    if (!store) return false;
+    const [denied, user] = await Promise.all([
+      this.storeCall(() => store.load(denyKey(session.id))),
+      session.userId === null
+        ? null
+        : this.storeCall(() => store.load(notBeforeKey(session.userId as string))),
+    ]);
+    if (denied) return true;
+    if (!user) return false;
+    const notBefore = Number(JSON.parse(user.data.notBefore ?? '0'));
+    const keep = JSON.parse(user.data.keep ?? '[]') as unknown;
+    return session.sealedAt < notBefore && !(Array.isArray(keep) && keep.includes(session.id));
+  }
+
+  /** Puts a sealed session's id on the deny list until it would have expired anyway. */
+  async revoke(id: string, until: number): Promise<void> {
+    const store = this.requireRevocation();
+    await this.upsert(store, denyKey(id), { denied: true }, until);
+  }
+
+  /** Revokes every sealed session of a user sealed before now, except the listed ids. */
+  async revokeUser(userId: string, except: readonly string[]): Promise<void> {
+    const store = this.requireRevocation();
+    const now = Date.now();
+    const data = { notBefore: now, keep: except };
+    // Sessions sealed before now expire within absoluteTimeout; the record is useless after that.
+    await this.upsert(store, notBeforeKey(userId), data, now + this.options.absoluteTimeout);
+  }
+
+  private requireRevocation(): SessionStore {
+    const store = this.options.revocationStore;
+    if (!store) {
+      throw new SessionError(
+        'SESSION_UNSUPPORTED',
+        "Revoking sealed sessions needs 'revocationStore'; without it a copied cookie works until it expires",
+      );
+    }
+    return store;
+  }
+
+  private async upsert(
+    store: SessionStore,
+    key: string,
+    data: Record<string, unknown>,
+    until: number,
+  ): Promise<void> {
+    const now = Date.now();
+    const set: Record<string, string> = {};
+    for (const field of Object.keys(data)) set[field] = JSON.stringify(data[field]);
+    const write = {
+      key,
+      set,
+      unset: [],
+      userId: null,
+      createdAt: now,
+      lastActiveAt: now,
+      expiresAt: until,
+      absoluteExpiresAt: until,
+    };
+    try {
+      await this.storeCall(() => store.save({ ...write, kind: 'create' }));
+    } catch (error) {
+      if (!(error instanceof SessionGoneError)) throw error;
+      await this.storeCall(() => store.save({ ...write, kind: 'update' }));
+    }
   }
 
   /** The session of a request, attached on first use; also available as `req.session`. */
@@ -250,10 +343,10 @@ export class SessionManager {
     return true;
   }
 
-  setCookie({ req, res }: SessionExchange, token: string, absoluteExpiresAt: number, now: number) {
+  /** Sets the session cookie to `value` (a signed token or a sealed session). */
+  setCookie({ req, res }: SessionExchange, value: string, absoluteExpiresAt: number, now: number) {
     const { secure } = this.cookie.secureFor(isSecureRequest(req, this.options.trustProxy));
-    const header = this.cookie.serialize(this.signer.sign(token), secure, absoluteExpiresAt, now);
-    this.replaceSetCookie(res, header);
+    this.replaceSetCookie(res, this.cookie.serialize(value, secure, absoluteExpiresAt, now));
   }
 
   /** Responses that depend on the session vary with the Cookie header (CK-12). */
@@ -282,3 +375,27 @@ export class SessionManager {
     res.setHeader('Cache-Control', 'no-store');
   }
 }
+
+function derivedKey(kind: string, value: string): string {
+  return createHash('sha256').update(`nestjs-sessions:${kind}:${value}`).digest('base64url');
+}
+const denyKey = (id: string) => derivedKey('deny', id);
+const notBeforeKey = (userId: string) => derivedKey('not-before', userId);
+
+function unsupported(): never {
+  throw new SessionError(
+    'SESSION_UNSUPPORTED',
+    "Sessions in 'sealed' mode live only in their cookies: they cannot be listed, read or changed by id",
+  );
+}
+
+/** The store of `'sealed'` mode: there is none, so server-side operations say why they cannot work. */
+const SEALED_MODE_STORE: SessionStore = {
+  load: async () => unsupported(),
+  save: async () => unsupported(),
+  touch: async () => unsupported(),
+  destroy: async () => unsupported(),
+  listForUser: async () => unsupported(),
+  destroyForUser: async () => unsupported(),
+  checkHealth: async (): Promise<SessionStoreHealth> => ({ ok: true, store: 'sealed cookie' }),
+};

@@ -28,7 +28,7 @@ function createManager(options: SessionModuleOptions): SessionManager {
   const resolved = resolveSessionOptions(options);
   for (const warning of resolved.warnings) logger.warn(warning);
   let store = resolved.store;
-  if (!store) {
+  if (!store && resolved.mode === 'store') {
     if (resolved.production) {
       logger.warn(
         'Sessions are kept in memory: they are lost on restart and not shared between processes. ' +
@@ -59,7 +59,7 @@ const ownedStores = new WeakSet<object>();
     {
       provide: SESSION_STORE,
       inject: [SESSION_MANAGER],
-      useFactory: (manager: SessionManager) => manager.store,
+      useFactory: (manager: SessionManager) => manager.options.revocationStore ?? manager.store,
     },
     { provide: APP_INTERCEPTOR, useClass: SessionInterceptor },
     SessionService,

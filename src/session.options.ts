@@ -19,7 +19,9 @@ const COOKIE_DOMAIN = /^\.?[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-
 
 const KNOWN_OPTIONS = new Set([
   'secret',
+  'mode',
   'store',
+  'revocationStore',
   'cookie',
   'idleTimeout',
   'absoluteTimeout',
@@ -61,7 +63,9 @@ export interface ResolvedCookieOptions {
 /** Options after defaults, parsing and checks: what the runtime uses. */
 export interface ResolvedSessionOptions {
   readonly secrets: readonly string[];
+  readonly mode: 'store' | 'sealed';
   readonly store: SessionStore | undefined;
+  readonly revocationStore: SessionStore | undefined;
   readonly cookie: ResolvedCookieOptions;
   readonly idleTimeout: number;
   readonly absoluteTimeout: number;
@@ -226,7 +230,7 @@ function resolveCookie(value: unknown, production: boolean): ResolvedCookieOptio
 }
 
 function isStore(value: unknown): value is SessionStore {
-  if (!isPlainObject(value) && typeof value !== 'object') return false;
+  if (typeof value !== 'object' || value === null) return false;
   const store = value as Record<string, unknown>;
   return ['load', 'save', 'touch', 'destroy', 'listForUser', 'destroyForUser'].every(
     (method) => typeof store[method] === 'function',
@@ -251,6 +255,28 @@ export function resolveSessionOptions(
     throw new SessionConfigError(
       "'store' must implement SessionStore (load, save, touch, destroy, listForUser, destroyForUser). " +
         'To use an express-session store, wrap it in ExpressSessionStoreAdapter.',
+    );
+  }
+  const mode = options.mode ?? 'store';
+  if (mode !== 'store' && mode !== 'sealed') {
+    throw new SessionConfigError("'mode' must be 'store' or 'sealed'.");
+  }
+  if (mode === 'sealed' && options.store !== undefined) {
+    throw new SessionConfigError(
+      "'store' has no use in 'sealed' mode (the session lives in the cookie). Remove it, or pass it as 'revocationStore' to make logout revoke copied cookies.",
+    );
+  }
+  if (options.revocationStore !== undefined) {
+    if (mode !== 'sealed') {
+      throw new SessionConfigError("'revocationStore' is for mode: 'sealed'; in 'store' mode use 'store'.");
+    }
+    if (!isStore(options.revocationStore)) {
+      throw new SessionConfigError("'revocationStore' must implement SessionStore.");
+    }
+  }
+  if (mode === 'sealed' && options.concurrency === 'serialize') {
+    throw new SessionConfigError(
+      "'concurrency: \"serialize\"' needs server state; it is not available in 'sealed' mode.",
     );
   }
   const cookie = resolveCookie(options.cookie, production);
@@ -306,7 +332,9 @@ export function resolveSessionOptions(
   const lockTtl = duration(options.lockTtl, 'lockTtl', 30_000);
   return {
     secrets,
+    mode,
     store: options.store,
+    revocationStore: options.revocationStore,
     concurrency,
     lockTimeout,
     lockTtl,

@@ -41,7 +41,10 @@ export class SessionService {
 
   /** Ends one session now. Ending a session that does not exist is not an error. */
   async invalidate(id: string): Promise<void> {
-    await this.sessions.storeCall(() => this.sessions.store.destroy(id));
+    const m = this.sessions;
+    // Sealed mode: deny-list the id (needs `revocationStore`) until it would have expired anyway.
+    if (m.sealer) return m.revoke(id, Date.now() + m.options.absoluteTimeout);
+    await m.storeCall(() => m.store.destroy(id));
   }
 
   /** The live sessions of a user (the value stored under `userKey`), oldest first. */
@@ -60,7 +63,8 @@ export class SessionService {
 
   /**
    * Ends every session of a user ("log out everywhere"), except the ones listed; resolves how many
-   * ended.
+   * ended. In `'sealed'` mode (with `revocationStore`) every cookie of the user sealed before now is
+   * revoked, and it resolves 0 since cookies cannot be counted.
    * @example await sessions.invalidateAllForUser(user.id, { except: session.id })
    */
   async invalidateAllForUser(
@@ -68,9 +72,13 @@ export class SessionService {
     options: InvalidateAllOptions = {},
   ): Promise<number> {
     const except = options.except === undefined ? [] : [options.except].flat();
-    return this.sessions.storeCall(() =>
-      this.sessions.store.destroyForUser(String(userId), except),
-    );
+    const m = this.sessions;
+    if (m.sealer) {
+      // Sealed mode cannot count cookies it does not hold: it revokes them all and resolves 0.
+      await m.revokeUser(String(userId), except);
+      return 0;
+    }
+    return m.storeCall(() => m.store.destroyForUser(String(userId), except));
   }
 
   /**

@@ -1,7 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { SessionError, SessionGoneError, SessionTooLargeError } from './session.errors.js';
+import {
+  SessionCookieTooLargeError,
+  SessionError,
+  SessionGoneError,
+  SessionTooLargeError,
+} from './session.errors.js';
 import type { SessionRecord, SessionWrite } from './interfaces/session-store.interface.js';
 import type { SessionManager } from './session.manager.js';
+import { MAX_COOKIE_BYTES } from './transport/session-cookie.js';
+import type { SealedSession } from './transport/session-sealer.js';
 import { SessionTokenSigner } from './transport/session-token.js';
 import { isForbiddenKey, parseStoredJson } from './utils/json.js';
 
@@ -276,6 +283,8 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
       if (this.storedUser !== null && user !== null) this.keepOnly(set);
     }
 
+    if (m.sealer) return this.commitSealed(options.explicit === true, now, set, unset, user);
+
     let write: SessionWrite | undefined;
     let touchOnly = false;
     if (!persisted) {
@@ -324,9 +333,69 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     }
 
     if (sendCookie && http && this.token !== undefined) {
-      m.setCookie(http, this.token, this.absoluteExpiry, now);
+      m.setCookie(http, m.signer.sign(this.token), this.absoluteExpiry, now);
       this.reissue = false;
     }
+  }
+
+  /**
+   * Sealed mode: the cookie is the store. Seals the session after the same delta rules (changes,
+   * a due touch, a key rotation) and sets it; a seal over 4096 bytes fails before anything is sent.
+   */
+  private async commitSealed(
+    explicit: boolean,
+    now: number,
+    set: Record<string, string>,
+    unset: string[],
+    user: string | null,
+  ): Promise<void> {
+    const m = this.manager;
+    const http = this.exchange;
+    if (!http) {
+      throw new SessionError('SESSION_UNSUPPORTED', "Sealed sessions exist only in a request's cookie");
+    }
+    const persisted = this.storedKey !== undefined;
+    const changed = this.replace || this.rotate || unset.length > 0 || Object.keys(set).length > 0;
+    if (!persisted) {
+      if (Object.keys(set).length === 0 && !m.options.saveUninitialized) {
+        if (this.deadCookie) m.clearCookie(http);
+        this.deadCookie = false;
+        return;
+      }
+    } else if (
+      !changed &&
+      !this.reissue &&
+      !this.touchRequested &&
+      now - this.lastActive < m.options.touchAfter
+    ) {
+      return;
+    }
+    if (!m.canSetCookie(http, explicit)) return;
+    const write = this.buildWrite(persisted ? 'update' : 'create', now, set, unset, user);
+    this.assertSize(write.set);
+    const data: Record<string, string> = {};
+    for (const key of this.keys()) {
+      const text = write.set[key] ?? (this.replace ? undefined : this.texts.get(key));
+      if (text !== undefined) data[key] = text;
+    }
+    const value = m.sealer!.seal({
+      id: write.key,
+      userId: user,
+      createdAt: this.created,
+      lastActiveAt: now,
+      absoluteExpiresAt: this.absoluteExpiry,
+      sealedAt: now,
+      data,
+    });
+    const size = Buffer.byteLength(m.cookie.name) + 1 + value.length;
+    if (size > MAX_COOKIE_BYTES) throw new SessionCookieTooLargeError(size, MAX_COOKIE_BYTES);
+    if (write.previousKey !== undefined && m.options.revocationStore) {
+      // The old id's cookie may have been copied: it must not outlive the regenerate.
+      await m.revoke(write.previousKey, this.absoluteExpiry);
+    }
+    this.applyWrite(write);
+    m.setCookie(http, value, this.absoluteExpiry, now);
+    this.reissue = false;
   }
 
   // --- data access, through `data` and get/set/unset ----------------------------------------
@@ -406,6 +475,21 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
       const record = await this.loadLocked(this.loadKey);
       if (!record) throw new SessionGoneError();
       this.adopt(record, undefined);
+    } else if (this.exchange && m.sealer) {
+      m.varyOnCookie(this.exchange.res);
+      const values = m.cookieValues(this.exchange.req);
+      this.deadCookie = values.length > 0;
+      const now = Date.now();
+      for (const value of values) {
+        const opened = m.sealer.open(value, now);
+        if (!opened) continue;
+        const record = sealedRecord(opened.session, m.options.idleTimeout);
+        if (m.isExpired(record, now) || (await m.isRevoked(opened.session))) continue;
+        this.adopt(record, undefined);
+        this.reissue = opened.stale;
+        this.deadCookie = false;
+        break;
+      }
     } else if (this.exchange) {
       m.varyOnCookie(this.exchange.res);
       const values = m.cookieValues(this.exchange.req);
@@ -509,7 +593,11 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     await this.load();
     const m = this.manager;
     const hadSession = this.storedKey !== undefined;
-    if (hadSession) await m.storeCall(() => m.store.destroy(this.storedKey as string));
+    if (hadSession && m.sealer) {
+      if (m.options.revocationStore) await m.revoke(this.storedKey as string, this.absoluteExpiry);
+    } else if (hadSession) {
+      await m.storeCall(() => m.store.destroy(this.storedKey as string));
+    }
     this.startNew();
     this.deadCookie = false;
     if (hadSession && this.exchange) m.clearCookie(this.exchange);
@@ -517,6 +605,11 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
 
   private async doReload(): Promise<void> {
     await this.load();
+    if (this.manager.sealer) {
+      // The cookie is the only copy: reloading means forgetting this request's changes.
+      this.rollback();
+      return;
+    }
     const key = this.storedKey;
     const token = this.token;
     this.startNew();
@@ -607,6 +700,20 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     this.replace = false;
     this.touchRequested = false;
   }
+}
+
+/** A sealed session seen as a store record, so that one set of expiry rules covers both modes. */
+function sealedRecord(session: SealedSession, idleTimeout: number): SessionRecord {
+  return {
+    key: session.id,
+    data: session.data,
+    userId: session.userId,
+    createdAt: session.createdAt,
+    lastActiveAt: session.lastActiveAt,
+    expiresAt: Math.min(session.lastActiveAt + idleTimeout, session.absoluteExpiresAt),
+    absoluteExpiresAt: session.absoluteExpiresAt,
+    version: 0,
+  };
 }
 
 /** Runs a promise and reports to a Node-style callback (express-session / Passport compatibility). */

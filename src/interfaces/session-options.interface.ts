@@ -60,9 +60,26 @@ export interface SessionModuleOptions {
   secret: string | readonly string[];
   /**
    * Where sessions live.
+   * - `'store'`: the cookie carries a signed random token; the data lives in `store`.
+   * - `'sealed'`: no server state: the whole session travels in the cookie, encrypted and
+   *   authenticated (AES-256-GCM), at most 4096 bytes. Logout and "log out everywhere" only reach
+   *   copies of the cookie when `revocationStore` is set; see the README.
+   * @default 'store'
+   */
+  mode?: 'store' | 'sealed';
+  /**
+   * Where sessions live in `'store'` mode.
    * @default new MemorySessionStore() (one process only; warns in production)
    */
   store?: SessionStore;
+  /**
+   * `'sealed'` mode only: a store (any SessionStore, e.g. Redis) for a deny list of ended sessions
+   * and per-user "not before" times, so that a copied cookie stops working at logout and at
+   * `invalidateAllForUser`. Checked on every request that uses the session; when it is down,
+   * those requests fail closed (503).
+   * @default undefined (no revocation: a copied cookie works until it expires)
+   */
+  revocationStore?: SessionStore;
   /** Cookie attributes. */
   cookie?: SessionCookieOptions;
   /** A session unused for this long ends. @default '30m' */

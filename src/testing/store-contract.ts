@@ -332,5 +332,47 @@ export function describeSessionStoreContract(
     it('treats destroying a missing session as a no-op', async () => {
       await store.destroy(randomStorageKey());
     });
+
+    it('applies an optimistic write only when the expected keys are unchanged (ST-3)', async () => {
+      const write = createWrite({ cart: ['a'], other: 1 });
+      await store.save(write);
+      const loaded = (await store.load(write.key))!;
+      await store.save(updateWrite(write, { setData: { cart: ['a', 'b'] } }));
+      await assert.rejects(
+        store.save(
+          updateWrite(write, { setData: { cart: ['a', 'c'] }, expect: { cart: loaded.data.cart } }),
+        ),
+        SessionConflictError,
+      );
+      assert.deepEqual(decode((await store.load(write.key))!.data).cart, ['a', 'b']);
+      // Keys nobody else changed (and absent keys) pass.
+      await store.save(
+        updateWrite(write, { setData: { other: 2, fresh: true }, expect: { other: '1', fresh: null } }),
+      );
+      assert.deepEqual(decode((await store.load(write.key))!.data), {
+        cart: ['a', 'b'],
+        other: 2,
+        fresh: true,
+      });
+    });
+
+    it('grants a session lock to one owner at a time, releases it only for its owner, and expires it', async () => {
+      assert.equal(typeof store.acquireLock, 'function', 'the store has no acquireLock');
+      assert.equal(typeof store.releaseLock, 'function', 'the store has no releaseLock');
+      const key = randomStorageKey();
+      assert.equal(await store.acquireLock!(key, 'a', 300), true);
+      assert.equal(await store.acquireLock!(key, 'b', 300), false);
+      await store.releaseLock!(key, 'b');
+      assert.equal(await store.acquireLock!(key, 'b', 300), false);
+      await store.releaseLock!(key, 'a');
+      assert.equal(await store.acquireLock!(key, 'b', 300), true);
+      await sleep(450);
+      assert.equal(await store.acquireLock!(key, 'c', 300), true);
+      await store.releaseLock!(key, 'c');
+      const racers = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => store.acquireLock!(`${key}:race`, `o${i}`, 1000)),
+      );
+      assert.equal(racers.filter(Boolean).length, 1);
+    });
   });
 }
