@@ -72,7 +72,10 @@ export const SessionId = createParamDecorator(
 export function RequireSession<T extends object = Record<string, unknown>>(
   predicate?: SessionPredicate<T>,
 ): MethodDecorator & ClassDecorator {
-  return applyDecorators(SetMetadata(REQUIRE_SESSION_KEY, predicate ?? true), UseGuards(SessionGuard));
+  return applyDecorators(
+    SetMetadata(REQUIRE_SESSION_KEY, predicate ?? true),
+    UseGuards(SessionGuard),
+  );
 }
 
 /** Lets a route through a global `SessionGuard` (`APP_GUARD`) without a session. */
@@ -89,4 +92,5 @@ export const AllowAnonymous = (): MethodDecorator & ClassDecorator =>
  * @Post('cart/items') @SessionLock()
  * add(@Session() s: Session<Cart>) { s.data.items = [...(s.data.items ?? []), item]; }
  */
-export const SessionLock = (): MethodDecorator & ClassDecorator => SetMetadata(SESSION_LOCK_KEY, true);
+export const SessionLock = (): MethodDecorator & ClassDecorator =>
+  SetMetadata(SESSION_LOCK_KEY, true);

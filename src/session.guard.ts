@@ -1,9 +1,4 @@
-import {
-  Inject,
-  Injectable,
-  type CanActivate,
-  type ExecutionContext,
-} from '@nestjs/common';
+import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { ALLOW_ANONYMOUS_KEY, REQUIRE_SESSION_KEY, SESSION_MANAGER } from './session.constants.js';
 import type { SessionPredicate } from './session.decorators.js';

@@ -243,11 +243,14 @@ export class SessionManager {
         clearTimeout(timer);
         resolve();
       };
-      const timer = setTimeout(() => {
-        const index = queue.indexOf(waiter);
-        if (index !== -1) queue.splice(index, 1);
-        reject(new SessionLockTimeoutError());
-      }, Math.max(0, deadline - Date.now()));
+      const timer = setTimeout(
+        () => {
+          const index = queue.indexOf(waiter);
+          if (index !== -1) queue.splice(index, 1);
+          reject(new SessionLockTimeoutError());
+        },
+        Math.max(0, deadline - Date.now()),
+      );
       queue.push(waiter);
     });
   }
@@ -354,7 +357,8 @@ export class SessionManager {
     if (res.headersSent) return;
     const vary = res.getHeader('vary');
     if (vary === undefined) res.setHeader('Vary', 'Cookie');
-    else if (!/(^|,)\s*(cookie|\*)\s*(,|$)/i.test(String(vary))) res.setHeader('Vary', `${String(vary)}, Cookie`);
+    else if (!/(^|,)\s*(cookie|\*)\s*(,|$)/i.test(String(vary)))
+      res.setHeader('Vary', `${String(vary)}, Cookie`);
   }
 
   /** Expires the cookie in the browser, with the same name, path and domain (CK-10). */

@@ -13,10 +13,7 @@ import { SessionGuard } from './session.guard.js';
 import { SessionInterceptor } from './session.interceptor.js';
 import { SessionManager } from './session.manager.js';
 import { SessionMiddleware } from './session.middleware.js';
-import {
-  ConfigurableSessionModule,
-  SESSION_MODULE_OPTIONS,
-} from './session.module-definition.js';
+import { ConfigurableSessionModule, SESSION_MODULE_OPTIONS } from './session.module-definition.js';
 import type { SessionModuleOptions } from './interfaces/session-options.interface.js';
 import { resolveSessionOptions } from './session.options.js';
 import { SessionService } from './session.service.js';
@@ -32,7 +29,7 @@ function createManager(options: SessionModuleOptions): SessionManager {
     if (resolved.production) {
       logger.warn(
         'Sessions are kept in memory: they are lost on restart and not shared between processes. ' +
-          "Pass a store (RedisSessionStore, PostgresSessionStore) in production.",
+          'Pass a store (RedisSessionStore, PostgresSessionStore) in production.',
       );
     }
     store = new MemorySessionStore();

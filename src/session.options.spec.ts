@@ -40,7 +40,11 @@ describe('resolveSessionOptions', () => {
 
   it('accepts durations as milliseconds or strings', () => {
     const o = resolve({ idleTimeout: '15m', absoluteTimeout: '14d', touchAfter: 5000 });
-    expect([o.idleTimeout, o.absoluteTimeout, o.touchAfter]).toEqual([900_000, 14 * 86_400_000, 5000]);
+    expect([o.idleTimeout, o.absoluteTimeout, o.touchAfter]).toEqual([
+      900_000,
+      14 * 86_400_000,
+      5000,
+    ]);
     expect(parseDuration('1.5h')).toBe(5_400_000);
     expect(parseDuration('500ms')).toBe(500);
     for (const bad of ['', '10', '10 weeks', '-1s', 0, -5, Number.NaN, Infinity, null]) {
@@ -50,7 +54,9 @@ describe('resolveSessionOptions', () => {
   });
 
   it('requires a secret of at least 32 characters, and says how to make one', () => {
-    expect(() => resolveSessionOptions({} as Options, dev)).toThrow(/'secret' is required.*randomBytes/);
+    expect(() => resolveSessionOptions({} as Options, dev)).toThrow(
+      /'secret' is required.*randomBytes/,
+    );
     refuses({ secret: 'short' }, /'secret' is 5 characters long; use at least 32/);
     refuses({ secret: [SECRET, 'short'] }, /'secret\[1\]' is 5 characters/);
     refuses({ secret: [] }, /'secret' is required/);
@@ -70,9 +76,18 @@ describe('resolveSessionOptions', () => {
   });
 
   it('enforces cookie prefix rules (CK-4)', () => {
-    refuses({ cookie: { name: '__Host-s', secure: false } }, /'__Host-' cookie name needs 'cookie.secure: true'/);
-    refuses({ cookie: { name: '__Host-s', secure: true, domain: 'a.com' } }, /may not have a domain/);
-    refuses({ cookie: { name: '__Host-s', secure: true, path: '/x' } }, /needs 'cookie.path: "\/"'/);
+    refuses(
+      { cookie: { name: '__Host-s', secure: false } },
+      /'__Host-' cookie name needs 'cookie.secure: true'/,
+    );
+    refuses(
+      { cookie: { name: '__Host-s', secure: true, domain: 'a.com' } },
+      /may not have a domain/,
+    );
+    refuses(
+      { cookie: { name: '__Host-s', secure: true, path: '/x' } },
+      /needs 'cookie.path: "\/"'/,
+    );
     refuses({ cookie: { name: '__Secure-s', secure: 'auto' } }, /'__Secure-' cookie name needs/);
   });
 
@@ -86,17 +101,32 @@ describe('resolveSessionOptions', () => {
   });
 
   it('refuses inconsistent timeouts', () => {
-    refuses({ idleTimeout: '2h', absoluteTimeout: '1h' }, /'absoluteTimeout' .* is shorter than 'idleTimeout'/);
-    refuses({ idleTimeout: '1m', touchAfter: '2m' }, /'touchAfter' .* must be shorter than 'idleTimeout'/);
+    refuses(
+      { idleTimeout: '2h', absoluteTimeout: '1h' },
+      /'absoluteTimeout' .* is shorter than 'idleTimeout'/,
+    );
+    refuses(
+      { idleTimeout: '1m', touchAfter: '2m' },
+      /'touchAfter' .* must be shorter than 'idleTimeout'/,
+    );
   });
 
   it('refuses unknown options with the list of known ones', () => {
-    refuses({ secrets: SECRET } as Partial<Options>, /unknown option 'secrets'. Known options: secret,/);
-    refuses({ cookie: { sameSites: 'lax' } } as Partial<Options>, /unknown option 'cookie.sameSites'/);
+    refuses(
+      { secrets: SECRET } as Partial<Options>,
+      /unknown option 'secrets'. Known options: secret,/,
+    );
+    refuses(
+      { cookie: { sameSites: 'lax' } } as Partial<Options>,
+      /unknown option 'cookie.sameSites'/,
+    );
   });
 
   it('refuses a store that is not a SessionStore, pointing at the adapter', () => {
-    refuses({ store: { get() {}, set() {} } as unknown as Options['store'] }, /ExpressSessionStoreAdapter/);
+    refuses(
+      { store: { get() {}, set() {} } as unknown as Options['store'] },
+      /ExpressSessionStoreAdapter/,
+    );
   });
 
   it('throws SessionConfigError with a stable code', () => {

@@ -15,7 +15,8 @@ const PLACEHOLDER_SECRET = /change.?me|keyboard.?cat|secret|password|example|pla
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // RFC 6265 path-value: any CHAR except CTLs and ';'. We also refuse spaces and ',' to keep headers unambiguous.
 const COOKIE_PATH = /^\/[\x21-\x2b\x2d-\x3a\x3c-\x7e]*$/;
-const COOKIE_DOMAIN = /^\.?[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const COOKIE_DOMAIN =
+  /^\.?[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 const KNOWN_OPTIONS = new Set([
   'secret',
@@ -143,7 +144,8 @@ function resolveSecrets(value: unknown, production: boolean, warnings: string[])
         `${label} is weak (${weakness}); in production use a random secret of at least ${MIN_SECRET_LENGTH} characters.`,
       );
     }
-    if (weakness) warnings.push(`${label} is weak (${weakness}); it would be refused in production.`);
+    if (weakness)
+      warnings.push(`${label} is weak (${weakness}); it would be refused in production.`);
   });
   return secrets as string[];
 }
@@ -209,7 +211,12 @@ function resolveCookie(value: unknown, production: boolean): ResolvedCookieOptio
     throw new SessionConfigError("'cookie.partitioned' needs 'cookie.secure: true'.");
   }
   const priority = cookie.priority;
-  if (priority !== undefined && priority !== 'low' && priority !== 'medium' && priority !== 'high') {
+  if (
+    priority !== undefined &&
+    priority !== 'low' &&
+    priority !== 'medium' &&
+    priority !== 'high'
+  ) {
     throw new SessionConfigError("'cookie.priority' must be 'low', 'medium' or 'high'.");
   }
   const maxAge =
@@ -268,7 +275,9 @@ export function resolveSessionOptions(
   }
   if (options.revocationStore !== undefined) {
     if (mode !== 'sealed') {
-      throw new SessionConfigError("'revocationStore' is for mode: 'sealed'; in 'store' mode use 'store'.");
+      throw new SessionConfigError(
+        "'revocationStore' is for mode: 'sealed'; in 'store' mode use 'store'.",
+      );
     }
     if (!isStore(options.revocationStore)) {
       throw new SessionConfigError("'revocationStore' must implement SessionStore.");
@@ -281,7 +290,9 @@ export function resolveSessionOptions(
   }
   const cookie = resolveCookie(options.cookie, production);
   if (production && cookie.secure === false) {
-    warnings.push("'cookie.secure' is false in production: the session cookie can leak over plain HTTP.");
+    warnings.push(
+      "'cookie.secure' is false in production: the session cookie can leak over plain HTTP.",
+    );
   }
   if (!cookie.httpOnly) {
     warnings.push("'cookie.httpOnly' is false: scripts in the page can read the session cookie.");
@@ -322,7 +333,8 @@ export function resolveSessionOptions(
   if (
     concurrency === 'serialize' &&
     options.store &&
-    (typeof options.store.acquireLock !== 'function' || typeof options.store.releaseLock !== 'function')
+    (typeof options.store.acquireLock !== 'function' ||
+      typeof options.store.releaseLock !== 'function')
   ) {
     throw new SessionConfigError(
       "'concurrency: \"serialize\"' needs a store with acquireLock/releaseLock; this store has none. Use a built-in store or choose 'merge' / 'optimistic'.",

@@ -34,7 +34,9 @@ export class SessionService {
   constructor(@Inject(SESSION_MANAGER) private readonly sessions: SessionManager) {}
 
   /** One live session by id, or `null`. */
-  async get<T extends object = Record<string, unknown>>(id: string): Promise<SessionInfo<T> | null> {
+  async get<T extends object = Record<string, unknown>>(
+    id: string,
+  ): Promise<SessionInfo<T> | null> {
     const record = await this.sessions.loadLive(id);
     return record && toInfo<T>(record);
   }

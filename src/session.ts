@@ -352,7 +352,10 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     const m = this.manager;
     const http = this.exchange;
     if (!http) {
-      throw new SessionError('SESSION_UNSUPPORTED', "Sealed sessions exist only in a request's cookie");
+      throw new SessionError(
+        'SESSION_UNSUPPORTED',
+        "Sealed sessions exist only in a request's cookie",
+      );
     }
     const persisted = this.storedKey !== undefined;
     const changed = this.replace || this.rotate || unset.length > 0 || Object.keys(set).length > 0;

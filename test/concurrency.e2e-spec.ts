@@ -27,7 +27,10 @@ async function boot(options: Partial<SessionModuleOptions> = {}) {
 async function burst(http: ReturnType<typeof request>, cookie: string, route: string) {
   const responses = await Promise.all(
     Array.from({ length: BURST }, (_, i) =>
-      http.post(route).set('Cookie', cookie).send({ item: `item-${i}` }),
+      http
+        .post(route)
+        .set('Cookie', cookie)
+        .send({ item: `item-${i}` }),
     ),
   );
   const cart = await http.get('/cart').set('Cookie', cookie).expect(200);
@@ -70,7 +73,10 @@ describe('Concurrent requests on one session (e2e)', () => {
     const { http, cookie } = await boot({ concurrency: 'optimistic' });
     const results = await Promise.all(
       Array.from({ length: 20 }, (_, i) =>
-        http.post('/slow-set').set('Cookie', cookie).send({ [`k${i}`]: i }),
+        http
+          .post('/slow-set')
+          .set('Cookie', cookie)
+          .send({ [`k${i}`]: i }),
       ),
     );
     expect(results.every((r) => r.status === 200)).toBe(true);
@@ -80,7 +86,10 @@ describe('Concurrent requests on one session (e2e)', () => {
 
   it('answers 409 "busy" after lockTimeout instead of hanging', async () => {
     const { http, cookie } = await boot({ lockTimeout: 100 });
-    const holder = http.post('/cart/hold?ms=400').set('Cookie', cookie).then((r) => r);
+    const holder = http
+      .post('/cart/hold?ms=400')
+      .set('Cookie', cookie)
+      .then((r) => r);
     await new Promise((resolve) => setTimeout(resolve, 30));
     const started = Date.now();
     const waiter = await http.post('/cart/locked').set('Cookie', cookie).send({ item: 'late' });
@@ -93,7 +102,10 @@ describe('Concurrent requests on one session (e2e)', () => {
   it('does not make requests of other sessions wait', async () => {
     const { http, cookie } = await boot();
     const other = sessionCookie(await http.post('/set').send({ name: 'other' }))!;
-    const holder = http.post('/cart/hold?ms=500').set('Cookie', cookie).then((r) => r);
+    const holder = http
+      .post('/cart/hold?ms=500')
+      .set('Cookie', cookie)
+      .then((r) => r);
     await new Promise((resolve) => setTimeout(resolve, 30));
     const started = Date.now();
     await http.post('/cart/locked').set('Cookie', other).send({ item: 'x' }).expect(200);

@@ -35,7 +35,9 @@ describe('Session cookies and tokens (e2e)', () => {
   it('sets HttpOnly, SameSite=Lax, Path=/, no Domain, no Max-Age and Cache-Control: no-store (CK-1, CK-5, CK-12)', async () => {
     const res = await http.post('/set').send({ name: 'ann' }).expect(200);
     const line = sessionSetCookie(res)!;
-    expect(line).toMatch(/^sid=[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Lax$/);
+    expect(line).toMatch(
+      /^sid=[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Lax$/,
+    );
     expect(res.headers['cache-control']).toBe('no-store');
   });
 
@@ -77,10 +79,16 @@ describe('Session cookies and tokens (e2e)', () => {
     const signer = new SessionTokenSigner([TEST_SECRET], 'sid');
     const chosen = SessionTokenSigner.mint();
     const before = store.size;
-    const read = await http.get('/read').set('Cookie', `sid=${signer.sign(chosen)}`).expect(200);
+    const read = await http
+      .get('/read')
+      .set('Cookie', `sid=${signer.sign(chosen)}`)
+      .expect(200);
     expect(read.body.isNew).toBe(true);
     expect(store.size).toBe(before);
-    const res = await http.post('/set').set('Cookie', `sid=${signer.sign(chosen)}`).send({ a: 1 });
+    const res = await http
+      .post('/set')
+      .set('Cookie', `sid=${signer.sign(chosen)}`)
+      .send({ a: 1 });
     expect(sessionCookie(res)).not.toContain(chosen);
     expect(await store.load(SessionTokenSigner.storageKey(chosen))).toBeNull();
   });
@@ -117,8 +125,12 @@ describe('Session cookies and tokens (e2e)', () => {
     const header = fc.oneof(
       fc.string({ maxLength: 300 }),
       fc.string({ maxLength: 100 }).map((s) => `sid=${s}`),
-      fc.tuple(fc.nat(value.length - 1), fc.string({ minLength: 1, maxLength: 1 })).map(([i, c]) => `sid=${value.slice(0, i)}${c}${value.slice(i + 1)}`),
-      fc.array(fc.constantFrom('sid=', value, ';', ' ', '=', '"', 'a', ','), { maxLength: 12 }).map((a) => a.join('')),
+      fc
+        .tuple(fc.nat(value.length - 1), fc.string({ minLength: 1, maxLength: 1 }))
+        .map(([i, c]) => `sid=${value.slice(0, i)}${c}${value.slice(i + 1)}`),
+      fc
+        .array(fc.constantFrom('sid=', value, ';', ' ', '=', '"', 'a', ','), { maxLength: 12 })
+        .map((a) => a.join('')),
     );
     await fc.assert(
       fc.asyncProperty(header, async (h) => {
@@ -148,12 +160,20 @@ describe('Session cookies and tokens (e2e)', () => {
     await oldApp.close();
 
     const rotated = await createFixtureApp({ store: shared, secret: [TEST_SECRET, OLD_SECRET] });
-    const res = await request(rotated.getHttpServer()).get('/guarded').set('Cookie', oldCookie).expect(200);
+    const res = await request(rotated.getHttpServer())
+      .get('/guarded')
+      .set('Cookie', oldCookie)
+      .expect(200);
     const reissued = sessionCookie(res)!;
     expect(reissued).toBeDefined();
     expect(reissued.split('.')[0]).toBe(oldCookie.split('.')[0]);
-    expect(new SessionTokenSigner([TEST_SECRET], 'sid').verify(reissued.split('=')[1])).toBeDefined();
-    const again = await request(rotated.getHttpServer()).get('/guarded').set('Cookie', reissued).expect(200);
+    expect(
+      new SessionTokenSigner([TEST_SECRET], 'sid').verify(reissued.split('=')[1]),
+    ).toBeDefined();
+    const again = await request(rotated.getHttpServer())
+      .get('/guarded')
+      .set('Cookie', reissued)
+      .expect(200);
     expect(again.headers['set-cookie']).toBeUndefined();
     await rotated.close();
 
@@ -184,7 +204,10 @@ describe('Session cookies and tokens (e2e)', () => {
     it('sends it behind a trusted proxy that says the request was HTTPS', async () => {
       const proxied = await createFixtureApp({ cookie: { secure: true }, trustProxy: true });
       const server = proxied.getHttpServer();
-      const res = await request(server).post('/set').set('X-Forwarded-Proto', 'https').send({ a: 1 });
+      const res = await request(server)
+        .post('/set')
+        .set('X-Forwarded-Proto', 'https')
+        .send({ a: 1 });
       // secure: true defaults the name to the __Host- prefix (CK-4).
       expect(sessionSetCookie(res, '__Host-sid')).toMatch(/; Secure;/);
       const spoofed = await createFixtureApp({ cookie: { secure: true }, trustProxy: false });
@@ -202,7 +225,10 @@ describe('Session cookies and tokens (e2e)', () => {
       const server = auto.getHttpServer();
       const plain = await request(server).post('/set').send({ a: 1 });
       expect(sessionSetCookie(plain)).not.toMatch(/Secure/);
-      const tls = await request(server).post('/set').set('X-Forwarded-Proto', 'https').send({ a: 1 });
+      const tls = await request(server)
+        .post('/set')
+        .set('X-Forwarded-Proto', 'https')
+        .send({ a: 1 });
       expect(sessionSetCookie(tls)).toMatch(/Secure/);
       await auto.close();
     });
@@ -215,7 +241,9 @@ describe('Session cookies and tokens (e2e)', () => {
     await store.save({
       kind: 'update',
       key,
-      set: { prefs: '{"__proto__":{"isAdmin":true},"constructor":{"prototype":{"isAdmin":true}},"ok":1}' },
+      set: {
+        prefs: '{"__proto__":{"isAdmin":true},"constructor":{"prototype":{"isAdmin":true}},"ok":1}',
+      },
       unset: [],
       userId: record.userId,
       createdAt: record.createdAt,
@@ -226,7 +254,10 @@ describe('Session cookies and tokens (e2e)', () => {
     const res = await http.get('/guarded').set('Cookie', cookie).expect(200);
     expect(res.body.prefs).toEqual({ ok: 1 });
     expect(({} as Record<string, unknown>).isAdmin).toBeUndefined();
-    const set = await http.post('/set').set('Cookie', cookie).send(JSON.parse('{"__proto__":{"x":1}}'));
+    const set = await http
+      .post('/set')
+      .set('Cookie', cookie)
+      .send(JSON.parse('{"__proto__":{"x":1}}'));
     expect(set.status).toBe(400);
     expect(set.body.message).toMatch(/cannot be a session key/);
     expect(({} as Record<string, unknown>).x).toBeUndefined();

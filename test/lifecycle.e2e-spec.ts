@@ -57,7 +57,11 @@ describe('Session lifecycle (e2e)', () => {
   describe('commit', () => {
     it('writes only the changed top-level keys (ST-2)', async () => {
       const cookie = await newSession({ name: 'ann', counter: 1, cart: ['a'] });
-      await http.post('/set').set('Cookie', cookie).send({ counter: 2, cart: ['a'] }).expect(200);
+      await http
+        .post('/set')
+        .set('Cookie', cookie)
+        .send({ counter: 2, cart: ['a'] })
+        .expect(200);
       expect(store.saves).toHaveLength(1);
       expect(store.saves[0].set).toEqual({ counter: '2' });
       expect(store.saves[0].unset).toEqual([]);
@@ -95,7 +99,11 @@ describe('Session lifecycle (e2e)', () => {
 
     it('rolls back the changes of a handler that throws (LC-8)', async () => {
       const cookie = await newSession({ name: 'ann' });
-      const res = await http.post('/throw').set('Cookie', cookie).send({ name: 'evil' }).expect(500);
+      const res = await http
+        .post('/throw')
+        .set('Cookie', cookie)
+        .send({ name: 'evil' })
+        .expect(500);
       expect(res.headers['set-cookie']).toBeUndefined();
       expect(store.calls.save).toBeUndefined();
       const read = await http.get('/read').set('Cookie', cookie).expect(200);
@@ -193,7 +201,10 @@ describe('Session lifecycle (e2e)', () => {
 
     it('starts empty with keep: false', async () => {
       const cookie = await newSession({ name: 'ann', cart: ['a'] });
-      const res = await http.post('/login').set('Cookie', cookie).send({ userId: 'u1', keep: false });
+      const res = await http
+        .post('/login')
+        .set('Cookie', cookie)
+        .send({ userId: 'u1', keep: false });
       const read = await http.get('/read').set('Cookie', sessionCookie(res)!).expect(200);
       expect(read.body.data).toEqual({ userId: 'u1' });
     });
@@ -212,7 +223,11 @@ describe('Session lifecycle (e2e)', () => {
     it('gives a different user logging in on the same browser an empty session (LC-2)', async () => {
       const a = await http.post('/login').send({ userId: 'alice' }).expect(200);
       const aliceCookie = sessionCookie(a)!;
-      await http.post('/set').set('Cookie', aliceCookie).send({ cart: ['alice-item'] }).expect(200);
+      await http
+        .post('/set')
+        .set('Cookie', aliceCookie)
+        .send({ cart: ['alice-item'] })
+        .expect(200);
       const b = await http.post('/login').set('Cookie', aliceCookie).send({ userId: 'bob' });
       const read = await http.get('/read').set('Cookie', sessionCookie(b)!).expect(200);
       expect(read.body.data).toEqual({ userId: 'bob' });
@@ -267,7 +282,13 @@ describe('Session lifecycle (e2e)', () => {
       const cookie = await newSession({ base: 1 });
       const keys = Array.from({ length: 20 }, (_, i) => `key${i}`);
       await Promise.all(
-        keys.map((key, i) => http.post('/slow-set').set('Cookie', cookie).send({ [key]: i }).expect(200)),
+        keys.map((key, i) =>
+          http
+            .post('/slow-set')
+            .set('Cookie', cookie)
+            .send({ [key]: i })
+            .expect(200),
+        ),
       );
       const read = await http.get('/read').set('Cookie', cookie).expect(200);
       for (const [i, key] of keys.entries()) expect(read.body.data[key]).toBe(i);

@@ -81,7 +81,11 @@ afterEach(async () => {
   app = undefined;
 });
 
-async function boot(imports: unknown[], controllers: Type[] = [FixtureController], providers: unknown[] = []) {
+async function boot(
+  imports: unknown[],
+  controllers: Type[] = [FixtureController],
+  providers: unknown[] = [],
+) {
   const moduleRef = await Test.createTestingModule({
     imports: imports as Type[],
     controllers,
@@ -142,7 +146,12 @@ describe('SessionModule configuration (e2e)', () => {
       SessionConfigError,
     );
     await expect(
-      boot([SessionModule.forRoot({ secret: TEST_SECRET, cookie: { name: '__Host-x', domain: 'a.com', secure: true } })]),
+      boot([
+        SessionModule.forRoot({
+          secret: TEST_SECRET,
+          cookie: { name: '__Host-x', domain: 'a.com', secure: true },
+        }),
+      ]),
     ).rejects.toThrow(/may not have a domain. Remove 'cookie.domain'/);
     await expect(
       boot([

@@ -91,7 +91,9 @@ describe('Sample app (e2e, memory store)', () => {
     const phone = sessionCookie(await login('admin', 'admin-secret', 'phone'))!;
     const laptop = sessionCookie(await login('admin', 'admin-secret', 'laptop'))!;
     const list = await http.get('/auth/sessions').set('Cookie', laptop).expect(200);
-    const mine = list.body.filter((s: { userAgent: string }) => ['phone', 'laptop'].includes(s.userAgent));
+    const mine = list.body.filter((s: { userAgent: string }) =>
+      ['phone', 'laptop'].includes(s.userAgent),
+    );
     expect(mine).toHaveLength(2);
     expect(mine.find((s: { userAgent: string }) => s.userAgent === 'laptop').current).toBe(true);
     expect(mine.find((s: { userAgent: string }) => s.userAgent === 'phone').current).toBe(false);

@@ -4,7 +4,13 @@ import fc from 'fast-check';
 import request from 'supertest';
 import { MemorySessionStore, SessionConfigError } from '../src/index.js';
 import { SessionSealer } from '../src/transport/session-sealer.js';
-import { OLD_SECRET, TEST_SECRET, createFixtureApp, sessionCookie, sessionSetCookie } from './support/app.js';
+import {
+  OLD_SECRET,
+  TEST_SECRET,
+  createFixtureApp,
+  sessionCookie,
+  sessionSetCookie,
+} from './support/app.js';
 
 const valueOf = (cookie: string) => cookie.slice(cookie.indexOf('=') + 1);
 
@@ -19,7 +25,10 @@ describe('Sealed stateless sessions (e2e)', () => {
   afterAll(async () => app.close());
 
   it('keeps the whole session in an encrypted cookie, with the same API', async () => {
-    const res = await http.post('/set').send({ name: 'ann', cart: ['a'] }).expect(200);
+    const res = await http
+      .post('/set')
+      .send({ name: 'ann', cart: ['a'] })
+      .expect(200);
     const cookie = sessionCookie(res)!;
     expect(valueOf(cookie)).not.toMatch(/ann|cart/);
     const read = await http.get('/read').set('Cookie', cookie).expect(200);
@@ -35,7 +44,10 @@ describe('Sealed stateless sessions (e2e)', () => {
     await http.get('/admin').expect(401);
     const user = sessionCookie(await http.post('/login').send({ userId: 'u', role: 'user' }))!;
     await http.get('/admin').set('Cookie', user).expect(403);
-    const admin = await http.post('/login').set('Cookie', user).send({ userId: 'a', role: 'admin' });
+    const admin = await http
+      .post('/login')
+      .set('Cookie', user)
+      .send({ userId: 'a', role: 'admin' });
     const adminCookie = sessionCookie(admin)!;
     await http.get('/admin').set('Cookie', adminCookie).expect(200);
     const gone = await http.post('/destroy').set('Cookie', adminCookie).expect(200);
@@ -44,7 +56,15 @@ describe('Sealed stateless sessions (e2e)', () => {
 
   it('seals with a fresh IV every time: the same session never gives the same cookie (EC-3)', async () => {
     const sealer = new SessionSealer([TEST_SECRET], 'sid');
-    const session = { id: 'x', userId: null, createdAt: 1, lastActiveAt: 1, absoluteExpiresAt: 2, sealedAt: 1, data: {} };
+    const session = {
+      id: 'x',
+      userId: null,
+      createdAt: 1,
+      lastActiveAt: 1,
+      absoluteExpiresAt: 2,
+      sealedAt: 1,
+      data: {},
+    };
     const seen = new Set<string>();
     for (let i = 0; i < 10_000; i++) seen.add(sealer.seal(session).slice(7, 23));
     expect(seen.size).toBe(10_000);
@@ -59,7 +79,9 @@ describe('Sealed stateless sessions (e2e)', () => {
     const sealer = new SessionSealer([TEST_SECRET], 'sid');
     expect(sealer.open(value, Date.now())).toBeDefined();
     for (const cut of [4, 8, 12]) {
-      expect(sealer.open(raw.subarray(0, raw.length - cut).toString('base64url'), Date.now())).toBeUndefined();
+      expect(
+        sealer.open(raw.subarray(0, raw.length - cut).toString('base64url'), Date.now()),
+      ).toBeUndefined();
     }
     const wrongKid = Buffer.from(raw);
     wrongKid[1] ^= 1;
@@ -79,7 +101,10 @@ describe('Sealed stateless sessions (e2e)', () => {
         fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'),
         (index, char) => {
           const mutated = value.slice(0, index) + char + value.slice(index + 1);
-          if (mutated !== value && Buffer.from(mutated, 'base64url').equals(Buffer.from(value, 'base64url')) === false) {
+          if (
+            mutated !== value &&
+            Buffer.from(mutated, 'base64url').equals(Buffer.from(value, 'base64url')) === false
+          ) {
             expect(sealer.open(mutated, Date.now())).toBeUndefined();
           }
         },
@@ -113,9 +138,14 @@ describe('Sealed stateless sessions (e2e)', () => {
     const oldCookie = sessionCookie(login)!;
     await oldApp.close();
     const rotated = await createFixtureApp({ mode: 'sealed', secret: [TEST_SECRET, OLD_SECRET] });
-    const res = await request(rotated.getHttpServer()).get('/guarded').set('Cookie', oldCookie).expect(200);
+    const res = await request(rotated.getHttpServer())
+      .get('/guarded')
+      .set('Cookie', oldCookie)
+      .expect(200);
     const resealed = sessionCookie(res)!;
-    expect(new SessionSealer([TEST_SECRET], 'sid').open(valueOf(resealed), Date.now())).toBeDefined();
+    expect(
+      new SessionSealer([TEST_SECRET], 'sid').open(valueOf(resealed), Date.now()),
+    ).toBeDefined();
     await rotated.close();
     await http.get('/guarded').set('Cookie', oldCookie).expect(401);
     await http.get('/guarded').set('Cookie', resealed).expect(200);
@@ -127,7 +157,21 @@ describe('Sealed stateless sessions (e2e)', () => {
     });
 
     it('ends idle and absolutely expired seals, whatever the cookie says', async () => {
-      jest.useFakeTimers({ now: Date.now(), doNotFake: ['nextTick', 'setImmediate', 'clearImmediate', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'queueMicrotask', 'hrtime', 'performance'] });
+      jest.useFakeTimers({
+        now: Date.now(),
+        doNotFake: [
+          'nextTick',
+          'setImmediate',
+          'clearImmediate',
+          'setTimeout',
+          'clearTimeout',
+          'setInterval',
+          'clearInterval',
+          'queueMicrotask',
+          'hrtime',
+          'performance',
+        ],
+      });
       const cookie = sessionCookie(await http.post('/login').send({ userId: 'idle' }))!;
       jest.setSystemTime(Date.now() + 31 * 60_000);
       await http.get('/guarded').set('Cookie', cookie).expect(401);
@@ -136,7 +180,15 @@ describe('Sealed stateless sessions (e2e)', () => {
     it('refuses seals dated more than 60 s in the future', () => {
       const sealer = new SessionSealer([TEST_SECRET], 'sid');
       const now = Date.now();
-      const value = sealer.seal({ id: 'f', userId: null, createdAt: now, lastActiveAt: now, absoluteExpiresAt: now + 1e6, sealedAt: now + 61_000, data: {} });
+      const value = sealer.seal({
+        id: 'f',
+        userId: null,
+        createdAt: now,
+        lastActiveAt: now,
+        absoluteExpiresAt: now + 1e6,
+        sealedAt: now + 61_000,
+        data: {},
+      });
       expect(sealer.open(value, now)).toBeUndefined();
       expect(sealer.open(value, now + 2000)).toBeDefined();
     });
@@ -149,7 +201,9 @@ describe('Sealed stateless sessions (e2e)', () => {
   });
 
   it('refuses a store in sealed mode at boot, pointing at revocationStore', async () => {
-    await expect(createFixtureApp({ mode: 'sealed', store: new MemorySessionStore() })).rejects.toThrow(SessionConfigError);
+    await expect(
+      createFixtureApp({ mode: 'sealed', store: new MemorySessionStore() }),
+    ).rejects.toThrow(SessionConfigError);
   });
 });
 
@@ -179,7 +233,11 @@ describe('Sealed sessions with revocation (e2e, REV-5)', () => {
     const first = sessionCookie(await http.post('/set').send({ name: 'pre' }))!;
     const login = await http.post('/login').set('Cookie', first).send({ userId: 'r2' });
     await http.get('/guarded').set('Cookie', sessionCookie(login)!).expect(200);
-    await http.get('/read').set('Cookie', first).expect(200).expect((r) => expect(r.body.isNew).toBe(true));
+    await http
+      .get('/read')
+      .set('Cookie', first)
+      .expect(200)
+      .expect((r) => expect(r.body.isNew).toBe(true));
   });
 
   it('logs a user out everywhere except the current session', async () => {

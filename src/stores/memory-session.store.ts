@@ -82,7 +82,8 @@ export class MemorySessionStore implements SessionStore {
       entry = existing;
       if (write.expect) {
         for (const field of Object.keys(write.expect)) {
-          if ((entry.data.get(field) ?? null) !== write.expect[field]) throw new SessionConflictError();
+          if ((entry.data.get(field) ?? null) !== write.expect[field])
+            throw new SessionConflictError();
         }
       }
       if (write.previousKey !== undefined) this.remove(write.previousKey);

@@ -127,7 +127,10 @@ export function describeSessionStoreContract(
       const key = randomStorageKey();
       assert.equal(await store.load(key), null);
       assert.equal(await store.load(key), null);
-      assert.equal(await store.touch(key, { lastActiveAt: 1, expiresAt: Date.now() + 1000 }), false);
+      assert.equal(
+        await store.touch(key, { lastActiveAt: 1, expiresAt: Date.now() + 1000 }),
+        false,
+      );
       assert.equal(await store.load(key), null);
     });
 
@@ -173,7 +176,9 @@ export function describeSessionStoreContract(
       const write = createWrite({ base: true });
       await store.save(write);
       const keys = Array.from({ length: 20 }, (_, i) => `k${i}`);
-      await Promise.all(keys.map((k, i) => store.save(updateWrite(write, { setData: { [k]: i } }))));
+      await Promise.all(
+        keys.map((k, i) => store.save(updateWrite(write, { setData: { [k]: i } }))),
+      );
       const data = decode((await store.load(write.key))!.data);
       for (const [i, k] of keys.entries()) assert.equal(data[k], i);
       assert.equal(data.base, true);
@@ -183,10 +188,7 @@ export function describeSessionStoreContract(
       const write = createWrite({ a: 1 }, { userId: user('lc6') });
       await store.save(write);
       await store.destroy(write.key);
-      await assert.rejects(
-        store.save(updateWrite(write, { setData: { b: 2 } })),
-        SessionGoneError,
-      );
+      await assert.rejects(store.save(updateWrite(write, { setData: { b: 2 } })), SessionGoneError);
       assert.equal(await store.load(write.key), null);
       assert.deepEqual(await store.listForUser(write.userId!), []);
     });
@@ -197,7 +199,12 @@ export function describeSessionStoreContract(
       await store.save(write);
       const newKey = randomStorageKey();
       await store.save(
-        updateWrite(write, { key: newKey, previousKey: write.key, setData: { c: 3 }, unset: ['b'] }),
+        updateWrite(write, {
+          key: newKey,
+          previousKey: write.key,
+          setData: { c: 3 },
+          unset: ['b'],
+        }),
       );
       assert.equal(await store.load(write.key), null);
       const record = await store.load(newKey);
@@ -231,7 +238,12 @@ export function describeSessionStoreContract(
       await store.save(write);
       const newKey = randomStorageKey();
       await store.save(
-        updateWrite(write, { key: newKey, previousKey: write.key, replace: true, setData: { z: 26 } }),
+        updateWrite(write, {
+          key: newKey,
+          previousKey: write.key,
+          replace: true,
+          setData: { z: 26 },
+        }),
       );
       assert.deepEqual(decode((await store.load(newKey))!.data), { z: 26 });
     });
@@ -255,13 +267,20 @@ export function describeSessionStoreContract(
       assert.ok(await store.load(write.key));
       await sleep(300);
       assert.equal(await store.load(write.key), null);
-      assert.equal(await store.touch(write.key, { lastActiveAt: now, expiresAt: now + 60_000 }), false);
+      assert.equal(
+        await store.touch(write.key, { lastActiveAt: now, expiresAt: now + 60_000 }),
+        false,
+      );
       await assert.rejects(store.save(updateWrite(write, { setData: { b: 1 } })), SessionGoneError);
     });
 
     it('indexes sessions by user: list, and destroy all except some (REV-1)', async () => {
       const [ann, bob] = [user('ann'), user('bob')];
-      const annWrites = [createWrite({ n: 1 }, { userId: ann }), createWrite({ n: 2 }, { userId: ann }), createWrite({ n: 3 }, { userId: ann })];
+      const annWrites = [
+        createWrite({ n: 1 }, { userId: ann }),
+        createWrite({ n: 2 }, { userId: ann }),
+        createWrite({ n: 3 }, { userId: ann }),
+      ];
       const bobWrite = createWrite({ n: 4 }, { userId: bob });
       for (const w of [...annWrites, bobWrite]) await store.save(w);
       const listed = await store.listForUser(ann);
@@ -273,7 +292,10 @@ export function describeSessionStoreContract(
       assert.equal(await store.load(annWrites[1].key), null);
       assert.equal(await store.load(annWrites[2].key), null);
       assert.ok(await store.load(bobWrite.key));
-      assert.deepEqual((await store.listForUser(ann)).map((r) => r.key), [annWrites[0].key]);
+      assert.deepEqual(
+        (await store.listForUser(ann)).map((r) => r.key),
+        [annWrites[0].key],
+      );
       assert.equal(await store.destroyForUser(user('nobody')), 0);
     });
 
@@ -283,7 +305,10 @@ export function describeSessionStoreContract(
       await store.save(write);
       await store.save(updateWrite(write, { userId: bob }));
       assert.deepEqual(await store.listForUser(ann), []);
-      assert.deepEqual((await store.listForUser(bob)).map((r) => r.key), [write.key]);
+      assert.deepEqual(
+        (await store.listForUser(bob)).map((r) => r.key),
+        [write.key],
+      );
       await store.destroy(write.key);
       assert.deepEqual(await store.listForUser(bob), []);
 
@@ -309,7 +334,10 @@ export function describeSessionStoreContract(
       assert.ok(record);
       assert.equal(record.data['ключ 🔑'], '"значение ✓"');
       assert.equal(record.data['a.b'], '1');
-      assert.equal(Object.getOwnPropertyDescriptor(record.data, '__proto__')?.value, '{"polluted":true}');
+      assert.equal(
+        Object.getOwnPropertyDescriptor(record.data, '__proto__')?.value,
+        '{"polluted":true}',
+      );
       assert.equal(({} as Record<string, unknown>).polluted, undefined);
       assert.equal(Object.getPrototypeOf(record.data), Object.prototype);
     });
@@ -347,7 +375,10 @@ export function describeSessionStoreContract(
       assert.deepEqual(decode((await store.load(write.key))!.data).cart, ['a', 'b']);
       // Keys nobody else changed (and absent keys) pass.
       await store.save(
-        updateWrite(write, { setData: { other: 2, fresh: true }, expect: { other: '1', fresh: null } }),
+        updateWrite(write, {
+          setData: { other: 2, fresh: true },
+          expect: { other: '1', fresh: null },
+        }),
       );
       assert.deepEqual(decode((await store.load(write.key))!.data), {
         cart: ['a', 'b'],

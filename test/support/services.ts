@@ -3,7 +3,11 @@ import { connect } from 'node:net';
 
 /** The real servers some tests need, on loopback. */
 export const SERVICES = {
-  redis: { host: '127.0.0.1', port: 6379, url: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379' },
+  redis: {
+    host: '127.0.0.1',
+    port: 6379,
+    url: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
+  },
   postgres: {
     host: '127.0.0.1',
     port: 5432,
