@@ -6,7 +6,6 @@ import { ROUTE_ARGS_METADATA } from '@nestjs/common/constants.js';
 import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum.js';
 import { SESSION_LOCK_KEY, USES_SESSION_KEY } from './session.constants.js';
 import {
-  SessionConflictError,
   SessionError,
   SessionGoneError,
   SessionLockTimeoutError,
@@ -299,18 +298,14 @@ export class SessionManager {
     );
   }
 
-  /** Runs a store call; failures other than "session gone" become `SessionStoreUnavailableError`. */
+  /** Runs a store call; failures that are not `SessionError`s become `SessionStoreUnavailableError`. */
   async storeCall<R>(call: () => Promise<R>): Promise<R> {
     try {
       return await call();
     } catch (error) {
-      if (
-        error instanceof SessionGoneError ||
-        error instanceof SessionConflictError ||
-        error instanceof SessionStoreUnavailableError
-      ) {
-        throw error;
-      }
+      // Session errors (gone, conflict, not serializable…) say what happened; anything else is
+      // the backend failing.
+      if (error instanceof SessionError) throw error;
       throw new SessionStoreUnavailableError(error);
     }
   }

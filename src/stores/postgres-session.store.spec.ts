@@ -1,13 +1,15 @@
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Controller, Get, Post, type INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import pg from 'pg';
 import request from 'supertest';
 import { SERVICES, describeWithService } from '../../test/support/services.js';
-import { SessionError, SessionGoneError } from '../session.errors.js';
+import { SessionConflictError, SessionError, SessionGoneError } from '../session.errors.js';
 import { Session } from '../session.decorators.js';
 import { SessionModule } from '../session.module.js';
 import type { SessionWrite } from '../interfaces/session-store.interface.js';
@@ -38,8 +40,8 @@ function storeFor(
   return store;
 }
 
-/** Counts (and records) the statements every pg client sends while it is active. */
-function countQueries() {
+/** Counts (and records) the statements pg clients send about one table (all of them without one). */
+function countQueries(table?: string) {
   const texts: string[] = [];
   const values: unknown[][] = [];
   const original = pg.Client.prototype.query as (...args: unknown[]) => unknown;
@@ -48,6 +50,8 @@ function countQueries() {
     ...args: unknown[]
   ) {
     const c = args[0] as { text?: string; values?: unknown[] } | string;
+    const text = typeof c === 'string' ? c : (c.text ?? '');
+    if (table && !text.includes(`"${schema}"."${table}"`)) return original.apply(this, args);
     texts.push(typeof c === 'string' ? c : (c.text ?? ''));
     values.push(typeof c === 'string' ? ((args[1] as unknown[]) ?? []) : (c.values ?? []));
     return original.apply(this, args);
@@ -93,6 +97,20 @@ async function rowCount(table: string): Promise<number> {
   const result = await admin.query(`SELECT count(*)::int AS n FROM "${schema}"."${table}"`);
   return result.rows[0].n;
 }
+
+describe('postgresSessionSchema', () => {
+  it('is the SQL that docs/postgres.md shows', () => {
+    const docs = readFileSync(join(process.cwd(), 'docs/postgres.md'), 'utf8');
+    expect(docs).toContain('```sql\n' + postgresSessionSchema() + '```');
+  });
+
+  it('creates a schema other than public, quoting every name', () => {
+    const sql = postgresSessionSchema({ schema: 'auth', tableName: 'user_sessions' });
+    expect(sql).toMatch(/^CREATE SCHEMA IF NOT EXISTS "auth";/);
+    expect(sql).toContain('CREATE TABLE IF NOT EXISTS "auth"."user_sessions" (');
+    expect(sql).toContain('CREATE TABLE IF NOT EXISTS "auth"."user_sessions_locks" (');
+  });
+});
 
 describePg('PostgresSessionStore (real PostgreSQL)', () => {
   beforeAll(async () => {
@@ -156,13 +174,19 @@ describePg('PostgresSessionStore (real PostgreSQL)', () => {
           { column_name: 'version', data_type: 'integer', is_nullable: 'NO' },
         ]);
         const indexes = await admin.query(
-          `SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = $1 ORDER BY indexname`,
+          `SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = $1 ORDER BY indexname`,
           [own],
         );
-        const defs = indexes.rows.map((r: { indexdef: string }) =>
-          r.indexdef.replace(/^.* USING /, ''),
+        const defs = indexes.rows.map(
+          (r: { tablename: string; indexname: string; indexdef: string }) =>
+            `${r.tablename} ${r.indexname} ${r.indexdef.replace(/^.* USING /, '')}`,
         );
-        expect(defs).toEqual(['btree (expires_at)', 'btree (id_hash)', 'btree (user_id)']);
+        expect(defs).toEqual([
+          'sessions sessions_expires_at_idx btree (expires_at)',
+          'sessions_locks sessions_locks_pkey btree (id_hash)',
+          'sessions sessions_pkey btree (id_hash)',
+          'sessions sessions_user_id_idx btree (user_id)',
+        ]);
         await store.close();
       } finally {
         await admin.query(`DROP SCHEMA IF EXISTS "${own}" CASCADE`);
@@ -197,7 +221,7 @@ describePg('PostgresSessionStore (real PostgreSQL)', () => {
         const store = storeFor('existing');
         await store.ensureTable();
         expect(counter.texts).toHaveLength(1);
-        expect(counter.texts[0]).toMatch(/^SELECT to_regclass/);
+        expect(counter.texts[0]).toMatch(/to_regclass/);
       } finally {
         counter.restore();
       }
@@ -344,10 +368,10 @@ describePg('PostgresSessionStore (real PostgreSQL)', () => {
       await store.ensureTable();
       for (let i = 0; i < 5; i++) await insertRaw('prune_batch', randomStorageKey(), '-1 second');
       await insertRaw('prune_batch', randomStorageKey(), '1 hour');
-      const counter = countQueries();
+      const counter = countQueries('prune_batch');
       try {
         expect(await store.prune()).toBe(5);
-        expect(counter.texts.filter((t) => t.startsWith('DELETE'))).toHaveLength(3);
+        expect(counter.texts.filter((t) => t.includes('USING'))).toHaveLength(3);
       } finally {
         counter.restore();
       }
@@ -357,13 +381,13 @@ describePg('PostgresSessionStore (real PostgreSQL)', () => {
     it('lets the expires_at index serve the prune statement (TO-4)', async () => {
       const store = storeFor('prune_plan');
       await store.ensureTable();
-      const counter = countQueries();
+      const counter = countQueries('prune_plan');
       try {
         await store.prune();
       } finally {
         counter.restore();
       }
-      const statement = counter.texts.find((t) => t.startsWith('DELETE'))!;
+      const statement = counter.texts.find((t) => t.includes('USING'))!;
       const client = await admin.connect();
       try {
         await client.query('BEGIN');
@@ -388,6 +412,7 @@ describePg('PostgresSessionStore (real PostgreSQL)', () => {
       await insertRaw('prune_timer', randomStorageKey(), '1 hour');
       for (let i = 0; i < 50 && (await rowCount('prune_timer')) > 1; i++) await sleep(20);
       expect(await rowCount('prune_timer')).toBe(1);
+      await store.close();
     });
   });
 
@@ -395,7 +420,7 @@ describePg('PostgresSessionStore (real PostgreSQL)', () => {
     it('sends exactly one statement per operation (ST-7)', async () => {
       const store = storeFor('statements');
       await store.ensureTable();
-      const counter = countQueries();
+      const counter = countQueries('statements');
       const userId = `u-${randomBytes(4).toString('hex')}`;
       try {
         const write = createWrite({ a: 1, b: 2 }, { userId });
@@ -504,6 +529,91 @@ describePg('PostgresSessionStore (real PostgreSQL)', () => {
         [userId],
       );
       expect(left.rows[0].n).toBe(0);
+    });
+  });
+
+  describe('optimistic concurrency and locks', () => {
+    it('applies an update whose expected values still hold, compared as jsonb', async () => {
+      const store = storeFor('optimistic');
+      const write = createWrite({ cart: { b: 1, a: [1, 2] }, n: 1 });
+      await store.save(write);
+      const loaded = (await store.load(write.key))!;
+      await store.save(
+        update(write, {
+          set: { n: '2', fresh: '"x"' },
+          // The loaded text, and a key that was absent.
+          expect: { n: loaded.data.n, cart: '{"b":1,"a":[1,2]}', fresh: null },
+        }),
+      );
+      expect((await store.load(write.key))!.data).toEqual({
+        cart: '{"a":[1,2],"b":1}',
+        n: '2',
+        fresh: '"x"',
+      });
+    });
+
+    it('refuses an update whose expected values changed meanwhile, writing nothing', async () => {
+      const store = storeFor('optimistic');
+      const write = createWrite({ n: 1, other: 'a' });
+      await store.save(write);
+      await store.save(update(write, { set: { n: '2' } }));
+      const stale = update(write, {
+        set: { n: '2', other: '"b"' },
+        expect: { n: '1', other: '"a"' },
+      });
+      await expect(store.save(stale)).rejects.toBeInstanceOf(SessionConflictError);
+      const absentExpected = update(write, { set: { other: '"c"' }, expect: { other: null } });
+      await expect(store.save(absentExpected)).rejects.toBeInstanceOf(SessionConflictError);
+      const record = (await store.load(write.key))!;
+      expect(record.data).toEqual({ n: '2', other: '"a"' });
+      expect(record.version).toBe(2);
+      // On a destroyed session the same write is "gone", not a conflict (LC-6).
+      await store.destroy(write.key);
+      await expect(store.save(stale)).rejects.toBeInstanceOf(SessionGoneError);
+    });
+
+    it('lets exactly one of many concurrent compare-and-set writes of one key win', async () => {
+      const store = storeFor('optimistic');
+      const write = createWrite({ n: 0 });
+      await store.save(write);
+      const results = await Promise.allSettled(
+        Array.from({ length: 10 }, (_, i) =>
+          store.save(update(write, { set: { n: String(i + 1) }, expect: { n: '0' } })),
+        ),
+      );
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      expect((await store.load(write.key))!.version).toBe(2);
+    });
+
+    it('locks a session for one owner at a time, until released or expired', async () => {
+      const store = storeFor('locks');
+      const other = storeFor('locks');
+      const key = randomStorageKey();
+      expect(await store.acquireLock(key, 'a', 10_000)).toBe(true);
+      expect(await other.acquireLock(key, 'b', 10_000)).toBe(false);
+      expect(await store.acquireLock(key, 'a', 10_000)).toBe(true);
+      await other.releaseLock(key, 'b'); // not the holder: no effect
+      expect(await other.acquireLock(key, 'b', 10_000)).toBe(false);
+      await store.releaseLock(key, 'a');
+      expect(await other.acquireLock(key, 'b', 100)).toBe(true);
+      await sleep(150);
+      expect(await store.acquireLock(key, 'a', 10_000)).toBe(true);
+      const [x, y] = await Promise.all([
+        store.acquireLock(`${key}-2`, 'x', 10_000),
+        other.acquireLock(`${key}-2`, 'y', 10_000),
+      ]);
+      expect([x, y].sort()).toEqual([false, true]);
+    });
+
+    it('prunes expired locks along with expired sessions', async () => {
+      const store = storeFor('locks');
+      await store.acquireLock(randomStorageKey(), 'gone', 1);
+      await store.acquireLock(randomStorageKey(), 'held', 60_000);
+      await sleep(10);
+      await store.prune();
+      const owners = await admin.query(`SELECT owner FROM "${schema}"."locks_locks"`);
+      expect(owners.rows.map((r: { owner: string }) => r.owner)).not.toContain('gone');
+      expect(owners.rows.map((r: { owner: string }) => r.owner)).toContain('held');
     });
   });
 
@@ -630,8 +740,9 @@ describePg('PostgresSessionStore (real PostgreSQL)', () => {
       const res = await request(app.getHttpServer()).post('/login').expect(201);
       const setCookie = ([] as string[]).concat(res.headers['set-cookie'] ?? []);
       const value = setCookie[0].split(';')[0].split('=').slice(1).join('=');
-      const [token, signature] = value.split('.');
-      expect(token).toHaveLength(43);
+      const token = value.slice(0, 43);
+      const signature = value.slice(44);
+      expect(value).toMatch(/^[\w-]{43}\.[\w-]{43}$/);
       await request(app.getHttpServer())
         .get('/me')
         .set('Cookie', `sid=${value}`)

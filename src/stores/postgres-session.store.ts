@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import type { Pool, PoolConfig, QueryConfig, QueryResult, QueryResultRow } from 'pg';
-import { SessionError, SessionGoneError } from '../session.errors.js';
+import { SessionConflictError, SessionError, SessionGoneError } from '../session.errors.js';
 import { parseDuration } from '../utils/duration.js';
 import type {
   SessionRecord,
@@ -58,11 +58,12 @@ export interface PostgresSessionStoreOptions extends PostgresSessionSchemaOption
    */
   poolConfig?: Omit<PoolConfig, 'connectionString'>;
   /**
-   * Create the schema, table and indexes when they are missing, once, at start-up (idempotent;
-   * instances starting together serialise on an advisory lock). When the table and indexes exist
-   * nothing is run but a catalog lookup, so a role without DDL rights works too. Set `false` when
-   * you migrate by hand with {@link postgresSessionSchema}.
+   * Create the schema, the table, its indexes and the `<table>_locks` table when they are missing,
+   * once, at start-up (idempotent; instances starting together take turns on an advisory lock).
+   * When everything exists nothing is run but a catalog lookup, so a role without DDL rights works
+   * too. Set `false` when you migrate by hand with {@link postgresSessionSchema}.
    * @default true
+   * @example false
    */
   createTable?: boolean;
   /**
@@ -77,18 +78,24 @@ export interface PostgresSessionStoreOptions extends PostgresSessionSchemaOption
   /**
    * Rows deleted per `DELETE` statement while pruning; a run repeats until a batch comes back short.
    * @default 1000
+   * @example 5000
    */
   pruneBatchSize?: number;
   /**
-   * Upper bound on one statement, in milliseconds or as a duration string: the client gives up
-   * after it (and, on pools the store creates, the server cancels it through `statement_timeout`).
-   * Applies to passed pools too.
+   * Upper bound on one statement, in milliseconds or as a duration string, for passed pools too:
+   * the client gives up after it, discards the connection and asks the server to cancel the
+   * statement (`pg_cancel_backend`; pools the store creates also set `statement_timeout`), so a
+   * write reported as failed is not applied later. The operation then rejects, and the library
+   * answers 503.
    * @default 2000
+   * @example '1500ms'
    */
   queryTimeout?: number | string;
   /**
    * Upper bound on getting a connection, for pools the store creates (`connectionTimeoutMillis`).
+   * For a passed pool, set `connectionTimeoutMillis` on it yourself.
    * @default 2000
+   * @example '1s'
    */
   connectTimeout?: number | string;
 }
@@ -107,6 +114,8 @@ interface Names {
   readonly qualified: string;
   readonly userIndex: string;
   readonly expiresIndex: string;
+  /** `"schema"."table_locks"`: per-session locks for `concurrency: 'serialize'`. */
+  readonly locks: string;
 }
 
 function configError(message: string): SessionError {
@@ -136,6 +145,7 @@ function resolveNames(options: PostgresSessionSchemaOptions): Names {
     qualified: `"${schema}"."${table}"`,
     userIndex: `${table}_user_id_idx`,
     expiresIndex: `${table}_expires_at_idx`,
+    locks: `"${schema}"."${table}_locks"`,
   };
 }
 
@@ -157,6 +167,11 @@ function schemaStatements(names: Names, includeSchema: boolean): string[] {
 )`,
     `CREATE INDEX IF NOT EXISTS "${names.userIndex}" ON ${names.qualified} (user_id)`,
     `CREATE INDEX IF NOT EXISTS "${names.expiresIndex}" ON ${names.qualified} (expires_at)`,
+    `CREATE TABLE IF NOT EXISTS ${names.locks} (
+  id_hash    text COLLATE "C" PRIMARY KEY,
+  owner      text NOT NULL,
+  expires_at timestamptz NOT NULL
+)`,
   );
   return statements;
 }
@@ -166,7 +181,8 @@ function schemaStatements(names: Names, includeSchema: boolean): string[] {
  * `createTable: false`). Idempotent (`IF NOT EXISTS`). Columns: `id_hash` (the storage key, a hash
  * of the token, never the token), `user_id`, `created_at`, `last_active_at`, `expires_at` (the
  * earlier of idle and absolute expiry), `absolute_expires_at`, `data` (`jsonb`, one key per
- * top-level session key) and `version`.
+ * top-level session key) and `version`; and a small `<table>_locks` table for the per-session
+ * lock of `concurrency: 'serialize'` / `@SessionLock()`.
  *
  * @throws {SessionError} `SESSION_CONFIG_INVALID` when a name does not match the allowed pattern.
  * @example
@@ -206,9 +222,13 @@ interface Statements {
   list: string;
   destroyForUser: string;
   prune: string;
+  pruneLocks: string;
+  exists: string;
+  acquireLock: string;
+  releaseLock: string;
 }
 
-function buildStatements(t: string): Statements {
+function buildStatements(t: string, locks: string): Statements {
   return {
     // Expired rows are never returned (TO-3) and are deleted on the way, in the same statement.
     load: `WITH expired AS (DELETE FROM ${t} WHERE id_hash = $1 AND expires_at <= ${ts('$2')})
@@ -222,8 +242,11 @@ ON CONFLICT (id_hash) DO UPDATE SET
   last_active_at = excluded.last_active_at, expires_at = excluded.expires_at,
   absolute_expires_at = excluded.absolute_expires_at, data = excluded.data, version = t.version + 1
 WHERE t.expires_at <= ${ts('$9')}`,
-    // One statement: the existence check, the move to a new key, the delta and the times. A
-    // concurrent destroy or move leaves no row matching $2, so nothing is written (LC-6, LC-7).
+    // One statement: the existence check, the expected values (optimistic concurrency), the move
+    // to a new key, the delta and the times. A concurrent destroy or move leaves no row matching
+    // $2, so nothing is written (LC-6, LC-7). The expectation is a scalar sub-select, not NOT
+    // EXISTS: an anti-join is not re-checked against the newest row version when the UPDATE waited
+    // for a concurrent writer (READ COMMITTED EvalPlanQual), a correlated sub-select is.
     update: `UPDATE ${t} AS t SET
   id_hash = $1,
   data = CASE WHEN $3::boolean THEN s.obj ELSE (t.data - $6::text[]) || s.obj END,
@@ -233,7 +256,12 @@ WHERE t.expires_at <= ${ts('$9')}`,
   absolute_expires_at = ${ts('$10')},
   version = t.version + 1
 FROM ${JSONB_FROM('$4', '$5')} AS s(obj)
-WHERE t.id_hash = $2 AND t.expires_at > ${ts('$11')}`,
+WHERE t.id_hash = $2 AND t.expires_at > ${ts('$11')}
+  AND (
+    SELECT count(*) FROM unnest($12::text[], $13::text[]) AS e(k, v)
+    WHERE (t.data -> e.k) IS DISTINCT FROM e.v::jsonb
+  ) = 0`,
+    exists: `SELECT 1 FROM ${t} WHERE id_hash = $1 AND expires_at > ${ts('$2')}`,
     touch: `UPDATE ${t} SET last_active_at = ${ts('$2')}, expires_at = least(${ts('$3')}, absolute_expires_at)
 WHERE id_hash = $1 AND expires_at > ${ts('$4')}`,
     destroy: `DELETE FROM ${t} WHERE id_hash = $1`,
@@ -247,6 +275,12 @@ SELECT count(*) FILTER (WHERE expires_at > ${ts('$3')})::int AS live FROM gone`,
   SELECT id_hash FROM ${t} WHERE expires_at <= ${ts('$1')} LIMIT $2 FOR UPDATE SKIP LOCKED
 ) AS batch
 WHERE t.id_hash = batch.id_hash AND t.expires_at <= ${ts('$1')}`,
+    pruneLocks: `DELETE FROM ${locks} WHERE expires_at <= ${ts('$1')}`,
+    // Taken when free, expired, or already held by the same owner (which extends it).
+    acquireLock: `INSERT INTO ${locks} AS l (id_hash, owner, expires_at) VALUES ($1, $2, ${ts('$3')})
+ON CONFLICT (id_hash) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+WHERE l.owner = excluded.owner OR l.expires_at <= ${ts('$4')}`,
+    releaseLock: `DELETE FROM ${locks} WHERE id_hash = $1 AND owner = $2`,
   };
 }
 
@@ -370,7 +404,7 @@ export class PostgresSessionStore implements SessionStore {
     this.names = resolveNames(options);
     this.schema = this.names.schema;
     this.tableName = this.names.table;
-    this.sql = buildStatements(this.names.qualified);
+    this.sql = buildStatements(this.names.qualified, this.names.locks);
     this.createTable = options.createTable ?? true;
     this.queryTimeout = durationOption('queryTimeout', options.queryTimeout, DEFAULT_TIMEOUT);
     const connectTimeout = durationOption(
@@ -410,7 +444,7 @@ export class PostgresSessionStore implements SessionStore {
   }
 
   /**
-   * Creates the schema, table and indexes when missing (a no-op with `createTable: false`). Runs
+   * Creates the schema, tables and indexes when missing (a no-op with `createTable: false`). Runs
    * by itself at start-up and before the first operation; exposed for start-up checks and tests.
    * @throws when the database cannot be reached or the role may not create what is missing.
    */
@@ -418,6 +452,11 @@ export class PostgresSessionStore implements SessionStore {
     await this.prepare();
   }
 
+  /**
+   * The live record (one statement), with each value as the `JSON.stringify` text of its value;
+   * `null` when missing or expired by the application's clock (an expired row is deleted on the
+   * way, TO-3).
+   */
   async load(key: string): Promise<SessionRecord | null> {
     const result = await this.query<Row>(this.sql.load, [key, Date.now()]);
     return result.rows.length > 0 ? toRecord(result.rows[0]) : null;
@@ -426,12 +465,16 @@ export class PostgresSessionStore implements SessionStore {
   /**
    * @throws {SessionGoneError} when a create finds a live row with the key, or an update finds no
    * live row (nothing is written).
+   * @throws {SessionConflictError} when an update's `expect` does not match the stored values
+   * (compared as `jsonb`, so key order and number format do not matter); nothing is written.
    * @throws {SessionError} `SESSION_NOT_SERIALIZABLE` when a value cannot be stored as `jsonb`.
    */
   async save(write: SessionWrite): Promise<void> {
     const now = Date.now();
     const setKeys = Object.keys(write.set);
     const setValues = setKeys.map((key) => write.set[key]);
+    const expectKeys = write.expect ? Object.keys(write.expect) : [];
+    const expectValues = expectKeys.map((key) => write.expect![key]);
     let result: QueryResult;
     try {
       if (write.kind === 'create') {
@@ -459,6 +502,8 @@ export class PostgresSessionStore implements SessionStore {
           write.expiresAt,
           write.absoluteExpiresAt,
           now,
+          expectKeys,
+          expectValues,
         ]);
       }
     } catch (error) {
@@ -473,9 +518,19 @@ export class PostgresSessionStore implements SessionStore {
       }
       throw error;
     }
-    if (result.rowCount !== 1) throw new SessionGoneError();
+    if (result.rowCount === 1) return;
+    if (expectKeys.length > 0) {
+      // Only to tell the two refusals apart; the write itself was already refused atomically.
+      const live = await this.query(this.sql.exists, [write.previousKey ?? write.key, now]);
+      if (live.rowCount === 1) throw new SessionConflictError();
+    }
+    throw new SessionGoneError();
   }
 
+  /**
+   * Writes only the activity times (never past the absolute expiry); `false` when the row is gone
+   * or expired. One statement.
+   */
   async touch(key: string, times: SessionTimes): Promise<boolean> {
     const result = await this.query(this.sql.touch, [
       key,
@@ -486,15 +541,21 @@ export class PostgresSessionStore implements SessionStore {
     return result.rowCount === 1;
   }
 
+  /** Deletes the row; a missing row is not an error. One statement. */
   async destroy(key: string): Promise<void> {
     await this.query(this.sql.destroy, [key]);
   }
 
+  /** The user's live sessions, through the `user_id` index. One statement. */
   async listForUser(userId: string): Promise<SessionRecord[]> {
     const result = await this.query<Row>(this.sql.list, [userId, Date.now()]);
     return result.rows.map(toRecord);
   }
 
+  /**
+   * Deletes the user's sessions except `exceptKeys` (expired ones too) and resolves how many live
+   * ones ended. One statement.
+   */
   async destroyForUser(userId: string, exceptKeys: readonly string[] = []): Promise<number> {
     const result = await this.query<{ live: number }>(this.sql.destroyForUser, [
       userId,
@@ -505,8 +566,24 @@ export class PostgresSessionStore implements SessionStore {
   }
 
   /**
+   * Takes the per-session lock of `concurrency: 'serialize'` / `@SessionLock()` (a row in
+   * `<table>_locks`, one statement): `true` when free, expired or already held by `owner` (then
+   * extended to `ttlMs` from now), `false` when someone else holds it.
+   */
+  async acquireLock(key: string, owner: string, ttlMs: number): Promise<boolean> {
+    const now = Date.now();
+    const result = await this.query(this.sql.acquireLock, [key, owner, now + ttlMs, now]);
+    return result.rowCount === 1;
+  }
+
+  /** Releases the lock if, and only if, `owner` still holds it (one statement). */
+  async releaseLock(key: string, owner: string): Promise<void> {
+    await this.query(this.sql.releaseLock, [key, owner]);
+  }
+
+  /**
    * Deletes every row whose expiry has passed, in batches of `pruneBatchSize` (one statement
-   * each), and resolves the number deleted. Runs on the randomised timer; call it from a cron job
+   * each), then expired locks, and resolves the number of sessions deleted. Runs on the randomised timer; call it from a cron job
    * when the timer is disabled. Concurrent calls share one run.
    * @example
    * @Cron('*\/10 * * * *') prune() { return this.store.prune(); }
@@ -626,11 +703,17 @@ export class PostgresSessionStore implements SessionStore {
   }
 
   private async createMissing(pool: Pool): Promise<void> {
-    const { qualified, schema, userIndex, expiresIndex } = this.names;
+    const { qualified, schema, userIndex, expiresIndex, locks } = this.names;
+    const relations = [
+      qualified,
+      `"${schema}"."${userIndex}"`,
+      `"${schema}"."${expiresIndex}"`,
+      locks,
+    ];
     const exists = await this.run<{ ok: boolean }>(
       pool,
-      `SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AND to_regclass($3) IS NOT NULL AS ok`,
-      [qualified, `"${schema}"."${userIndex}"`, `"${schema}"."${expiresIndex}"`],
+      `SELECT bool_and(to_regclass(name) IS NOT NULL) AS ok FROM unnest($1::text[]) AS r(name)`,
+      [relations],
     );
     if (exists.rows[0]?.ok) return;
 
@@ -664,8 +747,11 @@ export class PostgresSessionStore implements SessionStore {
       const result = await this.query(this.sql.prune, [now, this.pruneBatchSize]);
       const deleted = result.rowCount ?? 0;
       total += deleted;
-      if (deleted < this.pruneBatchSize || this.closed) return total;
+      if (deleted < this.pruneBatchSize || this.closed) break;
     }
+    // Locks left behind by crashed holders; not counted as sessions.
+    if (!this.closed) await this.query(this.sql.pruneLocks, [now]);
+    return total;
   }
 
   private schedulePrune(): void {

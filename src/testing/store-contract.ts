@@ -387,6 +387,20 @@ export function describeSessionStoreContract(
       });
     });
 
+    it('lets exactly one of many concurrent optimistic writes with the same expectation win (ST-3)', async () => {
+      const write = createWrite({ counter: 0 });
+      await store.save(write);
+      const results = await Promise.allSettled(
+        Array.from({ length: 10 }, (_, i) =>
+          store.save(updateWrite(write, { setData: { counter: i + 1 }, expect: { counter: '0' } })),
+        ),
+      );
+      assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+      for (const r of results) {
+        if (r.status === 'rejected') assert.ok(r.reason instanceof SessionConflictError);
+      }
+    });
+
     it('grants a session lock to one owner at a time, releases it only for its owner, and expires it', async () => {
       assert.equal(typeof store.acquireLock, 'function', 'the store has no acquireLock');
       assert.equal(typeof store.releaseLock, 'function', 'the store has no releaseLock');
