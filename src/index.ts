@@ -15,5 +15,9 @@ export type { SessionPredicate } from './session.decorators.js';
 export { SessionGuard, type SessionDenialReason } from './session.guard.js';
 export { SessionService, type SessionInfo, type InvalidateAllOptions } from './session.service.js';
 export * from './session.errors.js';
-export { MemorySessionStore, type MemorySessionStoreOptions } from './stores/memory-session.store.js';
+export {
+  MemorySessionStore,
+  type MemorySessionStoreOptions,
+} from './stores/memory-session.store.js';
+export * from './stores/express-session-store.adapter.js';
 export { parseDuration } from './utils/duration.js';

@@ -6,6 +6,21 @@ export async function createStore(config: SampleConfig): Promise<SessionStore | 
   switch (config.store) {
     case 'memory':
       return undefined;
+    case 'redis': {
+      // Loaded only when chosen, so the other stores run without a Redis client installed. The
+      // store owns this client: bounded timeouts, reconnects by itself, never logs the URL.
+      const { RedisSessionStore } = await import('nestjs-sessions/redis');
+      return new RedisSessionStore({ url: config.redisUrl, prefix: config.keyPrefix });
+    }
+    case 'postgres': {
+      // Loaded only when chosen, so the other stores run without pg installed.
+      const { PostgresSessionStore } = await import('nestjs-sessions/postgres');
+      return new PostgresSessionStore({
+        connectionString: config.databaseUrl,
+        schema: config.pgSchema,
+        tableName: config.pgTable,
+      });
+    }
     default:
       throw new Error(`SESSION_STORE=${config.store} is not available in this build`);
   }

@@ -417,7 +417,9 @@ function duration(name: string, value: number | string | undefined, fallback: nu
   if (value === undefined) return fallback;
   const ms = parseDuration(value);
   if (ms === undefined) {
-    throw new TypeError(`RedisSessionStore: ${name} must be a positive duration such as 1000 or '1s'`);
+    throw new TypeError(
+      `RedisSessionStore: ${name} must be a positive duration such as 1000 or '1s'`,
+    );
   }
   return ms;
 }
@@ -427,7 +429,8 @@ function pairsOf(reply: unknown): [string, string][] {
   if (reply === null || reply === undefined) return [];
   if (Array.isArray(reply)) {
     const pairs: [string, string][] = [];
-    for (let i = 0; i + 1 < reply.length; i += 2) pairs.push([String(reply[i]), String(reply[i + 1])]);
+    for (let i = 0; i + 1 < reply.length; i += 2)
+      pairs.push([String(reply[i]), String(reply[i + 1])]);
     return pairs;
   }
   if (reply instanceof Map) return [...reply].map(([k, v]) => [String(k), String(v)]);
@@ -528,9 +531,11 @@ function userHashOf(userId: string): string {
  *   the index entry is added *before* the session write (so "log out everywhere" never misses a
  *   session; an entry whose write failed is pruned on read) and removed after; a save of a session
  *   with a user takes two round trips; a regenerate takes the record from its old key with one
- *   script (so LC-7 still holds: one winner) and writes it under the new key with a second — if the
- *   process dies between the two, the session is lost (the user is logged out: fail-safe, never a
- *   resurrection). Delta writes, LC-6 and TO-3 hold as on a single node.
+ *   script (so LC-7 still holds: one winner; `expect` is checked there too) and writes it under the
+ *   new key with a second — if the process dies between the two, the session is lost (the user is
+ *   logged out: fail-safe, never a resurrection). `listForUser` and `destroyForUser` read the index
+ *   and then each session (in parallel), and "log out everywhere" racing a new login may leave that
+ *   login alive. Delta writes, LC-6, optimistic checks, locks and TO-3 hold as on a single node.
  *
  * **Failures.** Every call is bounded by `commandTimeout`; an unreachable Redis makes calls reject
  * (the library answers 503 and sends no cookie: FAIL-1..3). A client made from `url` reconnects by
@@ -556,7 +561,10 @@ function userHashOf(userId: string): string {
  * const store = new RedisSessionStore({ client });
  */
 export class RedisSessionStore implements SessionStore {
-  /** How operations map to Cluster slots; see {@link RedisSessionTopology}. Known once connected. */
+  /**
+   * How operations map to Cluster slots; see {@link RedisSessionTopology}. A store made from `url`
+   * is always `'single-node'`; with a `client` it follows the client kind and the `prefix`.
+   */
   get topology(): RedisSessionTopology {
     return this.topologyFor(this.driver?.kind ?? 'node-redis');
   }
@@ -584,10 +592,16 @@ export class RedisSessionStore implements SessionStore {
     const prefix = options.prefix ?? DEFAULT_PREFIX;
     // eslint-disable-next-line no-control-regex
     if (typeof prefix !== 'string' || prefix.length > 256 || /[\s\u0000-\u001f]/.test(prefix)) {
-      throw new TypeError('RedisSessionStore: prefix must be a string of at most 256 visible characters');
+      throw new TypeError(
+        'RedisSessionStore: prefix must be a string of at most 256 visible characters',
+      );
     }
     this.prefix = prefix;
-    this.commandTimeout = duration('commandTimeout', options.commandTimeout, DEFAULT_COMMAND_TIMEOUT);
+    this.commandTimeout = duration(
+      'commandTimeout',
+      options.commandTimeout,
+      DEFAULT_COMMAND_TIMEOUT,
+    );
     if (options.client !== undefined) {
       this.driver = driverFor(options.client);
       this.description = `redis (${this.driver.kind})`;
@@ -597,14 +611,27 @@ export class RedisSessionStore implements SessionStore {
         throw new TypeError('RedisSessionStore: url must start with redis:// or rediss://');
       }
       this.description = describeUrl(url);
-      const connectTimeout = duration('connectTimeout', options.connectTimeout, DEFAULT_CONNECT_TIMEOUT);
-      const maxDelay = duration('maxReconnectDelay', options.maxReconnectDelay, DEFAULT_MAX_RECONNECT_DELAY);
+      const connectTimeout = duration(
+        'connectTimeout',
+        options.connectTimeout,
+        DEFAULT_CONNECT_TIMEOUT,
+      );
+      const maxDelay = duration(
+        'maxReconnectDelay',
+        options.maxReconnectDelay,
+        DEFAULT_MAX_RECONNECT_DELAY,
+      );
       this.ready = this.connectOwned(url, connectTimeout, maxDelay, options.clientOptions ?? {});
       // Failures surface through the calls that await it; never as an unhandled rejection.
       this.ready.catch(() => undefined);
     }
   }
 
+  /**
+   * One `HGETALL`. Resolves `null` for a missing, partial or expired record (TO-3), and for a key
+   * that is not a storage hash (which never reaches Redis).
+   * @throws SessionStoreUnavailableError when Redis fails or does not answer in time
+   */
   async load(key: string): Promise<SessionRecord | null> {
     if (!STORAGE_KEY.test(key)) return null;
     return this.call(async (d) => {
@@ -613,6 +640,15 @@ export class RedisSessionStore implements SessionStore {
     });
   }
 
+  /**
+   * Applies one request's delta with one script (see the class notes for Cluster without a hash
+   * tag).
+   * @throws SessionGoneError when a create finds a live record, or an update (or regenerate) finds
+   *   none; nothing is written (LC-6, LC-7)
+   * @throws SessionConflictError when a value listed in `write.expect` changed; nothing is written
+   * @throws SessionStoreUnavailableError when Redis fails or does not answer in time
+   * @throws TypeError when a key is not a storage hash
+   */
   async save(write: SessionWrite): Promise<void> {
     const from = write.previousKey ?? write.key;
     if (!STORAGE_KEY.test(write.key) || !STORAGE_KEY.test(from)) {
@@ -623,50 +659,65 @@ export class RedisSessionStore implements SessionStore {
       const userHash = write.userId === null ? '' : userHashOf(write.userId);
       const keys = [this.sessionKey(write.key), this.sessionKey(from)];
       if (userHash) keys.push(this.indexKey(userHash));
-      const [status] = (await this.eval(d, SCRIPTS.save, keys, this.saveArgs(write, '1', userHash))) as [
-        number,
-      ];
+      const [status] = (await this.eval(
+        d,
+        SCRIPTS.save,
+        keys,
+        this.saveArgs(write, '1', userHash),
+      )) as [number];
       check(status);
     });
   }
 
+  /**
+   * Writes only `lastActiveAt` and `expiresAt` (never past the absolute expiry) and moves the TTL,
+   * in one script. Resolves `false`, creating nothing, when the record is gone.
+   */
   async touch(key: string, times: SessionTimes): Promise<boolean> {
     if (!STORAGE_KEY.test(key)) return false;
     return this.call(async (d) => {
-      const reply = await this.eval(d, SCRIPTS.touch, [this.sessionKey(key)], [
-        String(Date.now()),
-        String(times.lastActiveAt),
-        String(times.expiresAt),
-      ]);
+      const reply = await this.eval(
+        d,
+        SCRIPTS.touch,
+        [this.sessionKey(key)],
+        [String(Date.now()), String(times.lastActiveAt), String(times.expiresAt)],
+      );
       return Number(reply) === 1;
     });
   }
 
+  /** Deletes the record and its user-index entry in one script. A missing record is not an error. */
   async destroy(key: string): Promise<void> {
     if (!STORAGE_KEY.test(key)) return;
     await this.call(async (d) => {
       const perKey = this.topologyFor(d.kind) === 'per-session-slot';
-      const hash = await this.eval(d, SCRIPTS.destroy, [this.sessionKey(key)], [
-        perKey ? '0' : '1',
-        this.indexPrefix(),
-        key,
-      ]);
+      const hash = await this.eval(
+        d,
+        SCRIPTS.destroy,
+        [this.sessionKey(key)],
+        [perKey ? '0' : '1', this.indexPrefix(), key],
+      );
       if (perKey && typeof hash === 'string' && hash) {
         await d.send(this.indexKey(hash), ['SREM', this.indexKey(hash), key]);
       }
     });
   }
 
+  /**
+   * The user's live sessions, in one script that also prunes index entries of sessions that are
+   * gone, expired or now someone else's (REV-2).
+   */
   async listForUser(userId: string): Promise<SessionRecord[]> {
     const index = this.indexKey(userHashOf(userId));
     return this.call(async (d) => {
       const now = Date.now();
       if (this.topologyFor(d.kind) !== 'per-session-slot') {
-        const reply = (await this.eval(d, SCRIPTS.list, [index], [
-          String(now),
-          this.prefix,
-          userId,
-        ])) as unknown[];
+        const reply = (await this.eval(
+          d,
+          SCRIPTS.list,
+          [index],
+          [String(now), this.prefix, userId],
+        )) as unknown[];
         const records: SessionRecord[] = [];
         for (let i = 0; i + 1 < reply.length; i += 2) {
           const record = toRecord(String(reply[i]), reply[i + 1], now);
@@ -692,22 +743,28 @@ export class RedisSessionStore implements SessionStore {
     });
   }
 
+  /**
+   * Deletes every session of the user except `exceptKeys`, in one script; resolves how many live
+   * sessions ended ("log out everywhere", REV-1).
+   */
   async destroyForUser(userId: string, exceptKeys: readonly string[] = []): Promise<number> {
     const index = this.indexKey(userHashOf(userId));
     return this.call(async (d) => {
       const now = String(Date.now());
       if (this.topologyFor(d.kind) !== 'per-session-slot') {
-        const reply = await this.eval(d, SCRIPTS.destroyUser, [index], [
-          now,
-          this.prefix,
-          userId,
-          ...exceptKeys,
-        ]);
+        const reply = await this.eval(
+          d,
+          SCRIPTS.destroyUser,
+          [index],
+          [now, this.prefix, userId, ...exceptKeys],
+        );
         return Number(reply);
       }
       const members = (await this.members(d, index)).filter((m) => !exceptKeys.includes(m));
       const deleted = await Promise.all(
-        members.map((m) => this.eval(d, SCRIPTS.destroyIfUser, [this.sessionKey(m)], [now, userId])),
+        members.map((m) =>
+          this.eval(d, SCRIPTS.destroyIfUser, [this.sessionKey(m)], [now, userId]),
+        ),
       );
       if (members.length > 0) await d.send(index, ['SREM', index, ...members]);
       return deleted.reduce<number>((sum, n) => sum + Number(n), 0);
@@ -716,23 +773,23 @@ export class RedisSessionStore implements SessionStore {
 
   /**
    * Takes (or renews) the per-session lock used by `concurrency: 'serialize'` and
-   * `@SessionLock()`: one script on `<prefix>lock:<key>`, which expires after `ttlMs`.
-   * Resolves `false` while another owner holds it.
+   * `@SessionLock()`: one script on `<prefix>lock:<key>` (a key that is not a storage hash is
+   * hashed first), which expires after `ttlMs`. Resolves `false` while another owner holds it.
    */
   async acquireLock(key: string, owner: string, ttlMs: number): Promise<boolean> {
-    if (!STORAGE_KEY.test(key)) throw new TypeError('RedisSessionStore: storage keys must be base64url hashes');
     return this.call(async (d) => {
-      const reply = await this.eval(d, SCRIPTS.lock, [this.lockKey(key)], [
-        owner,
-        String(Math.max(1, Math.ceil(ttlMs))),
-      ]);
+      const reply = await this.eval(
+        d,
+        SCRIPTS.lock,
+        [this.lockKey(key)],
+        [owner, String(Math.max(1, Math.ceil(ttlMs)))],
+      );
       return Number(reply) === 1;
     });
   }
 
   /** Releases the lock if, and only if, `owner` still holds it (one atomic script). */
   async releaseLock(key: string, owner: string): Promise<void> {
-    if (!STORAGE_KEY.test(key)) return;
     await this.call((d) => this.eval(d, SCRIPTS.unlock, [this.lockKey(key)], [owner]));
   }
 
@@ -781,8 +838,10 @@ export class RedisSessionStore implements SessionStore {
     return this.prefix + storageKey;
   }
 
-  private lockKey(storageKey: string): string {
-    return `${this.prefix}lock:${storageKey}`;
+  /** Lock keys are storage keys; anything else is hashed first, so no raw text reaches a key. */
+  private lockKey(key: string): string {
+    const safe = STORAGE_KEY.test(key) ? key : createHash('sha256').update(key).digest('base64url');
+    return `${this.prefix}lock:${safe}`;
   }
 
   private indexPrefix(): string {
@@ -831,18 +890,21 @@ export class RedisSessionStore implements SessionStore {
     if (userHash) {
       // Index first: a session must never exist unlisted ("log out everywhere" would miss it).
       const index = this.indexKey(userHash);
-      await this.eval(d, SCRIPTS.indexAdd, [index], [
-        write.key,
-        String(write.absoluteExpiresAt),
-        String(Date.now()),
-      ]);
+      await this.eval(
+        d,
+        SCRIPTS.indexAdd,
+        [index],
+        [write.key, String(write.absoluteExpiresAt), String(Date.now())],
+      );
     }
     let oldHash: string | null;
     if (from === write.key) {
-      const reply = (await this.eval(d, SCRIPTS.save, [target, target], this.saveArgs(write, '0', userHash))) as [
-        number,
-        string | null,
-      ];
+      const reply = (await this.eval(
+        d,
+        SCRIPTS.save,
+        [target, target],
+        this.saveArgs(write, '0', userHash),
+      )) as [number, string | null];
       check(reply[0]);
       oldHash = reply[1] ?? null;
     } else {
@@ -911,7 +973,8 @@ export class RedisSessionStore implements SessionStore {
 
   /**
    * Runs one store operation against the client, bounded by `commandTimeout`. Client errors and
-   * timeouts reject with `SessionStoreUnavailableError`; `SessionGoneError` passes through.
+   * timeouts reject with `SessionStoreUnavailableError`; `SessionGoneError` and
+   * `SessionConflictError` pass through.
    */
   private async call<R>(operation: (d: Driver) => Promise<R>): Promise<R> {
     if (this.closed && !this.driver) {
@@ -935,7 +998,11 @@ export class RedisSessionStore implements SessionStore {
     try {
       return await Promise.race([work, deadline]);
     } catch (error) {
-      if (error instanceof SessionGoneError || error instanceof SessionStoreUnavailableError) {
+      if (
+        error instanceof SessionGoneError ||
+        error instanceof SessionConflictError ||
+        error instanceof SessionStoreUnavailableError
+      ) {
         throw error;
       }
       if (error instanceof TypeError && error.message.startsWith('RedisSessionStore:')) throw error;
