@@ -1,137 +1,173 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, describe, expect, it } from '@jest/globals';
 import type { INestApplication } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
 import request from 'supertest';
-import type { SessionModuleOptions } from '../src/index.js';
+import { MemorySessionStore, type SessionModuleOptions, type SessionStore } from '../src/index.js';
+import { PostgresSessionStore } from '../src/postgres/index.js';
+import { RedisSessionStore } from '../src/redis/index.js';
 import { SessionTokenSigner } from '../src/transport/session-token.js';
 import { CartFixtureController } from './fixtures/cart.controller.js';
+import { SERVICES, describeWithService } from './support/services.js';
 import { createFixtureApp, sessionCookie } from './support/app.js';
-import { CountingStore } from './support/counting-store.js';
 
 const BURST = 50;
+const RUN = randomBytes(4).toString('hex');
+
+/** Every mode on every store: the same tests, a fresh store (own prefix / schema) per test. */
+const STORES: Array<{ name: string; describe: typeof describe; create: () => SessionStore }> = [
+  { name: 'memory', describe, create: () => new MemorySessionStore() },
+  {
+    name: 'redis',
+    describe: await describeWithService('redis'),
+    create: () =>
+      new RedisSessionStore({
+        url: SERVICES.redis.url,
+        prefix: `test:conc:${RUN}:${randomBytes(3).toString('hex')}:`,
+      }),
+  },
+  {
+    name: 'postgres',
+    describe: await describeWithService('postgres'),
+    create: () =>
+      new PostgresSessionStore({
+        connectionString: SERVICES.postgres.url,
+        schema: `test_conc_${RUN}`,
+      }),
+  },
+];
+
 let app: INestApplication | undefined;
-let store: CountingStore;
+let store: SessionStore;
 afterEach(async () => {
   await app?.close();
-  await store?.close();
+  await store?.close?.();
   app = undefined;
 });
 
-async function boot(options: Partial<SessionModuleOptions> = {}) {
-  store = new CountingStore();
-  app = await createFixtureApp({ store, ...options }, { controllers: [CartFixtureController] });
-  const http = request(app.getHttpServer());
-  const first = await http.post('/set').send({ name: 'shopper' }).expect(200);
-  return { http, cookie: sessionCookie(first)! };
-}
+for (const { name, describe: describeStore, create } of STORES) {
+  describeStore(`Concurrent requests on one session (e2e, ${name} store)`, () => {
+    async function boot(options: Partial<SessionModuleOptions> = {}) {
+      store = create();
+      app = await createFixtureApp({ store, ...options }, { controllers: [CartFixtureController] });
+      const http = request(app.getHttpServer());
+      const first = await http.post('/set').send({ name: 'shopper' }).expect(200);
+      return { http, cookie: sessionCookie(first)! };
+    }
 
-async function burst(http: ReturnType<typeof request>, cookie: string, route: string) {
-  const responses = await Promise.all(
-    Array.from({ length: BURST }, (_, i) =>
-      http
-        .post(route)
+    async function burst(http: ReturnType<typeof request>, cookie: string, route: string) {
+      const responses = await Promise.all(
+        Array.from({ length: BURST }, (_, i) =>
+          http
+            .post(route)
+            .set('Cookie', cookie)
+            .send({ item: `item-${i}` }),
+        ),
+      );
+      const cart = await http.get('/cart').set('Cookie', cookie).expect(200);
+      return { statuses: responses.map((r) => r.status), items: cart.body.items as string[] };
+    }
+
+    it('loses same-key updates without a lock: the failure the other modes prevent', async () => {
+      const { http, cookie } = await boot();
+      const { statuses, items } = await burst(http, cookie, '/cart/plain');
+      expect(statuses.every((s) => s === 200)).toBe(true);
+      expect(items.length).toBeLessThan(BURST);
+    });
+
+    it('keeps all 50 concurrent adds with @SessionLock()', async () => {
+      const { http, cookie } = await boot();
+      const { statuses, items } = await burst(http, cookie, '/cart/locked');
+      expect(statuses.every((s) => s === 200)).toBe(true);
+      expect(new Set(items).size).toBe(BURST);
+    });
+
+    it("keeps all 50 concurrent adds on every route with concurrency: 'serialize'", async () => {
+      const { http, cookie } = await boot({ concurrency: 'serialize' });
+      const { items } = await burst(http, cookie, '/cart/plain');
+      expect(new Set(items).size).toBe(BURST);
+    });
+
+    it("detects instead of overwriting with concurrency: 'optimistic' (ST-3)", async () => {
+      const { http, cookie } = await boot({ concurrency: 'optimistic' });
+      const { statuses, items } = await burst(http, cookie, '/cart/plain');
+      const ok = statuses.filter((s) => s === 200).length;
+      expect(ok).toBeGreaterThan(0);
+      expect(statuses.filter((s) => s === 409).length).toBe(BURST - ok);
+      expect(ok).toBeLessThan(BURST);
+      // Every success is in the cart: no update was silently lost.
+      expect(items).toHaveLength(ok);
+    });
+
+    it("still merges different keys under concurrency: 'optimistic'", async () => {
+      const { http, cookie } = await boot({ concurrency: 'optimistic' });
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          http
+            .post('/slow-set')
+            .set('Cookie', cookie)
+            .send({ [`k${i}`]: i }),
+        ),
+      );
+      expect(results.every((r) => r.status === 200)).toBe(true);
+      const read = await http.get('/read').set('Cookie', cookie).expect(200);
+      expect(Object.keys(read.body.data)).toHaveLength(21);
+    });
+
+    it('answers 409 "busy" after lockTimeout instead of hanging', async () => {
+      const { http, cookie } = await boot({ lockTimeout: 100 });
+      const holder = http
+        .post('/cart/hold?ms=400')
         .set('Cookie', cookie)
-        .send({ item: `item-${i}` }),
-    ),
-  );
-  const cart = await http.get('/cart').set('Cookie', cookie).expect(200);
-  return { statuses: responses.map((r) => r.status), items: cart.body.items as string[] };
+        .then((r) => r);
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      const started = Date.now();
+      const waiter = await http.post('/cart/locked').set('Cookie', cookie).send({ item: 'late' });
+      expect(waiter.status).toBe(409);
+      expect(waiter.body.message).toMatch(/busy/);
+      expect(Date.now() - started).toBeLessThan(400);
+      expect((await holder).status).toBe(200);
+    });
+
+    it('does not make requests of other sessions wait', async () => {
+      const { http, cookie } = await boot();
+      const other = sessionCookie(await http.post('/set').send({ name: 'other' }))!;
+      const holder = http
+        .post('/cart/hold?ms=500')
+        .set('Cookie', cookie)
+        .then((r) => r);
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      const started = Date.now();
+      await http.post('/cart/locked').set('Cookie', other).send({ item: 'x' }).expect(200);
+      expect(Date.now() - started).toBeLessThan(300);
+      await holder;
+    });
+
+    it('does not deadlock when a lock holder crashed: the lock expires', async () => {
+      const { http, cookie } = await boot({ lockTtl: 200, lockTimeout: 2000 });
+      const key = SessionTokenSigner.storageKey(cookie.split('=')[1].split('.')[0]);
+      // A holder that took the lock and died (another instance, say).
+      expect(await store.acquireLock!(key, 'crashed-instance', 200)).toBe(true);
+      const started = Date.now();
+      await http
+        .post('/cart/locked')
+        .set('Cookie', cookie)
+        .send({ item: 'after-crash' })
+        .expect(200);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(150);
+      const cart = await http.get('/cart').set('Cookie', cookie).expect(200);
+      expect(cart.body.items).toEqual(['after-crash']);
+    });
+
+    it('releases the lock when the guard refuses the request', async () => {
+      const { http, cookie } = await boot({ concurrency: 'serialize', lockTimeout: 200 });
+      // /admin loads the session (under the lock) and refuses it with 403.
+      await http.get('/admin').set('Cookie', cookie).expect(403);
+      await http.post('/cart/plain').set('Cookie', cookie).send({ item: 'a' }).expect(200);
+    });
+  });
 }
 
-describe('Concurrent requests on one session (e2e)', () => {
-  it('loses same-key updates without a lock: the failure the other modes prevent', async () => {
-    const { http, cookie } = await boot();
-    const { statuses, items } = await burst(http, cookie, '/cart/plain');
-    expect(statuses.every((s) => s === 200)).toBe(true);
-    expect(items.length).toBeLessThan(BURST);
-  });
-
-  it('keeps all 50 concurrent adds with @SessionLock()', async () => {
-    const { http, cookie } = await boot();
-    const { statuses, items } = await burst(http, cookie, '/cart/locked');
-    expect(statuses.every((s) => s === 200)).toBe(true);
-    expect(new Set(items).size).toBe(BURST);
-  });
-
-  it("keeps all 50 concurrent adds on every route with concurrency: 'serialize'", async () => {
-    const { http, cookie } = await boot({ concurrency: 'serialize' });
-    const { items } = await burst(http, cookie, '/cart/plain');
-    expect(new Set(items).size).toBe(BURST);
-  });
-
-  it("detects instead of overwriting with concurrency: 'optimistic' (ST-3)", async () => {
-    const { http, cookie } = await boot({ concurrency: 'optimistic' });
-    const { statuses, items } = await burst(http, cookie, '/cart/plain');
-    const ok = statuses.filter((s) => s === 200).length;
-    expect(ok).toBeGreaterThan(0);
-    expect(statuses.filter((s) => s === 409).length).toBe(BURST - ok);
-    expect(ok).toBeLessThan(BURST);
-    // Every success is in the cart: no update was silently lost.
-    expect(items).toHaveLength(ok);
-  });
-
-  it("still merges different keys under concurrency: 'optimistic'", async () => {
-    const { http, cookie } = await boot({ concurrency: 'optimistic' });
-    const results = await Promise.all(
-      Array.from({ length: 20 }, (_, i) =>
-        http
-          .post('/slow-set')
-          .set('Cookie', cookie)
-          .send({ [`k${i}`]: i }),
-      ),
-    );
-    expect(results.every((r) => r.status === 200)).toBe(true);
-    const read = await http.get('/read').set('Cookie', cookie).expect(200);
-    expect(Object.keys(read.body.data)).toHaveLength(21);
-  });
-
-  it('answers 409 "busy" after lockTimeout instead of hanging', async () => {
-    const { http, cookie } = await boot({ lockTimeout: 100 });
-    const holder = http
-      .post('/cart/hold?ms=400')
-      .set('Cookie', cookie)
-      .then((r) => r);
-    await new Promise((resolve) => setTimeout(resolve, 30));
-    const started = Date.now();
-    const waiter = await http.post('/cart/locked').set('Cookie', cookie).send({ item: 'late' });
-    expect(waiter.status).toBe(409);
-    expect(waiter.body.message).toMatch(/busy/);
-    expect(Date.now() - started).toBeLessThan(400);
-    expect((await holder).status).toBe(200);
-  });
-
-  it('does not make requests of other sessions wait', async () => {
-    const { http, cookie } = await boot();
-    const other = sessionCookie(await http.post('/set').send({ name: 'other' }))!;
-    const holder = http
-      .post('/cart/hold?ms=500')
-      .set('Cookie', cookie)
-      .then((r) => r);
-    await new Promise((resolve) => setTimeout(resolve, 30));
-    const started = Date.now();
-    await http.post('/cart/locked').set('Cookie', other).send({ item: 'x' }).expect(200);
-    expect(Date.now() - started).toBeLessThan(300);
-    await holder;
-  });
-
-  it('does not deadlock when a lock holder crashed: the lock expires', async () => {
-    const { http, cookie } = await boot({ lockTtl: 200, lockTimeout: 2000 });
-    const key = SessionTokenSigner.storageKey(cookie.split('=')[1].split('.')[0]);
-    // A holder that took the lock and died (another instance, say).
-    expect(await store.acquireLock(key, 'crashed-instance', 200)).toBe(true);
-    const started = Date.now();
-    await http.post('/cart/locked').set('Cookie', cookie).send({ item: 'after-crash' }).expect(200);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(150);
-    const cart = await http.get('/cart').set('Cookie', cookie).expect(200);
-    expect(cart.body.items).toEqual(['after-crash']);
-  });
-
-  it('releases the lock when the guard refuses the request', async () => {
-    const { http, cookie } = await boot({ concurrency: 'serialize', lockTimeout: 200 });
-    // /admin loads the session (under the lock) and refuses it with 403.
-    await http.get('/admin').set('Cookie', cookie).expect(403);
-    await http.post('/cart/plain').set('Cookie', cookie).send({ item: 'a' }).expect(200);
-  });
-
+describe('Concurrency configuration', () => {
   it('refuses at boot a serialize mode the store cannot lock', async () => {
     const lockless = {
       load: async () => null,
@@ -141,9 +177,17 @@ describe('Concurrent requests on one session (e2e)', () => {
       listForUser: async () => [],
       destroyForUser: async () => 0,
     };
-    store = new CountingStore();
     await expect(createFixtureApp({ store: lockless, concurrency: 'serialize' })).rejects.toThrow(
       /needs a store with acquireLock\/releaseLock/,
     );
   });
+});
+
+afterAll(async () => {
+  // The PostgreSQL stores above share one schema per run.
+  if (STORES.find((s) => s.name === 'postgres')?.describe !== describe) return;
+  const { default: pg } = await import('pg');
+  const pool = new pg.Pool({ connectionString: SERVICES.postgres.url });
+  await pool.query(`DROP SCHEMA IF EXISTS test_conc_${RUN} CASCADE`);
+  await pool.end();
 });

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import pg from 'pg';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -38,6 +39,7 @@ interface SharedStore {
 }
 
 const redisPrefix = `e2e:multi:${RUN}:`;
+const pgSchema = `e2e_multi_${RUN}`.replace(/[^a-z0-9_]/gi, '_').toLowerCase();
 const STORES: SharedStore[] = [
   {
     name: 'redis',
@@ -53,10 +55,16 @@ const STORES: SharedStore[] = [
       await client.close();
     },
   },
-  // PostgreSQL: one more entry, e.g.
-  // { name: 'postgres', service: 'postgres',
-  //   env: () => ({ DATABASE_URL: SERVICES.postgres.url, SESSION_PG_SCHEMA: `e2e_multi_${RUN}` }),
-  //   cleanup: async () => { /* DROP SCHEMA e2e_multi_<run> CASCADE */ } },
+  {
+    name: 'postgres',
+    service: 'postgres',
+    env: () => ({ DATABASE_URL: SERVICES.postgres.url, SESSION_PG_SCHEMA: pgSchema }),
+    cleanup: async () => {
+      const pool = new pg.Pool({ connectionString: SERVICES.postgres.url });
+      await pool.query(`DROP SCHEMA IF EXISTS ${pgSchema} CASCADE`);
+      await pool.end();
+    },
+  },
 ];
 
 const available = new Map<string, typeof describe>();
@@ -284,6 +292,21 @@ describe.each(STORES)('Sample app: many instances sharing $name', (store) => {
         status: 200,
         body: { items: ['tea'] },
       });
+    });
+
+    it('keeps all 50 concurrent cart adds split between A and B (no lost updates across instances)', async () => {
+      const cookie = await login(a.port, 'alice', 'wonderland');
+      const results = await Promise.all(
+        Array.from({ length: 50 }, (_, i) =>
+          call(i % 2 === 0 ? a.port : b.port, 'POST', '/cart/items', {
+            cookie,
+            json: { item: `item-${i}` },
+          }),
+        ),
+      );
+      expect(results.map((r) => r.status)).toEqual(Array(50).fill(200));
+      const cart = await call(b.port, 'GET', '/cart', { cookie });
+      expect(new Set((cart.body as { items: string[] }).items).size).toBe(50);
     });
 
     it('kills the session on B when it is logged out on A', async () => {
