@@ -1,5 +1,10 @@
-import { Module, type DynamicModule } from '@nestjs/common';
-import { SessionModule } from 'nestjs-sessions';
+import { Inject, Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
+import {
+  MemorySessionStore,
+  SESSION_STORE,
+  SessionModule,
+  type SessionStore,
+} from 'nestjs-sessions';
 import { AuthController } from './auth/auth.controller.js';
 import { CartController } from './cart/cart.controller.js';
 import { CatalogService } from './cart/catalog.service.js';
@@ -8,21 +13,36 @@ import { DemoController } from './demo/demo.controller.js';
 import { HealthController } from './health/health.controller.js';
 import { HomeController } from './home/home.controller.js';
 import { createStore } from './store.factory.js';
+import { UpstreamModule } from './upstream/upstream.module.js';
 import { UsersRepository } from './users/users.repository.js';
 
 /** The sample application, configured from {@link SampleConfig}. */
 @Module({})
-export class AppModule {
+export class AppModule implements OnApplicationShutdown {
+  constructor(@Inject(SESSION_STORE) private readonly store: SessionStore) {}
+
+  /** The app created its store (and its Redis client or PostgreSQL pool), so it closes it. */
+  async onApplicationShutdown(): Promise<void> {
+    await this.store.close?.();
+  }
+
   static register(config: SampleConfig): DynamicModule {
     return {
       module: AppModule,
       imports: [
         SessionModule.forRootAsync({
-          useFactory: async () => ({
-            secret: config.secret,
-            store: await createStore(config),
-          }),
+          useFactory: async () =>
+            config.store === 'cookie'
+              ? // Stateless sessions; the deny list makes logout and "log out everywhere" reach
+                // copied cookies too (one process: it lives in memory).
+                {
+                  secret: config.secret,
+                  mode: 'sealed' as const,
+                  revocationStore: new MemorySessionStore(),
+                }
+              : { secret: config.secret, store: await createStore(config) },
         }),
+        UpstreamModule.register(config),
       ],
       controllers: [
         HomeController,

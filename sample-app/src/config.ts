@@ -4,7 +4,8 @@ import { Logger } from '@nestjs/common';
 export interface SampleConfig {
   port: number;
   secret: string;
-  store: 'memory' | 'redis' | 'postgres';
+  /** SESSION_STORE: where sessions live; `cookie` is the stateless sealed-cookie mode. */
+  store: 'memory' | 'redis' | 'postgres' | 'cookie';
   redisUrl: string;
   databaseUrl: string;
   /** SESSION_PG_SCHEMA: schema of the PostgreSQL session table (default `public`). */
@@ -23,8 +24,8 @@ const DEVELOPMENT_SECRET = 'nestjs-sessions-sample-app-dev-only-3b9f1c7e2a54d8f6
 /** Reads PORT, SESSION_SECRET, SESSION_STORE, REDIS_URL, DATABASE_URL and SESSION_KEY_PREFIX. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): SampleConfig {
   const store = (env.SESSION_STORE ?? 'memory') as SampleConfig['store'];
-  if (!['memory', 'redis', 'postgres'].includes(store)) {
-    throw new Error(`SESSION_STORE must be memory, redis or postgres (got "${store}")`);
+  if (!['memory', 'redis', 'postgres', 'cookie'].includes(store)) {
+    throw new Error(`SESSION_STORE must be memory, redis, postgres or cookie (got "${store}")`);
   }
   let secret = env.SESSION_SECRET;
   if (!secret) {

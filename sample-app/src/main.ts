@@ -47,6 +47,13 @@ function supervise(config: SampleConfig, workers: number): void {
     );
     process.exit(1);
   }
+  if (config.store === 'cookie') {
+    logger.error(
+      `WORKERS=${workers}: SESSION_STORE=cookie keeps its logout deny list in each process's memory, ` +
+        'so a logout seen by one worker would not reach the others. Run a single process (WORKERS=1). Not starting.',
+    );
+    process.exit(1);
+  }
   logger.log(`Starting ${workers} workers on port ${config.port} (session store: ${config.store})`);
   const listening = new Set<number>();
   let stopping = false;

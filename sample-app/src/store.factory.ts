@@ -5,6 +5,7 @@ import type { SampleConfig } from './config.js';
 export async function createStore(config: SampleConfig): Promise<SessionStore | undefined> {
   switch (config.store) {
     case 'memory':
+    case 'cookie':
       return undefined;
     case 'redis': {
       // Loaded only when chosen, so the other stores run without a Redis client installed. The

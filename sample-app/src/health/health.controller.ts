@@ -10,7 +10,7 @@ export class HealthController {
   async check() {
     const health = await this.store
       .checkHealth?.()
-      .catch((error: unknown) => ({ ok: false, store: 'unknown', details: { error: String(error) } }));
+      .catch(() => ({ ok: false, store: 'unknown', details: { error: 'health check failed' } }));
     const report = { status: health?.ok === false ? 'down' : 'ok', store: health ?? { ok: true } };
     if (report.status !== 'ok') throw new ServiceUnavailableException(report);
     return report;
