@@ -1,0 +1,100 @@
+// Shared bootstrap of the bench apps: one process, Express adapter, production mode, logger off,
+// listening on 127.0.0.1 on a port the OS picks (always free); the port goes to the parent over IPC.
+//
+// Protocol with the parent (bench/lib/apps.mjs): the child sends
+//   { type: 'ready', port }            when listening
+//   { type: 'unavailable', reason }    when a module this configuration needs is not in this build
+//                                      (or the library refuses the configuration), then exits 0
+// and it exits by itself when the parent goes away (IPC disconnect), so no orphan survives a crash.
+import 'reflect-metadata';
+import { setTimeout } from 'node:timers';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+process.env.NODE_ENV = 'production';
+/** Sends a message to the parent; resolves once it is handed to the OS (so exiting after it is safe). */
+const send = (msg) =>
+  new Promise((resolve) => {
+    if (process.send && process.connected) process.send(msg, () => resolve());
+    else {
+      console.log(JSON.stringify(msg));
+      resolve();
+    }
+  });
+// Without a parent (it crashed or was killed) there is nobody to serve: shut down cleanly (drop this
+// app's keys and tables) if the app is up, else just exit.
+let shutdown = () => process.exit(0);
+process.on('disconnect', () => shutdown());
+
+/** The configuration's environment, as set by the parent. */
+export const env = {
+  secret: required('BENCH_SECRET'),
+  redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+  databaseUrl: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+  prefix: process.env.BENCH_PREFIX ?? `bench:${process.pid}:`,
+  /** Milliseconds the cart handler waits between reading and writing the cart (the lost-updates case). */
+  cartDelay: Number(process.env.BENCH_CART_DELAY ?? 3),
+};
+
+function required(name) {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set (the bench apps are started by bench/run.mjs)`);
+  return value;
+}
+
+export class Unavailable extends Error {}
+
+/** Imports a module; a failure means "not available in this build". */
+export async function optionalImport(specifier, ...names) {
+  let mod;
+  try {
+    mod = await import(specifier);
+  } catch (error) {
+    throw new Unavailable(`${specifier} cannot be imported (${error.code ?? error.message})`);
+  }
+  for (const name of names) {
+    if (mod[name] === undefined) throw new Unavailable(`${specifier} has no export '${name}'`);
+  }
+  return mod;
+}
+
+export { sleep };
+
+/**
+ * Boots the app: `build()` returns `{ module, setup?(app), close?() }`. A `build()` that throws
+ * `Unavailable` (or an error whose `unavailable` property is true) reports the configuration as
+ * unavailable instead of failing.
+ */
+export async function serve(build) {
+  let built;
+  try {
+    built = await build();
+    const { NestFactory } = await import('@nestjs/core');
+    const app = await NestFactory.create(built.module, { logger: false, abortOnError: false });
+    await built.setup?.(app);
+    await app.listen(0, '127.0.0.1');
+    const { port } = app.getHttpServer().address();
+    let stopping = false;
+    const stop = async () => {
+      if (stopping) return;
+      stopping = true;
+      // Whatever happens below, this process is gone within 5 s.
+      setTimeout(() => process.exit(1), 5000).unref();
+      await app.close().catch(() => {});
+      await built.close?.().catch(() => {});
+      process.exit(0);
+    };
+    shutdown = stop;
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    process.on('message', (msg) => msg?.type === 'stop' && stop());
+    await send({ type: 'ready', port, info: built.info });
+  } catch (error) {
+    await built?.close?.().catch(() => {});
+    if (error instanceof Unavailable || error?.unavailable) {
+      await send({ type: 'unavailable', reason: error.message });
+      process.exit(0);
+    }
+    await send({ type: 'error', reason: String(error?.stack ?? error) });
+    process.exit(1);
+  }
+}

@@ -1,0 +1,118 @@
+// Store clients and store construction for the bench apps. When a store's constructor changes,
+// this is the one file to adapt.
+import { Unavailable, env, optionalImport } from './common.mjs';
+
+/** A connected node-redis v5 client (connect-redis and RedisSessionStore both take one). */
+export async function redisClient() {
+  const { createClient } = await optionalImport('redis', 'createClient');
+  const client = createClient({
+    url: env.redisUrl,
+    socket: { connectTimeout: 2000, reconnectStrategy: false },
+  });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+  } catch (error) {
+    throw new Unavailable(
+      `Redis at ${env.redisUrl} is not reachable (${error.code ?? error.message})`,
+    );
+  }
+  return client;
+}
+
+/** Deletes this app's keys (everything under its unique prefix) so runs leave nothing behind. */
+export async function deletePrefix(client, prefix) {
+  let batch = [];
+  for await (const keys of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 })) {
+    batch.push(...keys);
+    if (batch.length >= 1000) {
+      await client.unlink(batch);
+      batch = [];
+    }
+  }
+  if (batch.length) await client.unlink(batch);
+}
+
+/** A pg Pool that has answered one query. */
+export async function pgPool() {
+  const pg = await optionalImport('pg');
+  const Pool = pg.Pool ?? pg.default?.Pool;
+  const pool = new Pool({
+    connectionString: env.databaseUrl,
+    max: 10,
+    connectionTimeoutMillis: 2000,
+  });
+  pool.on('error', () => {});
+  try {
+    await pool.query('select 1');
+  } catch (error) {
+    await pool.end().catch(() => {});
+    throw new Unavailable(
+      `PostgreSQL at ${env.databaseUrl} is not reachable (${error.code ?? error.message})`,
+    );
+  }
+  return pool;
+}
+
+/**
+ * A nestjs-sessions store: `{ store, close }`. `store` is `undefined` for the module's default
+ * memory store (what an app gets without a `store` option).
+ */
+export async function nestjsSessionsStore(kind) {
+  switch (kind) {
+    case 'memory':
+      return { store: undefined, close: async () => {} };
+    case 'redis': {
+      const { RedisSessionStore } = await optionalImport(
+        'nestjs-sessions/redis',
+        'RedisSessionStore',
+      );
+      const client = await redisClient();
+      const store = construct(RedisSessionStore, { client, prefix: env.prefix });
+      return {
+        store,
+        close: async () => {
+          await store.close?.();
+          await deletePrefix(client, env.prefix).catch(() => {});
+          await client.quit().catch(() => {});
+        },
+      };
+    }
+    case 'postgres': {
+      const { PostgresSessionStore } = await optionalImport(
+        'nestjs-sessions/postgres',
+        'PostgresSessionStore',
+      );
+      const pool = await pgPool();
+      const table = `bench_sessions_${process.pid}`;
+      const store = construct(PostgresSessionStore, { pool, tableName: table, createTable: true });
+      // Whatever the store calls its schema step, run it before the first request.
+      for (const step of ['ensureTable', 'init', 'initialize', 'migrate', 'ensureSchema']) {
+        if (typeof store[step] === 'function') {
+          await store[step]();
+          break;
+        }
+      }
+      return {
+        store,
+        close: async () => {
+          await store.close?.();
+          await pool.query(`drop table if exists ${table}, ${table}_locks cascade`).catch(() => {});
+          await pool.end().catch(() => {});
+        },
+      };
+    }
+    default:
+      throw new Error(`unknown store '${kind}'`);
+  }
+}
+
+function construct(Store, options) {
+  try {
+    return new Store(options);
+  } catch (error) {
+    throw new Unavailable(
+      `${Store.name} refused the bench's options ${Object.keys(options).join(', ')} (${error.message}); adapt bench/apps/stores.mjs`,
+    );
+  }
+}

@@ -1,0 +1,42 @@
+// The parent side of the load generator process.
+import { URL, fileURLToPath } from 'node:url';
+import { forkTracked, stopChild } from './apps.mjs';
+
+export async function startLoadGenerator() {
+  const child = forkTracked(fileURLToPath(new URL('./load-worker.mjs', import.meta.url)), [], {
+    execArgv: [],
+  });
+  await new Promise((resolve, reject) => {
+    child.once('message', (msg) =>
+      msg?.type === 'ready' ? resolve() : reject(new Error(String(msg))),
+    );
+    child.once('exit', (code) =>
+      reject(new Error(`load generator exited (${code})\n${child.output}`)),
+    );
+  });
+  let next = 0;
+  const pending = new Map();
+  child.on('message', (msg) => {
+    const waiter = pending.get(msg?.id);
+    if (!waiter) return;
+    pending.delete(msg.id);
+    if (msg.type === 'result') waiter.resolve(msg.result);
+    else waiter.reject(new Error(msg.error));
+  });
+  child.on('exit', (code) => {
+    for (const waiter of pending.values())
+      waiter.reject(new Error(`load generator exited (${code})`));
+    pending.clear();
+  });
+  return {
+    /** Runs one autocannon measurement; see load-worker.mjs for the job fields. */
+    run(job) {
+      const id = ++next;
+      return new Promise((resolve, reject) => {
+        pending.set(id, { resolve, reject });
+        child.send({ ...job, type: 'run', id });
+      });
+    },
+    stop: () => stopChild(child),
+  };
+}

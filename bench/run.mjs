@@ -1,0 +1,253 @@
+#!/usr/bin/env node
+// The benchmark: `npm run bench` (full) or `npm run bench -- --quick` (a few seconds per cell, one
+// round: checks the harness, not the library). See bench/README.md.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { URL, fileURLToPath } from 'node:url';
+import { configurations, routes } from './configs.mjs';
+import { forkTracked, installCleanup } from './lib/apps.mjs';
+import { checkTargets } from './lib/targets.mjs';
+import { describeMachine, machineMarkdown } from './lib/machine.mjs';
+import { markdownTable, textTable } from './lib/stats.mjs';
+import { barChartSvg } from './lib/svg.mjs';
+import { lostUpdatesMarkdown, lostUpdatesText, measureLostUpdates } from './lost-updates.mjs';
+import { memoryMarkdown, memoryText } from './memory.mjs';
+import { measureRoundTrips, roundTripsMarkdown, roundTripsText } from './roundtrips.mjs';
+import { measureThroughput, summarize, throughputMarkdown, throughputText } from './throughput.mjs';
+
+const here = (p) => fileURLToPath(new URL(p, import.meta.url));
+const root = here('..');
+
+const HELP = `Usage: npm run bench -- [options]
+  --quick               1 round, 1 s warm-up + 3 s per cell, fewer repeats (validates the harness)
+  --rounds=N            rounds of interleaved measurements (default 3)
+  --duration=S          measured seconds per cell (default 8)
+  --warmup=S            discarded warm-up seconds per cell (default 2)
+  --connections=N       concurrent connections of the load generator (default 50)
+  --only=ID,…           configurations (bare Nest is always included): ${configurations.map((c) => c.id).join(', ')}
+  --routes=ID,…         routes: ${routes.map((r) => r.id).join(', ')}
+  --parts=NAME,…        throughput, roundtrips, memory, lost (default all)
+  --no-build            use dist/ as it is instead of running npm run build first
+  --out=DIR             where RESULTS.md, results.svg and results/results.json go (default bench/)`;
+
+function parseArgs(argv) {
+  const args = {};
+  for (const a of argv) {
+    if (a === '--help' || a === '-h') {
+      console.log(HELP);
+      process.exit(0);
+    }
+    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(a);
+    if (!m) throw new Error(`unknown argument ${a}\n${HELP}`);
+    args[m[1]] = m[2] ?? true;
+  }
+  const known = [
+    'quick',
+    'rounds',
+    'duration',
+    'warmup',
+    'connections',
+    'only',
+    'routes',
+    'parts',
+    'no-build',
+    'out',
+  ];
+  for (const k of Object.keys(args))
+    if (!known.includes(k)) throw new Error(`unknown option --${k}\n${HELP}`);
+  const quick = !!args.quick;
+  const num = (name, full, fast) => {
+    const v = args[name] === undefined ? (quick ? fast : full) : Number(args[name]);
+    if (!Number.isFinite(v) || v < 0) throw new Error(`--${name} must be a number`);
+    return v;
+  };
+  const list = (name) =>
+    typeof args[name] === 'string'
+      ? args[name]
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : undefined;
+  const only = list('only');
+  for (const id of only ?? [])
+    if (!configurations.some((c) => c.id === id)) throw new Error(`unknown configuration '${id}'`);
+  const routeIds = list('routes');
+  for (const id of routeIds ?? [])
+    if (!routes.some((r) => r.id === id)) throw new Error(`unknown route '${id}'`);
+  const parts = list('parts') ?? ['throughput', 'roundtrips', 'memory', 'lost'];
+  for (const p of parts)
+    if (!['throughput', 'roundtrips', 'memory', 'lost'].includes(p))
+      throw new Error(`unknown part '${p}'`);
+  return {
+    quick,
+    rounds: Math.max(1, num('rounds', 3, 1)),
+    duration: Math.max(1, num('duration', 8, 3)),
+    warmup: num('warmup', 2, 1),
+    connections: Math.max(1, num('connections', 50, 50)),
+    roundTripRequests: quick ? 5 : 20,
+    memoryLookups: quick ? 50_000 : 200_000,
+    lostRepeats: quick ? 1 : 3,
+    only,
+    routeIds,
+    parts,
+    build: !args['no-build'],
+    out: typeof args.out === 'string' ? args.out : here('.'),
+  };
+}
+
+function build(opts) {
+  if (!opts.build) {
+    if (!existsSync(`${root}/dist/index.js`))
+      throw new Error('dist/index.js is missing: run without --no-build');
+    console.log('Using dist/ as it is (--no-build).');
+    return 'dist/ used as found (--no-build)';
+  }
+  console.log('Building the library (npm run build)…');
+  try {
+    execFileSync('npm', ['run', '--silent', 'build'], {
+      cwd: root,
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    return 'built by this run';
+  } catch {
+    if (!existsSync(`${root}/dist/index.js`))
+      throw new Error('npm run build failed and there is no dist/');
+    console.warn('!! npm run build failed; measuring the dist/ that is already there.');
+    return 'npm run build FAILED; dist/ as found was measured';
+  }
+}
+
+function runMemoryPart(opts) {
+  // Its own process: --expose-gc, and a heap no other part has touched.
+  const child = forkTracked(here('./memory.mjs'), [], {
+    execArgv: ['--expose-gc'],
+    env: { ...process.env, BENCH_MEMORY_LOOKUPS: String(opts.memoryLookups) },
+  });
+  return new Promise((resolve, reject) => {
+    child.on('message', (msg) => msg?.type === 'result' && resolve(msg.data));
+    child.once('exit', (code) =>
+      code ? reject(new Error(`memory part exited ${code}\n${child.output}`)) : null,
+    );
+  });
+}
+
+function chart(data, quick) {
+  const summary = summarize(data);
+  const series = data.configs.filter((c) => summary.some((r) => r.config === c.id && !r.missing));
+  return barChartSvg({
+    title: `Throughput relative to bare Nest (median of ${data.settings.rounds} round(s))${quick ? ' — QUICK RUN' : ''}`,
+    groups: data.routes,
+    series,
+    value: (route, config) => summary.find((r) => r.route === route && r.config === config)?.vsBare,
+    note: `${os.cpus()[0]?.model?.trim()}, ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}; dashed line = bare Nest`,
+  });
+}
+
+async function main() {
+  installCleanup();
+  const opts = parseArgs(process.argv.slice(2));
+  const buildNote = build(opts);
+  const machine = describeMachine();
+  const secret = randomBytes(32).toString('base64url');
+  const results = { machine, build: buildNote, quick: opts.quick };
+  const t0 = Date.now();
+  console.log(
+    `\n${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, load ${machine.loadAverage.join(' ')}`,
+  );
+
+  if (opts.parts.includes('throughput')) {
+    console.log('\n== Throughput and latency ==');
+    results.throughput = await measureThroughput({ ...opts, secret });
+    console.log(`\n${throughputText(results.throughput)}`);
+  }
+  if (opts.parts.includes('roundtrips')) {
+    console.log('\n== Store round trips per request ==');
+    results.roundTrips = await measureRoundTrips({
+      secret,
+      requests: opts.roundTripRequests,
+      only: opts.only,
+    });
+    console.log(`\n${roundTripsText(results.roundTrips)}`);
+  }
+  if (opts.parts.includes('memory')) {
+    console.log('\n== Memory store: bytes per session, lookup time ==');
+    results.memory = await runMemoryPart(opts);
+    console.log(`\n${memoryText(results.memory)}`);
+  }
+  if (opts.parts.includes('lost')) {
+    console.log('\n== Lost updates: 50 concurrent cart adds on one session ==');
+    results.lostUpdates = await measureLostUpdates({
+      secret,
+      repeats: opts.lostRepeats,
+      only: opts.only,
+    });
+    console.log(`\n${lostUpdatesText(results.lostUpdates)}`);
+  }
+  results.loadAfter = os.loadavg();
+  results.minutes = (Date.now() - t0) / 60_000;
+
+  const targets = checkTargets(results);
+  console.log(
+    `\n== DESIGN.md targets ==\n${textTable(
+      ['target', 'measured', 'status'],
+      targets.map((t) => [t.target, t.measured, t.status]),
+    )}`,
+  );
+
+  const cmd = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+  const md = [
+    '# Benchmark results',
+    '',
+    opts.quick
+      ? '> **Quick run** (`--quick`): one short round per cell, to check the harness. These numbers are not the benchmark; run `npm run bench` on an otherwise idle machine for those.\n'
+      : '',
+    `Generated by \`${cmd}\` in ${results.minutes.toFixed(1)} min (${buildNote}). Raw data: \`results/results.json\`. How to read it: \`README.md\`.`,
+    '',
+    '## Machine',
+    '',
+    machineMarkdown(machine, results.loadAfter),
+    '',
+    '## DESIGN.md targets',
+    '',
+    markdownTable(
+      ['target', 'measured', 'status'],
+      targets.map((t) => [t.target, t.measured, t.status]),
+    ),
+    '',
+    '## Throughput and latency',
+    '',
+    results.throughput
+      ? `![Throughput relative to bare Nest](results.svg)\n\n${throughputMarkdown(results.throughput)}`
+      : '_Not measured in this run._',
+    '',
+    '## Store round trips per request',
+    '',
+    results.roundTrips ? roundTripsMarkdown(results.roundTrips) : '_Not measured in this run._',
+    '',
+    '## Memory store: bytes per session and lookup time',
+    '',
+    results.memory ? memoryMarkdown(results.memory) : '_Not measured in this run._',
+    '',
+    '## Lost updates: 50 concurrent cart adds on one session',
+    '',
+    results.lostUpdates ? lostUpdatesMarkdown(results.lostUpdates) : '_Not measured in this run._',
+    '',
+  ].join('\n');
+  writeFileSync(`${opts.out}/RESULTS.md`, md);
+  // Raw data under results/ (ignored by Prettier: it is generated).
+  mkdirSync(`${opts.out}/results`, { recursive: true });
+  writeFileSync(`${opts.out}/results/results.json`, JSON.stringify(results, null, 2) + '\n');
+  if (results.throughput)
+    writeFileSync(`${opts.out}/results.svg`, chart(results.throughput, opts.quick));
+  console.log(
+    `\nWrote ${opts.out}/RESULTS.md, results/results.json${results.throughput ? ', results.svg' : ''} (${results.minutes.toFixed(1)} min).`,
+  );
+  process.exit(0);
+}
+
+main().catch((error) => {
+  console.error(error?.stack ?? error);
+  process.exit(1);
+});

@@ -1,0 +1,264 @@
+// Throughput and latency: every configuration on every route, interleaved over rounds.
+import { randomBytes } from 'node:crypto';
+import { configurations, routes } from './configs.mjs';
+import { startApp } from './lib/apps.mjs';
+import { login, request, sessionCookie } from './lib/http.mjs';
+import { startLoadGenerator } from './lib/load.mjs';
+import { fmt, markdownTable, median, ratio, textTable } from './lib/stats.mjs';
+
+/** Checks that a route does what it should before it is measured; returns an error text or undefined. */
+async function sanity(base, route, cookie, config) {
+  const url = `${base}${route.path}`;
+  if (route.id === 'plain') {
+    const r = await request(url, { cookie });
+    return r.status === 200 && r.json?.ok === true ? undefined : `GET /plain answered ${r.status}`;
+  }
+  if (route.id === 'whoami') {
+    const r = await request(url, { cookie });
+    if (r.status !== 200 || typeof r.json?.userId !== 'string')
+      return `GET /whoami answered ${r.status} ${r.body.slice(0, 80)}`;
+    if (!config.baseline) {
+      const anon = await request(url);
+      if (anon.status !== 401)
+        return `GET /whoami without a cookie answered ${anon.status}, not 401`;
+    }
+    return undefined;
+  }
+  if (route.id === 'counter') {
+    let jar = cookie;
+    const a = await request(url, { method: 'POST', cookie: jar });
+    jar = sessionCookie(a.headers) ?? jar;
+    const b = await request(url, { method: 'POST', cookie: jar });
+    if (a.status !== 200 || b.status !== 200)
+      return `POST /counter answered ${a.status}/${b.status}`;
+    return b.json?.counter === a.json?.counter + 1
+      ? undefined
+      : `the counter did not persist (${a.body} then ${b.body})`;
+  }
+  if (route.id === 'login') {
+    const r = await request(url, { method: 'POST', cookie });
+    if (r.status !== 200) return `POST /login answered ${r.status}`;
+    if (!config.baseline) {
+      const next = sessionCookie(r.headers);
+      if (!next || next === cookie) return 'POST /login did not issue a new session cookie';
+      if (!config.stateless) {
+        const old = await request(`${base}/whoami`, { cookie });
+        if (old.status !== 401)
+          return `the pre-login session still answers ${old.status} after regenerate`;
+      }
+      const who = await request(`${base}/whoami`, { cookie: next });
+      if (who.status !== 200) return `the new session answers ${who.status} on /whoami`;
+    }
+    return undefined;
+  }
+  return undefined;
+}
+
+/**
+ * Runs the throughput part. Resolves `{ settings, configs, samples, unavailable, failures }` where
+ * `samples[configId][routeId]` is one measurement per round.
+ */
+export async function measureThroughput(settings, log = console.log) {
+  const { rounds, duration, warmup, connections, only, routeIds, secret } = settings;
+  const selected = configurations.filter((c) => c.baseline || !only || only.includes(c.id));
+  const selectedRoutes = routes.filter((r) => !routeIds || routeIds.includes(r.id));
+  const running = [];
+  const unavailable = {};
+  const failures = [];
+  const cookieBytes = {};
+  log(`Starting ${selected.length} configurations…`);
+  for (const config of selected) {
+    const app = await startApp(config, { secret });
+    if (!app.available) {
+      unavailable[config.id] = app.reason;
+      log(`  ${config.label.padEnd(34)} not available in this build: ${app.reason}`);
+      continue;
+    }
+    running.push({ config, app });
+    log(
+      `  ${config.label.padEnd(34)} ${app.url}${app.info?.options && Object.keys(app.info.options).length ? `  options ${JSON.stringify(app.info.options)}` : ''}`,
+    );
+  }
+  const loadgen = await startLoadGenerator();
+  const samples = {};
+  try {
+    for (let round = 0; round < rounds; round++) {
+      for (const route of selectedRoutes) {
+        // Rotate the order every round so no configuration always runs first (or right after another).
+        const order = running.map((_, i) => running[(i + round) % running.length]);
+        for (const { config, app } of order) {
+          const label = `round ${round + 1}/${rounds} ${route.id.padEnd(7)} ${config.label}`;
+          // Bare Nest answers /login without a cookie: `undefined` here.
+          let cookie = await login(app.url).catch(() => undefined);
+          if (!cookie && !config.baseline) {
+            failures.push({
+              config: config.id,
+              route: route.id,
+              round,
+              error: 'login gave no cookie',
+            });
+            log(`${label}: login gave no cookie — skipped`);
+            continue;
+          }
+          // Bare Nest sets no cookie: send one of a typical size so request bytes stay comparable.
+          cookie ??= `sid=${randomBytes(48).toString('base64url')}`;
+          cookieBytes[config.id] = cookie.length;
+          const problem = await sanity(app.url, route, cookie, config).catch((e) => String(e));
+          if (problem) {
+            failures.push({ config: config.id, route: route.id, round, error: problem });
+            log(`${label}: FAILED sanity check: ${problem}`);
+            continue;
+          }
+          const job = {
+            url: app.url,
+            method: route.method,
+            path: route.path,
+            cookie,
+            cookieChain: route.cookie === 'chain',
+            connections,
+          };
+          if (warmup > 0) await loadgen.run({ ...job, duration: warmup });
+          const result = await loadgen.run({ ...job, duration });
+          ((samples[config.id] ??= {})[route.id] ??= []).push({ round, ...result });
+          const bad = result.non2xx + result.errors + result.timeouts;
+          log(
+            `${label.padEnd(60)} ${fmt(result.rps).padStart(7)} req/s  p99 ${fmt(result.latency.p99, 1).padStart(6)} ms` +
+              (bad
+                ? `  !! ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`
+                : ''),
+          );
+        }
+      }
+    }
+  } finally {
+    await loadgen.stop();
+    await Promise.all(running.map(({ app }) => app.stop()));
+  }
+  return {
+    settings: { rounds, duration, warmup, connections },
+    configs: selected.map((c) => ({
+      id: c.id,
+      label: c.label,
+      baseline: !!c.baseline,
+      reference: !!c.reference,
+    })),
+    routes: selectedRoutes.map((r) => ({ id: r.id, label: r.label })),
+    samples,
+    unavailable,
+    failures,
+    cookieBytes,
+  };
+}
+
+/** Cells with more failed requests than this share are not compared with anything. */
+const MAX_FAILED_SHARE = 0.001;
+
+const valid = (samples) =>
+  samples.every((x) => x.non2xx + x.errors + x.timeouts <= MAX_FAILED_SHARE * Math.max(1, x.total));
+
+/**
+ * Median over rounds of `a`'s req/s divided by `b`'s req/s in the same round (NaN when either was
+ * not measured or a cell failed requests).
+ */
+export function pairedRatio(data, route, a, b) {
+  const sa = data?.samples[a]?.[route] ?? [];
+  const sb = data?.samples[b]?.[route] ?? [];
+  if (!sa.length || !sb.length || !valid(sa) || !valid(sb)) return NaN;
+  return median(sa.map((x) => x.rps / (sb.find((y) => y.round === x.round)?.rps ?? NaN)));
+}
+
+/** Per configuration and route: median req/s, median p99, median of per-round ratios. */
+export function summarize(data) {
+  const base = data.configs.find((c) => c.baseline)?.id;
+  const ref = data.configs.find((c) => c.reference)?.id;
+  const rows = [];
+  for (const route of data.routes) {
+    for (const config of data.configs) {
+      const s = data.samples[config.id]?.[route.id];
+      if (!s?.length) {
+        rows.push({
+          route: route.id,
+          config: config.id,
+          missing: data.unavailable[config.id] ?? 'not measured',
+        });
+        continue;
+      }
+      const bad = s.reduce((n, x) => n + x.non2xx + x.errors + x.timeouts, 0);
+      rows.push({
+        route: route.id,
+        config: config.id,
+        rps: median(s.map((x) => x.rps)),
+        p99: median(s.map((x) => x.latency.p99)),
+        vsBare: base ? pairedRatio(data, route.id, config.id, base) : NaN,
+        vsRef: ref ? pairedRatio(data, route.id, config.id, ref) : NaN,
+        bad,
+        rounds: s.length,
+      });
+    }
+  }
+  return rows;
+}
+
+function tableRows(data, summary) {
+  const label = (id) => data.configs.find((c) => c.id === id)?.label ?? id;
+  const routeLabel = (id) => data.routes.find((r) => r.id === id)?.label ?? id;
+  return summary.map((r) =>
+    r.missing
+      ? [
+          routeLabel(r.route),
+          label(r.config),
+          'n/a',
+          '',
+          '',
+          '',
+          r.missing.length > 60 ? `${r.missing.slice(0, 57)}…` : r.missing,
+        ]
+      : [
+          routeLabel(r.route),
+          label(r.config),
+          fmt(r.rps),
+          fmt(r.p99, 1),
+          ratio(r.vsBare),
+          ratio(r.vsRef),
+          r.bad ? `${fmt(r.bad)} failed requests (non-2xx, errors, timeouts): not compared` : '',
+        ],
+  );
+}
+
+const HEADER = [
+  'route',
+  'configuration',
+  'req/s (median)',
+  'p99 ms (median)',
+  '× bare',
+  '× express-session',
+  'note',
+];
+const ALIGN = ['l', 'l', 'r', 'r', 'r', 'r', 'l'];
+
+export function throughputText(data) {
+  return textTable(HEADER, tableRows(data, summarize(data)), ALIGN);
+}
+
+export function throughputMarkdown(data) {
+  const s = data.settings;
+  const failures = data.failures.length
+    ? '\n\nCells that failed their sanity check (not measured):\n' +
+      data.failures
+        .map((f) => `- ${f.config} · ${f.route} (round ${f.round + 1}): ${f.error}`)
+        .join('\n')
+    : '';
+  const cookies = Object.entries(data.cookieBytes)
+    .map(([id, n]) => `${data.configs.find((c) => c.id === id)?.label ?? id} ${n}`)
+    .join(', ');
+  return (
+    [
+      `${s.rounds} round(s), configurations interleaved and rotated each round; per cell ${s.warmup} s warm-up (discarded) then ${s.duration} s measured with ${s.connections} connections (autocannon, separate process). ` +
+        `Ratios are the median over rounds of the ratio to the other configuration measured in the same round.`,
+      '',
+      markdownTable(HEADER, tableRows(data, summarize(data)), ALIGN),
+      '',
+      `Cookie header sizes sent (bytes, \`name=value\`): ${cookies}.`,
+    ].join('\n') + failures
+  );
+}
