@@ -16,19 +16,50 @@ export interface MemorySessionStoreOptions {
 }
 
 interface Entry {
-  data: Map<string, string>;
+  /** Keys and JSON texts, alternating: far smaller than a Map for the few keys a session has. */
+  fields: string[];
   userId: string | null;
   createdAt: number;
   lastActiveAt: number;
   expiresAt: number;
   absoluteExpiresAt: number;
   version: number;
+  /** Read or written since the evictor last passed it (CLOCK, an approximation of LRU). */
+  used: boolean;
+}
+
+/** Position of a key in `fields` (keys sit at even positions), or -1. */
+function indexOf(fields: readonly string[], name: string): number {
+  for (let i = 0; i < fields.length; i += 2) if (fields[i] === name) return i;
+  return -1;
+}
+
+function field(entry: Entry, name: string): string | undefined {
+  const i = indexOf(entry.fields, name);
+  return i === -1 ? undefined : entry.fields[i + 1];
+}
+
+function applyFields(entry: Entry, write: SessionWrite): void {
+  let fields = write.replace ? [] : entry.fields;
+  if (write.unset.length > 0) {
+    const kept: string[] = [];
+    for (let i = 0; i < fields.length; i += 2) {
+      if (!write.unset.includes(fields[i])) kept.push(fields[i], fields[i + 1]);
+    }
+    fields = kept;
+  }
+  for (const name of Object.keys(write.set)) {
+    const i = indexOf(fields, name);
+    if (i === -1) fields.push(name, write.set[name]);
+    else fields[i + 1] = write.set[name];
+  }
+  entry.fields = fields;
 }
 
 /**
  * Sessions in this process's memory: the default store, for development, tests and single-process
- * apps. Bounded (least recently used sessions are evicted past `maxSessions`), swept for expired
- * entries by an unref'ed timer, O(1) per operation. Values are JSON texts, so nothing a caller
+ * apps. Bounded (past `maxSessions` the least recently used sessions are evicted, by the CLOCK
+ * approximation of LRU), swept for expired entries by an unref'ed timer, O(1) per operation. Values are JSON texts, so nothing a caller
  * holds is shared with the store. Sessions are lost on restart and not shared between processes.
  */
 export class MemorySessionStore implements SessionStore {
@@ -55,9 +86,8 @@ export class MemorySessionStore implements SessionStore {
   async load(key: string): Promise<SessionRecord | null> {
     const entry = this.live(key, Date.now());
     if (!entry) return null;
-    // Re-insert to mark it most recently used.
-    this.sessions.delete(key);
-    this.sessions.set(key, entry);
+    // Marked, not moved: re-inserting a key into a large Map on every read is slow in V8.
+    entry.used = true;
     return toRecord(key, entry);
   }
 
@@ -67,13 +97,15 @@ export class MemorySessionStore implements SessionStore {
     if (write.kind === 'create') {
       if (this.live(write.key, now)) throw new SessionGoneError();
       entry = {
-        data: new Map(),
+        fields: [],
         userId: null,
         createdAt: write.createdAt,
         lastActiveAt: write.lastActiveAt,
         expiresAt: write.expiresAt,
         absoluteExpiresAt: write.absoluteExpiresAt,
         version: 0,
+        // New entries join at the young end of the Map; only later use earns a second chance.
+        used: false,
       };
     } else {
       const from = write.previousKey ?? write.key;
@@ -81,16 +113,14 @@ export class MemorySessionStore implements SessionStore {
       if (!existing) throw new SessionGoneError();
       entry = existing;
       if (write.expect) {
-        for (const field of Object.keys(write.expect)) {
-          if ((entry.data.get(field) ?? null) !== write.expect[field])
-            throw new SessionConflictError();
+        for (const name of Object.keys(write.expect)) {
+          if ((field(entry, name) ?? null) !== write.expect[name]) throw new SessionConflictError();
         }
       }
       if (write.previousKey !== undefined) this.remove(write.previousKey);
     }
-    if (write.replace) entry.data.clear();
-    for (const field of write.unset) entry.data.delete(field);
-    for (const field of Object.keys(write.set)) entry.data.set(field, write.set[field]);
+    applyFields(entry, write);
+    if (write.kind === 'update') entry.used = true;
     entry.lastActiveAt = write.lastActiveAt;
     entry.expiresAt = write.expiresAt;
     entry.absoluteExpiresAt = write.absoluteExpiresAt;
@@ -98,9 +128,10 @@ export class MemorySessionStore implements SessionStore {
     this.unindex(write.key, entry.userId);
     entry.userId = write.userId;
     this.index(write.key, entry.userId);
-    this.sessions.delete(write.key);
-    this.sessions.set(write.key, entry);
-    this.evict();
+    if (!this.sessions.has(write.key)) {
+      this.sessions.set(write.key, entry);
+      this.evict();
+    }
   }
 
   async touch(key: string, times: SessionTimes): Promise<boolean> {
@@ -204,18 +235,36 @@ export class MemorySessionStore implements SessionStore {
     if (keys.size === 0) this.users.delete(userId);
   }
 
+  /** CLOCK: the oldest entries get a second chance if used since the last pass, else go. */
   private evict(): void {
     while (this.sessions.size > this.maxSessions) {
-      const oldest = this.sessions.keys().next().value as string;
-      this.remove(oldest);
+      const [key, entry] = this.sessions.entries().next().value as [string, Entry];
+      this.sessions.delete(key);
+      if (entry.used) {
+        entry.used = false;
+        this.sessions.set(key, entry);
+      } else {
+        this.unindex(key, entry.userId);
+      }
     }
   }
 }
 
 function toRecord(key: string, entry: Entry): SessionRecord {
+  const data: Record<string, string> = {};
+  const fields = entry.fields;
+  for (let i = 0; i < fields.length; i += 2) {
+    // Defined, not assigned: a key named __proto__ must stay plain data.
+    Object.defineProperty(data, fields[i], {
+      value: fields[i + 1],
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
+  }
   return {
     key,
-    data: Object.fromEntries(entry.data),
+    data,
     userId: entry.userId,
     createdAt: entry.createdAt,
     lastActiveAt: entry.lastActiveAt,
