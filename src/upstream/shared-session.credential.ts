@@ -30,10 +30,7 @@ export function serializeCredential(
  * Reads a stored credential back. Returns `null` for anything malformed (the caller then logs in
  * again); never throws with the stored text in a message.
  */
-export function deserializeCredential(
-  text: string,
-  generation: number,
-): ActiveCredential | null {
+export function deserializeCredential(text: string, generation: number): ActiveCredential | null {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);

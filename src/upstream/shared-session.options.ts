@@ -42,6 +42,18 @@ export function assertSharedSessionName(name: unknown): asserts name is string {
 }
 
 /**
+ * Resolves a request path against the base URL the way HTTP clients with a base URL do: a path,
+ * with or without a leading `/`, goes under the base URL's own path (`'/data'` on
+ * `https://host/app/` is `https://host/app/data`); an absolute URL stays as it is.
+ * @example resolveUpstreamUrl(new URL('https://host/app'), '/data').href // 'https://host/app/data'
+ */
+export function resolveUpstreamUrl(base: URL, path: string): URL {
+  if (/^[a-z][a-z0-9+.-]*:/i.test(path) || path.startsWith('//')) return new URL(path, base);
+  const directory = base.pathname.endsWith('/') ? base : new URL(`${base.pathname}/`, base);
+  return new URL(path.replace(/^\/+/, ''), directory);
+}
+
+/**
  * Validates the options and applies the defaults.
  * @throws SharedSessionConfigError saying which option to change.
  */
@@ -79,7 +91,7 @@ export function resolveSharedSessionOptions(
   let loginUrl: URL | null = null;
   if (options.loginUrl !== false) {
     try {
-      loginUrl = new URL(options.loginUrl ?? '/login', baseUrl);
+      loginUrl = resolveUpstreamUrl(baseUrl, options.loginUrl ?? '/login');
     } catch {
       fail('loginUrl must be a path or URL, or false');
     }
@@ -145,7 +157,8 @@ export function resolveSharedSessionOptions(
     storeTimeout,
     retryNonIdempotent: options.retryNonIdempotent ?? false,
     headers,
-    logger: options.logger === false ? null : (options.logger ?? new Logger(`SharedSession:${name}`)),
+    logger:
+      options.logger === false ? null : (options.logger ?? new Logger(`SharedSession:${name}`)),
   };
 }
 

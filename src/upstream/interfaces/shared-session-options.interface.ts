@@ -80,11 +80,7 @@ export interface SharedSessionLoginContext {
   /** Aborted when `loginTimeout` passes or the application shuts down. */
   readonly signal: AbortSignal;
   /** Sends a request to the upstream (relative paths resolve against `baseUrl`). */
-  request(
-    method: string,
-    path: string,
-    options?: SharedSessionRequestOptions,
-  ): Promise<Response>;
+  request(method: string, path: string, options?: SharedSessionRequestOptions): Promise<Response>;
   /** `request('GET', path, options)`. */
   get(path: string, options?: SharedSessionRequestOptions): Promise<Response>;
   /** `request('POST', path, { ...options, data })`. */

@@ -52,9 +52,7 @@ function quoteTable(tableName: string): string {
  * crashed holder's lock simply expires.
  * @example await pool.query(postgresSharedCredentialSchema('shared_session_credentials'))
  */
-export function postgresSharedCredentialSchema(
-  tableName = 'shared_session_credentials',
-): string {
+export function postgresSharedCredentialSchema(tableName = 'shared_session_credentials'): string {
   return `CREATE TABLE IF NOT EXISTS ${quoteTable(tableName)} (
   name text PRIMARY KEY,
   generation bigint,
@@ -169,14 +167,12 @@ export class PostgresSharedCredentialStore implements SharedCredentialStore {
   }
 
   private async create(): Promise<void> {
-    try {
-      await this.pool.query(postgresSharedCredentialSchema(this.tableName));
-    } catch (error) {
-      // Two processes creating the table at once: one gets a unique violation on the catalog
-      // (23505) or "already exists" (42P07) although the table is now there. Check once more.
-      const code = (error as { code?: unknown }).code;
-      if (code !== '23505' && code !== '42P07') throw error;
-      await this.pool.query(postgresSharedCredentialSchema(this.tableName));
-    }
+    // Concurrent CREATE TABLE IF NOT EXISTS can still collide in the catalog ("type … already
+    // exists"): processes starting together take turns on a transaction-scoped advisory lock.
+    const ddl = postgresSharedCredentialSchema(this.tableName);
+    const key = `nestjs-sessions:shared-credentials:${this.tableName}`;
+    await this.pool.query(
+      `DO $create$ BEGIN PERFORM pg_advisory_xact_lock(hashtext('${key}')); ${ddl}; END $create$`,
+    );
   }
 }

@@ -15,8 +15,7 @@ export interface SharedCredentialIoRedisClient {
 
 /** A node-redis v5 client or an ioredis client, connected by you. */
 export type SharedCredentialRedisClient =
-  | SharedCredentialNodeRedisClient
-  | SharedCredentialIoRedisClient;
+  SharedCredentialNodeRedisClient | SharedCredentialIoRedisClient;
 
 /** Options of {@link RedisSharedCredentialStore}. */
 export interface RedisSharedCredentialStoreOptions {
@@ -64,7 +63,8 @@ export function parseCredentialRecord(text: string | null): SharedCredentialReco
   }
   if (!value || typeof value !== 'object') return null;
   const raw = value as Record<string, unknown>;
-  const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+  const isCount = (n: unknown): n is number =>
+    typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
   if (!isCount(raw.generation) || !isCount(raw.updatedAt)) return null;
   if (raw.credential !== null && typeof raw.credential !== 'string') return null;
   return {
