@@ -4,6 +4,8 @@ import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module.js';
 import { loadConfig, type SampleConfig } from './config.js';
+import { startFakeUpstream } from './upstream/fake-upstream.js';
+import { loadUpstreamSettings } from './upstream/upstream.module.js';
 
 const logger = new Logger('SampleApp');
 
@@ -36,7 +38,7 @@ async function serve(config: SampleConfig): Promise<void> {
  * hands connections to them in turn), replaces a worker that dies after it started, and stops
  * them all on SIGINT/SIGTERM. Refuses the memory store: every worker would keep its own sessions.
  */
-function supervise(config: SampleConfig, workers: number): void {
+async function supervise(config: SampleConfig, workers: number): Promise<void> {
   if (config.store === 'memory') {
     logger.error(
       `WORKERS=${workers} needs a shared session store, but SESSION_STORE is memory: each worker ` +
@@ -86,6 +88,12 @@ function supervise(config: SampleConfig, workers: number): void {
       if (alive.length === 0) process.exit(exitCode);
       for (const worker of alive) worker?.process.kill(signal);
     });
+  }
+  if (!process.env.UPSTREAM_URL) {
+    // One fake upstream for all workers (they inherit UPSTREAM_URL), so they share its logins.
+    const { port, sessionTtlMs, username, password } = loadUpstreamSettings(config);
+    const upstream = await startFakeUpstream({ port, sessionTtlMs, username, password });
+    process.env.UPSTREAM_URL = upstream.url;
   }
   for (let i = 0; i < workers; i++) cluster.fork();
 }
