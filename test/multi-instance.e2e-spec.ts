@@ -160,6 +160,8 @@ async function startApp(env: Record<string, string>, listeners = 1): Promise<Ins
       NODE_ENV: 'development',
       SESSION_SECRET: SECRET,
       PORT: String(port),
+      // The fake upstream beside each app: an ephemeral port, never PORT + 1 (another app's port).
+      UPSTREAM_PORT: '0',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

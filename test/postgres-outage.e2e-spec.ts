@@ -35,6 +35,7 @@ describePg('Sample app with PostgreSQL: store outage (FAIL-1, FAIL-2, FAIL-3)', 
     url.host = `127.0.0.1:${port}`;
     const config = loadConfig({
       NODE_ENV: 'test',
+      PORT: '0',
       SESSION_SECRET: randomBytes(32).toString('base64url'),
       SESSION_STORE: 'postgres',
       DATABASE_URL: url.toString(),

@@ -12,7 +12,8 @@ describe('Sample app (e2e, memory store)', () => {
   let http: ReturnType<typeof request>;
 
   beforeAll(async () => {
-    const config = loadConfig({ NODE_ENV: 'test', SESSION_STORE: 'memory' });
+    // PORT 0: the fake upstream beside the app takes an ephemeral port too.
+    const config = loadConfig({ NODE_ENV: 'test', SESSION_STORE: 'memory', PORT: '0' });
     const moduleRef = await Test.createTestingModule({
       imports: [AppModule.register(config)],
     }).compile();

@@ -125,6 +125,7 @@ describeOutage('Sample app with Redis: store outage (FAIL-1, FAIL-2, FAIL-3)', (
     await redis.start();
     const config = loadConfig({
       NODE_ENV: 'test',
+      PORT: '0',
       SESSION_SECRET: randomBytes(32).toString('base64url'),
       SESSION_STORE: 'redis',
       REDIS_URL: redis.url,
