@@ -10,3 +10,5 @@ export const REQUIRE_SESSION_KEY = 'session:require';
 export const USES_SESSION_KEY = 'session:uses-session';
 /** Metadata: the route's session section runs under the per-session lock. */
 export const SESSION_LOCK_KEY = 'session:lock';
+/** Where the request's session handle is kept on the request object. */
+export const SESSION_HANDLE = Symbol('session:handle');

@@ -5,10 +5,10 @@ import {
   createParamDecorator,
   type ExecutionContext,
 } from '@nestjs/common';
-import type { IncomingMessage } from 'node:http';
 import {
   ALLOW_ANONYMOUS_KEY,
   REQUIRE_SESSION_KEY,
+  SESSION_HANDLE,
   SESSION_LOCK_KEY,
   USES_SESSION_KEY,
 } from './session.constants.js';
@@ -31,22 +31,16 @@ function usesSession(target: object, key: string | symbol | undefined): void {
 }
 
 function sessionOf(ctx: ExecutionContext): SessionHandleType {
-  const req = ctx.switchToHttp().getRequest<IncomingMessage & { session?: SessionHandleType }>();
-  if (!req.session) {
+  const req = ctx.switchToHttp().getRequest<{ [SESSION_HANDLE]?: SessionHandleType }>();
+  const session = req[SESSION_HANDLE];
+  if (!session) {
     throw new Error(
       'No session on this request: import SessionModule.forRoot() in the application module',
     );
   }
-  return req.session;
+  return session;
 }
 
-/**
- * The request's session (`@Session() session: Session<MyData>`), or one of its values
- * (`@Session('cart') cart: string[]`). The session is loaded before the handler runs.
- *
- * Import it from `nestjs-sessions` rather than `@nestjs/common`; Nest's own `@Session()` returns
- * the same object, but without loading it first.
- */
 /** The session of a request: see {@link SessionContract}. */
 export type Session<T extends object = Record<string, unknown>> = SessionContract<T>;
 

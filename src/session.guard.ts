@@ -11,6 +11,11 @@ import {
 import type { Session } from './session.js';
 import type { SessionManager } from './session.manager.js';
 
+interface GuardRouteOptions {
+  readonly allowAnonymous: boolean;
+  readonly predicate: SessionPredicate | undefined;
+}
+
 /** Why {@link SessionGuard} refused a request. */
 export type SessionDenialReason = 'missing' | 'forbidden' | 'unavailable';
 
@@ -24,14 +29,16 @@ export type SessionDenialReason = 'missing' | 'forbidden' | 'unavailable';
  */
 @Injectable()
 export class SessionGuard implements CanActivate {
+  private readonly routes = new WeakMap<object, GuardRouteOptions>();
+
   constructor(
     protected readonly reflector: Reflector,
     @Inject(SESSION_MANAGER) protected readonly sessions: SessionManager,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
-    const targets = [context.getHandler(), context.getClass()];
-    if (this.reflector.getAllAndOverride<boolean>(ALLOW_ANONYMOUS_KEY, targets)) return true;
+    const route = this.routeOptions(context);
+    if (route.allowAnonymous) return true;
     const session = this.sessions.forContext(context);
     try {
       await session.load();
@@ -45,11 +52,8 @@ export class SessionGuard implements CanActivate {
     if (session.isNew) {
       denial = 'missing';
     } else {
-      const predicate = this.reflector.getAllAndOverride<SessionPredicate | true | undefined>(
-        REQUIRE_SESSION_KEY,
-        targets,
-      );
-      if (typeof predicate === 'function' && !(await predicate(session.data, session as Session))) {
+      const { predicate } = route;
+      if (predicate && !(await predicate(session.data, session as Session))) {
         denial = 'forbidden';
       }
     }
@@ -59,6 +63,26 @@ export class SessionGuard implements CanActivate {
       throw this.createException(denial, context);
     }
     return true;
+  }
+
+  /** The route's `@AllowAnonymous()` and `@RequireSession()` settings, read once per handler. */
+  private routeOptions(context: ExecutionContext): GuardRouteOptions {
+    const handler = context.getHandler();
+    let options = this.routes.get(handler);
+    if (!options) {
+      const targets = [handler, context.getClass()];
+      const predicate = this.reflector.getAllAndOverride<SessionPredicate | true | undefined>(
+        REQUIRE_SESSION_KEY,
+        targets,
+      );
+      options = {
+        allowAnonymous:
+          this.reflector.getAllAndOverride<boolean>(ALLOW_ANONYMOUS_KEY, targets) === true,
+        predicate: typeof predicate === 'function' ? predicate : undefined,
+      };
+      this.routes.set(handler, options);
+    }
+    return options;
   }
 
   /**

@@ -5,10 +5,10 @@ import {
   type ExecutionContext,
   type NestInterceptor,
 } from '@nestjs/common';
-import { catchError, concatMap, defer, of, switchMap, type Observable } from 'rxjs';
+import type { IncomingMessage } from 'node:http';
+import { catchError, concatMap, from, switchMap, type Observable } from 'rxjs';
 import { SESSION_MANAGER } from './session.constants.js';
 import { toHttpException } from './session.errors.js';
-import type { SessionHandle } from './session.js';
 import type { SessionManager } from './session.manager.js';
 
 /**
@@ -24,33 +24,50 @@ export class SessionInterceptor implements NestInterceptor {
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     if (context.getType() !== 'http') return next.handle();
-    const session = this.sessions.forContext(context);
-    const start: Observable<unknown> = this.sessions.routeInfo(context).usesSession
-      ? defer(() => session.load())
-      : of(null);
+    const req = context.switchToHttp().getRequest<IncomingMessage>();
+    const route = this.sessions.routeInfo(context);
+    if (route.usesSession || route.lock) {
+      const session = this.sessions.forContext(context);
+      if (route.usesSession && !session.isLoaded) {
+        // Load failures (store down, lock busy) take the same error path as the handler's.
+        const loaded = from(session.load()).pipe(switchMap(() => next.handle()));
+        return this.commitAfter(loaded, req);
+      }
+    }
+    return this.commitAfter(next.handle(), req);
+  }
+
+  /** Saves after the handler (if anything loaded the session), rolls back when it fails. */
+  private commitAfter(handler: Observable<unknown>, req: IncomingMessage): Observable<unknown> {
     let committing = false;
-    return start.pipe(
-      switchMap(() => next.handle()),
-      concatMap(async (value) => {
+    return handler.pipe(
+      concatMap((value) => {
+        const session = this.sessions.existingHandle(req);
+        // Routes that never touched the session pass straight through.
+        if (!session?.isLoaded) return [value];
         committing = true;
-        await session.commit();
-        committing = false;
-        await session.release();
-        return value;
+        return session.commit().then(async () => {
+          committing = false;
+          await session.release();
+          return value;
+        });
       }),
-      catchError((error: unknown) => this.fail(session, error, committing)),
+      catchError((error: unknown) => this.fail(req, error, committing)),
     );
   }
 
-  private async fail(session: SessionHandle, error: unknown, committing: boolean): Promise<never> {
-    try {
-      if (!committing && this.sessions.options.commitOnError) {
-        await session.commit();
-      } else {
-        session.rollback();
+  private async fail(req: IncomingMessage, error: unknown, committing: boolean): Promise<never> {
+    const session = this.sessions.existingHandle(req);
+    if (session) {
+      try {
+        if (!committing && this.sessions.options.commitOnError) {
+          await session.commit();
+        } else {
+          session.rollback();
+        }
+      } finally {
+        await session.release();
       }
-    } finally {
-      await session.release();
     }
     throw toHttpException(error);
   }

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Logger, type ExecutionContext } from '@nestjs/common';
 import { ROUTE_ARGS_METADATA } from '@nestjs/common/constants.js';
 import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum.js';
-import { SESSION_LOCK_KEY, USES_SESSION_KEY } from './session.constants.js';
+import { SESSION_HANDLE, SESSION_LOCK_KEY, USES_SESSION_KEY } from './session.constants.js';
 import {
   SessionError,
   SessionGoneError,
@@ -30,7 +30,7 @@ import { SessionTokenSigner } from './transport/session-token.js';
 /** At most this many same-name cookies are tried per request (CK-15), bounding store reads. */
 const MAX_COOKIES_TRIED = 3;
 
-type SessionRequest = IncomingMessage & { session?: unknown };
+type SessionRequest = IncomingMessage & { [SESSION_HANDLE]?: SessionHandle };
 
 const NEST_SESSION_PARAM = `${RouteParamtypes.SESSION}:`;
 
@@ -150,14 +150,35 @@ export class SessionManager {
     }
   }
 
-  /** The session of a request, attached on first use; also available as `req.session`. */
+  /** The session of a request, created on first use. */
   handleFor(req: IncomingMessage, res: ServerResponse): SessionHandle {
     const request = req as SessionRequest;
-    const existing = request.session;
-    if (existing instanceof SessionHandle) return existing;
-    const handle = new SessionHandle(this, { req, res });
-    request.session = handle.proxy;
-    return handle.proxy;
+    return (request[SESSION_HANDLE] ??= new SessionHandle(this, { req, res }));
+  }
+
+  /** The request's session if something already created it, without creating one. */
+  existingHandle(req: IncomingMessage): SessionHandle | undefined {
+    return (req as SessionRequest)[SESSION_HANDLE];
+  }
+
+  /**
+   * Makes `req.session` (express-session's place, used by Passport and Nest's own `@Session()`)
+   * a lazy getter on the Express app's request prototype: nothing happens per request until
+   * something reads it. Returns false when the HTTP adapter has no such prototype.
+   */
+  installRequestProperty(requestPrototype: object | undefined): boolean {
+    if (!requestPrototype) return false;
+    const manager = this;
+    Object.defineProperty(requestPrototype, 'session', {
+      configurable: true,
+      get(this: IncomingMessage & { res: ServerResponse }) {
+        return manager.handleFor(this, this.res).proxy;
+      },
+      set(this: object, value: unknown) {
+        Object.defineProperty(this, 'session', { value, writable: true, configurable: true });
+      },
+    });
+    return true;
   }
 
   /** The session behind a Nest execution context, with the route's lock setting applied. */
@@ -265,7 +286,7 @@ export class SessionManager {
 
   /** A session loaded by id, outside any HTTP request (`SessionService.withSession`). */
   handleForKey(key: string): SessionHandle {
-    return new SessionHandle(this, undefined, key).proxy;
+    return new SessionHandle(this, undefined, key);
   }
 
   /** Values of our cookie in the request, at most a few. */

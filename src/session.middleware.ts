@@ -5,14 +5,15 @@ import type { SessionManager } from './session.manager.js';
 
 /**
  * Attaches a lazy session to every request as `req.session`: no cookie parsing, no store access
- * until something uses it. Registered for every route by `SessionModule`.
+ * until something uses it. `SessionModule` registers it only for HTTP adapters where it cannot
+ * define `req.session` once on the request prototype (see `SessionManager.installRequestProperty`).
  */
 @Injectable()
 export class SessionMiddleware implements NestMiddleware {
   constructor(@Inject(SESSION_MANAGER) private readonly sessions: SessionManager) {}
 
-  use(req: IncomingMessage, res: ServerResponse, next: () => void): void {
-    this.sessions.handleFor(req, res);
+  use(req: IncomingMessage & { session?: unknown }, res: ServerResponse, next: () => void): void {
+    req.session = this.sessions.handleFor(req, res).proxy;
     next();
   }
 }

@@ -7,7 +7,7 @@ import {
   type NestModule,
   type OnApplicationShutdown,
 } from '@nestjs/common';
-import { APP_INTERCEPTOR } from '@nestjs/core';
+import { APP_INTERCEPTOR, HttpAdapterHost } from '@nestjs/core';
 import { SESSION_MANAGER, SESSION_STORE } from './session.constants.js';
 import { SessionGuard } from './session.guard.js';
 import { SessionInterceptor } from './session.interceptor.js';
@@ -69,11 +69,18 @@ export class SessionModule
   extends ConfigurableSessionModule
   implements NestModule, OnApplicationShutdown
 {
-  constructor(@Inject(SESSION_MANAGER) private readonly manager: SessionManager) {
+  constructor(
+    @Inject(SESSION_MANAGER) private readonly manager: SessionManager,
+    private readonly adapterHost: HttpAdapterHost,
+  ) {
     super();
   }
 
   configure(consumer: MiddlewareConsumer): void {
+    // Express: `req.session` becomes a lazy getter on the app's request prototype, so requests that
+    // never touch the session run no session code at all. Other adapters get a middleware.
+    const instance = this.adapterHost?.httpAdapter?.getInstance?.() as { request?: object } | undefined;
+    if (this.manager.installRequestProperty(instance?.request)) return;
     consumer.apply(SessionMiddleware).forRoutes({ path: '{*path}', method: RequestMethod.ALL });
   }
 

@@ -99,8 +99,7 @@ function userIdOf(value: unknown): string | null {
  * @internal
  */
 export class SessionHandle<T extends object = Record<string, unknown>> implements Session<T> {
-  /** The object handed to users: this handle behind a proxy that also exposes data keys as properties. */
-  readonly proxy: this;
+  private proxyView: this | undefined;
 
   private state: State = 'unloaded';
   private loading: Promise<void> | undefined;
@@ -139,8 +138,14 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     private readonly manager: SessionManager,
     private readonly exchange: SessionExchange | undefined,
     private readonly loadKey?: string,
-  ) {
-    this.proxy = new Proxy(this, HANDLE_TRAPS) as this;
+  ) {}
+
+  /**
+   * This handle behind a proxy that also exposes data keys as properties, as `req.session` does
+   * with express-session (Passport and Nest's own `@Session()` rely on it).
+   */
+  get proxy(): this {
+    return (this.proxyView ??= new Proxy(this, HANDLE_TRAPS) as this);
   }
 
   // --- public API -------------------------------------------------------------------------
@@ -225,7 +230,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
       this.loading ??= this.doLoad().finally(() => (this.loading = undefined));
       await this.loading;
     }
-    return this.proxy;
+    return this;
   }
 
   // --- used by the runtime ----------------------------------------------------------------
@@ -782,8 +787,9 @@ class DataTraps implements ProxyHandler<Record<string, unknown>> {
  * and writes a data key, as `req.session.x` does with express-session (Passport relies on it).
  */
 const HANDLE_TRAPS: ProxyHandler<SessionHandle<object>> = {
-  get(target, prop, receiver) {
-    if (typeof prop === 'symbol' || prop in target) return Reflect.get(target, prop, receiver);
+  get(target, prop) {
+    // Members run against the handle itself, not through the proxy again.
+    if (typeof prop === 'symbol' || prop in target) return Reflect.get(target, prop, target);
     // Promise resolution probes `then`; the handle is not a thenable.
     if (prop === 'then') return undefined;
     return (target.data as Record<string, unknown>)[prop];

@@ -254,13 +254,17 @@ function toRecord(key: string, entry: Entry): SessionRecord {
   const data: Record<string, string> = {};
   const fields = entry.fields;
   for (let i = 0; i < fields.length; i += 2) {
-    // Defined, not assigned: a key named __proto__ must stay plain data.
-    Object.defineProperty(data, fields[i], {
-      value: fields[i + 1],
-      writable: true,
-      enumerable: true,
-      configurable: true,
-    });
+    if (fields[i] === '__proto__') {
+      // Defined, not assigned: a key named __proto__ must stay plain data.
+      Object.defineProperty(data, '__proto__', {
+        value: fields[i + 1],
+        writable: true,
+        enumerable: true,
+        configurable: true,
+      });
+    } else {
+      data[fields[i]] = fields[i + 1];
+    }
   }
   return {
     key,

@@ -1,4 +1,9 @@
+import * as crypto from 'node:crypto';
 import { createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/** One-shot hashing (Node 20.12+) skips the Hash object; older versions fall back. */
+const oneShotHash = (crypto as { hash?: (alg: string, data: string, enc: 'base64url') => string })
+  .hash;
 
 /** Length of a base64url-encoded 32-byte value. */
 const B64_32 = 43;
@@ -36,7 +41,9 @@ export class SessionTokenSigner {
 
   /** The storage key of a token: its SHA-256, base64url. Stores never see the token itself. */
   static storageKey(token: string): string {
-    return createHash('sha256').update(token).digest('base64url');
+    return oneShotHash
+      ? oneShotHash('sha256', token, 'base64url')
+      : createHash('sha256').update(token).digest('base64url');
   }
 
   /** The cookie value for a token, signed with the first secret. */
