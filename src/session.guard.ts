@@ -7,6 +7,7 @@ import {
   SessionStoreUnavailableError,
   SessionUnauthorizedException,
   SessionUnavailableException,
+  toHttpException,
 } from './session.errors.js';
 import type { Session } from './session.js';
 import type { SessionManager } from './session.manager.js';
@@ -61,6 +62,20 @@ export class SessionGuard implements CanActivate {
       // The handler will not run, so nothing else will release a lock taken while loading.
       await session.release();
       throw this.createException(denial, context);
+    }
+    if (!this.sessions.routeInfo(context).intercepted) {
+      // A global guard on a route that does not otherwise use the session: no interceptor will
+      // commit, so record the activity (and re-issue a rotated-key cookie) now.
+      try {
+        await session.commit();
+      } catch (error) {
+        if (error instanceof SessionStoreUnavailableError) {
+          throw this.createException('unavailable', context);
+        }
+        throw toHttpException(error);
+      } finally {
+        await session.release();
+      }
     }
     return true;
   }

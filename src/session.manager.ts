@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes, randomInt } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Logger, type ExecutionContext } from '@nestjs/common';
-import { ROUTE_ARGS_METADATA } from '@nestjs/common/constants.js';
+import { Logger, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import { INTERCEPTORS_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants.js';
 import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum.js';
 import { SESSION_HANDLE, SESSION_LOCK_KEY, USES_SESSION_KEY } from './session.constants.js';
 import {
@@ -40,6 +40,8 @@ interface RouteSessionInfo {
   readonly usesSession: boolean;
   /** `@SessionLock()` on the handler or its controller. */
   readonly lock: boolean;
+  /** The session interceptor runs for this route (it commits after the handler). */
+  readonly intercepted: boolean;
 }
 
 /**
@@ -54,6 +56,8 @@ export class SessionManager {
   private readonly logger = new Logger('SessionModule');
   private warnedInsecure = false;
   private readonly routes = new WeakMap<object, RouteSessionInfo>();
+  /** The module's load/commit interceptor, once `SessionModule` has bound it to its routes. */
+  interceptor: NestInterceptor | undefined;
   /** Per-key FIFO of this process's requests waiting for a session lock. */
   private readonly lockQueues = new Map<string, Array<() => void>>();
 
@@ -204,6 +208,9 @@ export class SessionManager {
         lock:
           Reflect.getMetadata(SESSION_LOCK_KEY, handler) === true ||
           Reflect.getMetadata(SESSION_LOCK_KEY, controller) === true,
+        intercepted: (
+          (Reflect.getMetadata(INTERCEPTORS_METADATA, handler) as unknown[] | undefined) ?? []
+        ).includes(this.interceptor),
       };
       this.routes.set(handler, info);
     }

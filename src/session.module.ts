@@ -7,12 +7,13 @@ import {
   type NestModule,
   type OnApplicationShutdown,
 } from '@nestjs/common';
-import { APP_INTERCEPTOR, HttpAdapterHost } from '@nestjs/core';
+import { HttpAdapterHost, ModulesContainer } from '@nestjs/core';
 import { SESSION_MANAGER, SESSION_STORE } from './session.constants.js';
 import { SessionGuard } from './session.guard.js';
 import { SessionInterceptor } from './session.interceptor.js';
 import { SessionManager } from './session.manager.js';
 import { SessionMiddleware } from './session.middleware.js';
+import { bindSessionInterceptor } from './session.routes.js';
 import { ConfigurableSessionModule, SESSION_MODULE_OPTIONS } from './session.module-definition.js';
 import type { SessionModuleOptions } from './interfaces/session-options.interface.js';
 import { resolveSessionOptions } from './session.options.js';
@@ -42,9 +43,10 @@ function createManager(options: SessionModuleOptions): SessionManager {
 const ownedStores = new WeakSet<object>();
 
 /**
- * Sessions for every route: `SessionModule.forRoot({ secret })` or `forRootAsync(...)`. Registers
- * the session middleware and interceptor itself, and provides `SessionService`, `SessionGuard` and
- * the store (token `SESSION_STORE`). Global by default (`isGlobal: false` to change that).
+ * Sessions for every route: `SessionModule.forRoot({ secret })` or `forRootAsync(...)`. Wires the
+ * session lifecycle itself (`req.session`, and the load/commit interceptor on every route that
+ * uses the session), and provides `SessionService`, `SessionGuard` and the store (token
+ * `SESSION_STORE`). Global by default (`isGlobal: false` to change that).
  */
 @Module({
   providers: [
@@ -58,12 +60,12 @@ const ownedStores = new WeakSet<object>();
       inject: [SESSION_MANAGER],
       useFactory: (manager: SessionManager) => manager.options.revocationStore ?? manager.store,
     },
-    { provide: APP_INTERCEPTOR, useClass: SessionInterceptor },
+    SessionInterceptor,
     SessionService,
     SessionGuard,
     SessionMiddleware,
   ],
-  exports: [SESSION_MANAGER, SESSION_STORE, SessionService, SessionGuard],
+  exports: [SESSION_MANAGER, SESSION_STORE, SessionService, SessionGuard, SessionInterceptor],
 })
 export class SessionModule
   extends ConfigurableSessionModule
@@ -72,14 +74,20 @@ export class SessionModule
   constructor(
     @Inject(SESSION_MANAGER) private readonly manager: SessionManager,
     private readonly adapterHost: HttpAdapterHost,
+    private readonly modules: ModulesContainer,
+    private readonly interceptor: SessionInterceptor,
   ) {
     super();
   }
 
   configure(consumer: MiddlewareConsumer): void {
+    // Before Nest builds its routes: the interceptor goes on the routes that use the session only.
+    bindSessionInterceptor(this.modules, this.interceptor);
+    this.manager.interceptor = this.interceptor;
     // Express: `req.session` becomes a lazy getter on the app's request prototype, so requests that
     // never touch the session run no session code at all. Other adapters get a middleware.
-    const instance = this.adapterHost?.httpAdapter?.getInstance?.() as { request?: object } | undefined;
+    const instance = this.adapterHost?.httpAdapter?.getInstance?.() as
+      { request?: object } | undefined;
     if (this.manager.installRequestProperty(instance?.request)) return;
     consumer.apply(SessionMiddleware).forRoutes({ path: '{*path}', method: RequestMethod.ALL });
   }

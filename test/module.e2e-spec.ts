@@ -174,6 +174,39 @@ describe('SessionModule configuration (e2e)', () => {
     await http.get('/open/private').set('Cookie', cookie).expect(200);
   });
 
+  it('records activity for APP_GUARD routes that do not otherwise use the session', async () => {
+    const { MemorySessionStore } = await import('../src/index.js');
+    const store = new MemorySessionStore();
+    const http = await boot(
+      [SessionModule.forRoot({ secret: TEST_SECRET, store, touchAfter: 1 })],
+      [OpenController],
+      [{ provide: APP_GUARD, useClass: SessionGuard }],
+    );
+    const cookie = await createSessionCookie(app!, { userId: 'u1' });
+    const id = (await store.listForUser('u1'))[0].key;
+    const before = (await store.load(id))!.lastActiveAt;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    await http.get('/open/private').set('Cookie', cookie).expect(200);
+    expect((await store.load(id))!.lastActiveAt).toBeGreaterThan(before);
+    await store.close();
+  });
+
+  it('binds the session interceptor only to routes that use the session', async () => {
+    const { INTERCEPTORS_METADATA } = await import('@nestjs/common/constants.js');
+    await boot(
+      [SessionModule.forRoot({ secret: TEST_SECRET })],
+      [FixtureController, OpenController],
+    );
+    const bound = (name: string, cls: Type) =>
+      ((Reflect.getMetadata(INTERCEPTORS_METADATA, cls.prototype[name]) as unknown[]) ?? []).length;
+    expect(bound('plain', FixtureController)).toBe(0);
+    expect(bound('read', FixtureController)).toBe(1);
+    expect(bound('guarded', FixtureController)).toBe(1);
+    expect(bound('admin', FixtureController)).toBe(1);
+    expect(bound('nestSession', FixtureController)).toBe(1);
+    expect(bound('public', OpenController)).toBe(0);
+  });
+
   it('lets a subclass choose status codes and messages in one method', async () => {
     @Injectable()
     class TeapotGuard extends SessionGuard {
