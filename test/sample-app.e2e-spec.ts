@@ -6,14 +6,19 @@ import { AppModule } from '../sample-app/src/app.module.js';
 import { loadConfig } from '../sample-app/src/config.js';
 import { sessionCookie, sessionSetCookie } from './support/app.js';
 
-/** The sample app's route table (DESIGN.md), in-process on the memory store. */
-describe('Sample app (e2e, memory store)', () => {
+/**
+ * The sample app's route table (DESIGN.md), in-process, on the memory store and in the stateless
+ * sealed-cookie mode (SESSION_STORE=cookie). What needs server state is marked per mode.
+ */
+describe.each(['memory', 'cookie'] as const)('Sample app (e2e, SESSION_STORE=%s)', (mode) => {
   let app: INestApplication;
   let http: ReturnType<typeof request>;
+  /** Listing sessions needs server state: sealed cookies cannot be enumerated. */
+  const itWithServerState = mode === 'memory' ? it : it.skip;
 
   beforeAll(async () => {
     // PORT 0: the fake upstream beside the app takes an ephemeral port too.
-    const config = loadConfig({ NODE_ENV: 'test', SESSION_STORE: 'memory', PORT: '0' });
+    const config = loadConfig({ NODE_ENV: 'test', SESSION_STORE: mode, PORT: '0' });
     const moduleRef = await Test.createTestingModule({
       imports: [AppModule.register(config)],
     }).compile();
@@ -51,10 +56,12 @@ describe('Sample app (e2e, memory store)', () => {
   it('GET /session_test counts per session', async () => {
     const first = await http.get('/session_test').expect(200);
     expect(first.body).toEqual({ test_counter: 1 });
-    const cookie = sessionCookie(first)!;
+    // Like a browser: keep whatever cookie the last response set (sealed mode re-seals on writes).
+    let cookie = sessionCookie(first)!;
     for (const n of [2, 3]) {
       const res = await http.get('/session_test').set('Cookie', cookie).expect(200);
       expect(res.body).toEqual({ test_counter: n });
+      cookie = sessionCookie(res) ?? cookie;
     }
     const fresh = await http.get('/session_test').expect(200);
     expect(fresh.body).toEqual({ test_counter: 1 });
@@ -88,28 +95,36 @@ describe('Sample app (e2e, memory store)', () => {
     await http.get('/admin').set('Cookie', admin).expect(200);
   });
 
-  it('GET/DELETE /auth/sessions list the sessions without ids and log out the others', async () => {
-    const phone = sessionCookie(await login('admin', 'admin-secret', 'phone'))!;
-    const laptop = sessionCookie(await login('admin', 'admin-secret', 'laptop'))!;
-    const list = await http.get('/auth/sessions').set('Cookie', laptop).expect(200);
-    const mine = list.body.filter((s: { userAgent: string }) =>
-      ['phone', 'laptop'].includes(s.userAgent),
-    );
-    expect(mine).toHaveLength(2);
-    expect(mine.find((s: { userAgent: string }) => s.userAgent === 'laptop').current).toBe(true);
-    expect(mine.find((s: { userAgent: string }) => s.userAgent === 'phone').current).toBe(false);
-    for (const s of list.body) {
-      expect(Object.keys(s).sort()).toEqual(['createdAt', 'current', 'lastActiveAt', 'userAgent']);
-    }
-    const token = laptop.split('=')[1].split('.')[0];
-    expect(JSON.stringify(list.body)).not.toContain(token);
-    await http.get('/auth/sessions').expect(401);
+  itWithServerState(
+    'GET/DELETE /auth/sessions list the sessions without ids and log out the others',
+    async () => {
+      const phone = sessionCookie(await login('admin', 'admin-secret', 'phone'))!;
+      const laptop = sessionCookie(await login('admin', 'admin-secret', 'laptop'))!;
+      const list = await http.get('/auth/sessions').set('Cookie', laptop).expect(200);
+      const mine = list.body.filter((s: { userAgent: string }) =>
+        ['phone', 'laptop'].includes(s.userAgent),
+      );
+      expect(mine).toHaveLength(2);
+      expect(mine.find((s: { userAgent: string }) => s.userAgent === 'laptop').current).toBe(true);
+      expect(mine.find((s: { userAgent: string }) => s.userAgent === 'phone').current).toBe(false);
+      for (const s of list.body) {
+        expect(Object.keys(s).sort()).toEqual([
+          'createdAt',
+          'current',
+          'lastActiveAt',
+          'userAgent',
+        ]);
+      }
+      const token = laptop.split('=')[1].split('.')[0];
+      expect(JSON.stringify(list.body)).not.toContain(token);
+      await http.get('/auth/sessions').expect(401);
 
-    const out = await http.delete('/auth/sessions').set('Cookie', laptop).expect(200);
-    expect(out.body.loggedOut).toBeGreaterThanOrEqual(1);
-    await http.get('/whoami').set('Cookie', phone).expect(401);
-    await http.get('/whoami').set('Cookie', laptop).expect(200);
-  });
+      const out = await http.delete('/auth/sessions').set('Cookie', laptop).expect(200);
+      expect(out.body.loggedOut).toBeGreaterThanOrEqual(1);
+      await http.get('/whoami').set('Cookie', phone).expect(401);
+      await http.get('/whoami').set('Cookie', laptop).expect(200);
+    },
+  );
 
   it('POST /auth/logout ends the session', async () => {
     const cookie = sessionCookie(await login('alice', 'wonderland'))!;
@@ -120,8 +135,9 @@ describe('Sample app (e2e, memory store)', () => {
   it('POST /cart/items and GET /cart keep a cart', async () => {
     await http.post('/cart/items').send({}).expect(400);
     const first = await http.post('/cart/items').send({ item: 'apple' }).expect(200);
-    const cookie = sessionCookie(first)!;
-    await http.post('/cart/items').set('Cookie', cookie).send({ item: 'pear' }).expect(200);
+    let cookie = sessionCookie(first)!;
+    const second = await http.post('/cart/items').set('Cookie', cookie).send({ item: 'pear' });
+    cookie = sessionCookie(second) ?? cookie;
     const cart = await http.get('/cart').set('Cookie', cookie).expect(200);
     expect(cart.body).toEqual({ items: ['apple', 'pear'] });
     const empty = await http.get('/cart').expect(200);
@@ -133,4 +149,20 @@ describe('Sample app (e2e, memory store)', () => {
     expect(res.body.status).toBe('ok');
     expect(res.body.store.store).toBe('memory');
   });
+
+  it('DELETE /auth/sessions logs out the other sessions in both modes', async () => {
+    const phone = sessionCookie(await login('alice', 'wonderland', 'phone'))!;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const laptop = sessionCookie(await login('alice', 'wonderland', 'laptop'))!;
+    await http.delete('/auth/sessions').set('Cookie', laptop).expect(200);
+    await http.get('/whoami').set('Cookie', phone).expect(401);
+    await http.get('/whoami').set('Cookie', laptop).expect(200);
+  });
+
+  if (mode === 'cookie') {
+    it('GET /auth/sessions answers 501: sealed sessions cannot be listed', async () => {
+      const cookie = sessionCookie(await login('alice', 'wonderland'))!;
+      await http.get('/auth/sessions').set('Cookie', cookie).expect(501);
+    });
+  }
 });
