@@ -3,7 +3,7 @@ import prettier from 'eslint-config-prettier';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'sample-app/dist/', 'coverage/', 'node_modules/'] },
+  { ignores: ['dist/', 'sample-app/dist/', 'coverage/', 'node_modules/', 'bench/.tmp/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   prettier,

@@ -172,11 +172,11 @@ export class SessionManager {
    */
   installRequestProperty(requestPrototype: object | undefined): boolean {
     if (!requestPrototype) return false;
-    const manager = this;
+    const handleFor = this.handleFor.bind(this);
     Object.defineProperty(requestPrototype, 'session', {
       configurable: true,
       get(this: IncomingMessage & { res: ServerResponse }) {
-        return manager.handleFor(this, this.res).proxy;
+        return handleFor(this, this.res).proxy;
       },
       set(this: object, value: unknown) {
         Object.defineProperty(this, 'session', { value, writable: true, configurable: true });
