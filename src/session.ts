@@ -325,7 +325,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     }
 
     if (write) {
-      this.assertSize(write.set);
+      this.assertSize(this.finalTexts(write.set));
       await m.storeCall(() => m.store.save(write));
       this.applyWrite(write);
     } else if (touchOnly) {
@@ -380,12 +380,8 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     }
     if (!m.canSetCookie(http, explicit)) return;
     const write = this.buildWrite(persisted ? 'update' : 'create', now, set, unset, user);
-    this.assertSize(write.set);
-    const data: Record<string, string> = {};
-    for (const key of this.keys()) {
-      const text = write.set[key] ?? (this.replace ? undefined : this.texts.get(key));
-      if (text !== undefined) data[key] = text;
-    }
+    const data = this.finalTexts(write.set);
+    this.assertSize(data);
     const value = m.sealer!.seal({
       id: write.key,
       userId: user,
@@ -683,12 +679,20 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     };
   }
 
-  private assertSize(set: Readonly<Record<string, string>>): void {
-    let size = 0;
+  /** Every key's JSON text once `set` is applied: what the store (or the seal) will hold. */
+  private finalTexts(set: Readonly<Record<string, string>>): Record<string, string> {
+    const texts: Record<string, string> = Object.create(null);
     for (const key of this.keys()) {
       const text = set[key] ?? (this.replace ? undefined : this.texts.get(key));
-      if (text !== undefined) size += Buffer.byteLength(key) + Buffer.byteLength(text);
+      if (text !== undefined) texts[key] = text;
     }
+    return texts;
+  }
+
+  private assertSize(texts: Record<string, string>): void {
+    let size = 0;
+    for (const key of Object.keys(texts))
+      size += Buffer.byteLength(key) + Buffer.byteLength(texts[key]);
     if (size > this.manager.options.maxSize) {
       throw new SessionTooLargeError(size, this.manager.options.maxSize);
     }

@@ -4,9 +4,14 @@ import { RedisStore } from 'connect-redis';
 import session from 'express-session';
 import { createClient } from 'redis';
 import { SERVICES, describeWithService } from '../../test/support/services.js';
-import type { SessionStore, SessionWrite } from '../interfaces/session-store.interface.js';
+import type { SessionStore } from '../interfaces/session-store.interface.js';
 import { SessionGoneError, SessionStoreUnavailableError } from '../session.errors.js';
-import { createWrite, describeSessionStoreContract, randomStorageKey } from '../testing/index.js';
+import {
+  createWrite,
+  describeSessionStoreContract,
+  randomStorageKey,
+  updateWrite as update,
+} from '../testing/index.js';
 import {
   ExpressSessionStoreAdapter,
   type ExpressSessionStoreLike,
@@ -20,19 +25,6 @@ export const acceptsRealStores: (
   a: RedisStore,
   b: session.MemoryStore,
 ) => ExpressSessionStoreLike[] = (a, b) => [a, b];
-
-function update(base: SessionWrite, changes: Partial<SessionWrite> = {}): SessionWrite {
-  const now = Date.now();
-  return {
-    ...base,
-    kind: 'update',
-    set: {},
-    unset: [],
-    lastActiveAt: now,
-    expiresAt: now + 60_000,
-    ...changes,
-  };
-}
 
 /**
  * Two app instances sharing one express-session store: each call goes to the next of two

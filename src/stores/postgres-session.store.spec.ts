@@ -12,8 +12,12 @@ import { SERVICES, describeWithService } from '../../test/support/services.js';
 import { SessionConflictError, SessionError, SessionGoneError } from '../session.errors.js';
 import { Session } from '../session.decorators.js';
 import { SessionModule } from '../session.module.js';
-import type { SessionWrite } from '../interfaces/session-store.interface.js';
-import { createWrite, describeSessionStoreContract, randomStorageKey } from '../testing/index.js';
+import {
+  createWrite,
+  describeSessionStoreContract,
+  randomStorageKey,
+  updateWrite as update,
+} from '../testing/index.js';
 import { PostgresSessionStore, postgresSessionSchema } from '../postgres/index.js';
 
 const describePg = await describeWithService('postgres');
@@ -64,19 +68,6 @@ function countQueries(table?: string) {
       texts.length = 0;
       values.length = 0;
     },
-  };
-}
-
-function update(base: SessionWrite, changes: Partial<SessionWrite> = {}): SessionWrite {
-  const now = Date.now();
-  return {
-    ...base,
-    kind: 'update',
-    set: {},
-    unset: [],
-    lastActiveAt: now,
-    expiresAt: now + 60_000,
-    ...changes,
   };
 }
 

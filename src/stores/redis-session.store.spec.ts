@@ -13,7 +13,7 @@ import { Cluster, Redis } from 'ioredis';
 import { createClient, createCluster } from 'redis';
 import request from 'supertest';
 import { SERVICES, describeWithService } from '../../test/support/services.js';
-import type { SessionStore, SessionWrite } from '../interfaces/session-store.interface.js';
+import type { SessionStore } from '../interfaces/session-store.interface.js';
 import { Session } from '../session.decorators.js';
 import {
   SessionConflictError,
@@ -21,7 +21,12 @@ import {
   SessionStoreUnavailableError,
 } from '../session.errors.js';
 import { SessionModule } from '../session.module.js';
-import { createWrite, describeSessionStoreContract, randomStorageKey } from '../testing/index.js';
+import {
+  createWrite,
+  describeSessionStoreContract,
+  randomStorageKey,
+  updateWrite as update,
+} from '../testing/index.js';
 import { RedisSessionStore, type RedisSessionClient } from '../redis/index.js';
 
 const describeRedis = await describeWithService('redis');
@@ -43,21 +48,6 @@ function randomPrefix(label: string): string {
 
 function sha256(text: string): string {
   return createHash('sha256').update(text).digest('base64url');
-}
-
-function update(base: SessionWrite, changes: Partial<SessionWrite> = {}): SessionWrite {
-  const now = Date.now();
-  return {
-    ...base,
-    kind: 'update',
-    set: {},
-    unset: [],
-    previousKey: undefined,
-    replace: undefined,
-    lastActiveAt: now,
-    expiresAt: now + 60_000,
-    ...changes,
-  };
 }
 
 /** A connected node-redis admin client for assertions and cleanup. */

@@ -1,6 +1,7 @@
 export {
   describeSessionStoreContract,
   createWrite,
+  updateWrite,
   randomStorageKey,
   type SessionStoreContractFramework,
   type SessionStoreContractOptions,

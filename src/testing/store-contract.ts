@@ -59,8 +59,11 @@ function encode(data: Record<string, unknown>): Record<string, string> {
   return set;
 }
 
-/** An `update` write of an existing session. */
-function updateWrite(
+/**
+ * An `update` write of the session `base` created: times refreshed, no delta unless given (`setData`
+ * is JSON-encoded for you; `set` is taken as JSON texts).
+ */
+export function updateWrite(
   base: SessionWrite,
   changes: Partial<SessionWrite> & { setData?: Record<string, unknown> } = {},
 ): SessionWrite {
