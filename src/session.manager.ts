@@ -21,12 +21,17 @@ import { createHash } from 'node:crypto';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { SessionHandle, type SessionExchange } from './session.js';
 import {
+  MAX_COOKIE_BYTES,
   SessionCookieWriter,
   isSecureRequest,
   readCookieValues,
 } from './transport/session-cookie.js';
 import { SessionTokenSigner } from './transport/session-token.js';
 
+/** Marks the first of several numbered cookies: `<count>~<part>` (`~` is not base64url). */
+const CHUNK_MARK = '~';
+/** Room kept in each chunk cookie for its `.N` name suffix and the count mark. */
+const CHUNK_OVERHEAD = 8;
 /** At most this many same-name cookies are tried per request (CK-15), bounding store reads. */
 const MAX_COOKIES_TRIED = 3;
 
@@ -370,9 +375,77 @@ export class SessionManager {
   }
 
   /** Sets the session cookie to `value` (a signed token or a sealed session). */
-  setCookie({ req, res }: SessionExchange, value: string, absoluteExpiresAt: number, now: number) {
+  setCookie(http: SessionExchange, value: string, absoluteExpiresAt: number, now: number): void {
+    this.setCookies(http, [value], absoluteExpiresAt, now);
+  }
+
+  /**
+   * Sets the session cookie, split over `name`, `name.1`, … when there are several parts (sealed
+   * mode with `cookieChunks`), and expires the numbered cookies the request had but no longer needs.
+   */
+  setCookies(
+    { req, res }: SessionExchange,
+    parts: readonly string[],
+    absoluteExpiresAt: number,
+    now: number,
+  ): void {
     const { secure } = this.cookie.secureFor(isSecureRequest(req, this.options.trustProxy));
-    this.replaceSetCookie(res, this.cookie.serialize(value, secure, absoluteExpiresAt, now));
+    const name = this.cookie.name;
+    parts.forEach((part, i) => {
+      const value = i === 0 && parts.length > 1 ? `${parts.length}${CHUNK_MARK}${part}` : part;
+      const chunkName = i === 0 ? name : `${name}.${i}`;
+      this.replaceSetCookie(
+        res,
+        chunkName,
+        this.cookie.serialize(value, secure, absoluteExpiresAt, now, chunkName),
+      );
+    });
+    this.clearChunks(req, res, parts.length, secure);
+  }
+
+  /**
+   * Sealed mode: the sealed values in the request, joined back together when the cookie was split
+   * (`cookieChunks`). A missing part makes the value unusable, never an error.
+   */
+  sealedValues(req: IncomingMessage): string[] {
+    const values = this.cookieValues(req);
+    if (this.options.cookieChunks === 1) return values;
+    const header = req.headers.cookie;
+    const joined: string[] = [];
+    for (const value of values) {
+      const mark = value.indexOf(CHUNK_MARK);
+      const count = mark > 0 ? Number(value.slice(0, mark)) : 1;
+      if (!Number.isInteger(count) || count < 1 || count > this.options.cookieChunks) continue;
+      let whole = count === 1 ? value : value.slice(mark + 1);
+      for (let i = 1; i < count && whole; i++) {
+        const part = readCookieValues(header, `${this.cookie.name}.${i}`)[0];
+        whole = part ? whole + part : '';
+      }
+      if (whole) joined.push(whole);
+    }
+    return joined;
+  }
+
+  /**
+   * Splits a sealed value into cookie-sized parts, or `undefined` when it needs more than
+   * `cookieChunks` cookies of 4096 bytes (CK-8).
+   */
+  cookieParts(value: string): string[] | undefined {
+    const room = MAX_COOKIE_BYTES - Buffer.byteLength(this.cookie.name) - CHUNK_OVERHEAD;
+    if (value.length <= room + CHUNK_OVERHEAD - 1) return [value];
+    const count = Math.ceil(value.length / room);
+    if (count > this.options.cookieChunks) return undefined;
+    return Array.from({ length: count }, (_, i) => value.slice(i * room, (i + 1) * room));
+  }
+
+  private clearChunks(req: IncomingMessage, res: ServerResponse, keep: number, secure: boolean) {
+    if (this.options.cookieChunks === 1) return;
+    for (let i = Math.max(keep, 1); i < this.options.cookieChunks; i++) {
+      const chunkName = `${this.cookie.name}.${i}`;
+      if (readCookieValues(req.headers.cookie, chunkName).length > 0) {
+        this.replaceSetCookie(res, chunkName, this.cookie.serializeClear(secure, chunkName));
+      }
+    }
   }
 
   /** Responses that depend on the session vary with the Cookie header (CK-12). */
@@ -388,11 +461,12 @@ export class SessionManager {
   clearCookie({ req, res }: SessionExchange): void {
     if (res.headersSent) return;
     const { secure } = this.cookie.secureFor(isSecureRequest(req, this.options.trustProxy));
-    this.replaceSetCookie(res, this.cookie.serializeClear(secure));
+    this.replaceSetCookie(res, this.cookie.name, this.cookie.serializeClear(secure));
+    this.clearChunks(req, res, 0, secure);
   }
 
-  private replaceSetCookie(res: ServerResponse, header: string): void {
-    const prefix = `${this.cookie.name}=`;
+  private replaceSetCookie(res: ServerResponse, name: string, header: string): void {
+    const prefix = `${name}=`;
     const current = res.getHeader('set-cookie');
     const others = (Array.isArray(current) ? current : current ? [String(current)] : []).filter(
       (value) => !value.startsWith(prefix),

@@ -21,6 +21,7 @@ const COOKIE_DOMAIN =
 const KNOWN_OPTIONS = new Set([
   'secret',
   'mode',
+  'cookieChunks',
   'store',
   'revocationStore',
   'cookie',
@@ -65,6 +66,7 @@ export interface ResolvedCookieOptions {
 export interface ResolvedSessionOptions {
   readonly secrets: readonly string[];
   readonly mode: 'store' | 'sealed';
+  readonly cookieChunks: number;
   readonly store: SessionStore | undefined;
   readonly revocationStore: SessionStore | undefined;
   readonly cookie: ResolvedCookieOptions;
@@ -288,6 +290,15 @@ export function resolveSessionOptions(
       "'concurrency: \"serialize\"' needs server state; it is not available in 'sealed' mode.",
     );
   }
+  const cookieChunks = options.cookieChunks ?? 1;
+  if (!Number.isInteger(cookieChunks) || cookieChunks < 1 || cookieChunks > 8) {
+    throw new SessionConfigError("'cookieChunks' must be a whole number from 1 to 8.");
+  }
+  if (cookieChunks > 1 && mode !== 'sealed') {
+    throw new SessionConfigError(
+      "'cookieChunks' is for mode: 'sealed'; store-mode cookies are small.",
+    );
+  }
   const cookie = resolveCookie(options.cookie, production);
   if (production && cookie.secure === false) {
     warnings.push(
@@ -345,6 +356,7 @@ export function resolveSessionOptions(
   return {
     secrets,
     mode,
+    cookieChunks,
     store: options.store,
     revocationStore: options.revocationStore,
     concurrency,

@@ -391,14 +391,20 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
       sealedAt: now,
       data,
     });
-    const size = Buffer.byteLength(m.cookie.name) + 1 + value.length;
-    if (size > MAX_COOKIE_BYTES) throw new SessionCookieTooLargeError(size, MAX_COOKIE_BYTES);
+    const parts = m.cookieParts(value);
+    if (!parts) {
+      const limit = MAX_COOKIE_BYTES * m.options.cookieChunks;
+      throw new SessionCookieTooLargeError(
+        Buffer.byteLength(m.cookie.name) + 1 + value.length,
+        limit,
+      );
+    }
     if (write.previousKey !== undefined && m.options.revocationStore) {
       // The old id's cookie may have been copied: it must not outlive the regenerate.
       await m.revoke(write.previousKey, this.absoluteExpiry);
     }
     this.applyWrite(write);
-    m.setCookie(http, value, this.absoluteExpiry, now);
+    m.setCookies(http, parts, this.absoluteExpiry, now);
     this.reissue = false;
   }
 
@@ -481,7 +487,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
       this.adopt(record, undefined);
     } else if (this.exchange && m.sealer) {
       m.varyOnCookie(this.exchange.res);
-      const values = m.cookieValues(this.exchange.req);
+      const values = m.sealedValues(this.exchange.req);
       this.deadCookie = values.length > 0;
       const now = Date.now();
       for (const value of values) {

@@ -132,6 +132,28 @@ describe('Sealed stateless sessions (e2e)', () => {
     expect(res.headers['set-cookie']).toBeUndefined();
   });
 
+  it('splits an oversized seal over numbered cookies when allowed, and joins them on read', async () => {
+    const chunked = await createFixtureApp({ mode: 'sealed', cookieChunks: 3 });
+    const h = request(chunked.getHttpServer());
+    const res = await h.post('/big').send({ size: 4000 }).expect(200);
+    const lines = res.headers['set-cookie'] as unknown as string[];
+    expect(lines.map((l) => l.split('=')[0])).toEqual(['sid', 'sid.1']);
+    expect(lines.every((l) => l.split(';')[0].length <= 4096)).toBe(true);
+    const cookie = lines.map((l) => l.split(';')[0]).join('; ');
+    const read = await h.get('/read').set('Cookie', cookie).expect(200);
+    expect(read.body.data.name).toHaveLength(4000);
+    // A part missing is an anonymous request, not an error.
+    await h.get('/guarded').set('Cookie', lines[0].split(';')[0]).expect(401);
+    // Shrinking back to one cookie expires the numbered one.
+    const small = await h.post('/set').set('Cookie', cookie).send({ name: 'short' }).expect(200);
+    const after = small.headers['set-cookie'] as unknown as string[];
+    expect(after.find((l) => l.startsWith('sid.1='))).toMatch(/Max-Age=0/);
+    // Past cookieChunks × 4096 bytes: refused, nothing sent.
+    const huge = await h.post('/big').send({ size: 20_000 }).expect(413);
+    expect(huge.headers['set-cookie']).toBeUndefined();
+    await chunked.close();
+  });
+
   it('re-seals a cookie opened by an old key under the new one, and drops removed keys (KEY-3, KEY-4)', async () => {
     const oldApp = await createFixtureApp({ mode: 'sealed', secret: OLD_SECRET });
     const login = await request(oldApp.getHttpServer()).post('/login').send({ userId: 'k' });

@@ -68,6 +68,14 @@ export interface SessionModuleOptions {
    */
   mode?: 'store' | 'sealed';
   /**
+   * `'sealed'` mode only: how many cookies a sealed session may span. With more than 1, a session
+   * that does not fit in one 4096-byte cookie is split over `name`, `name.1`, … and joined on read;
+   * past the limit a write fails with `SessionCookieTooLargeError`. Browsers cap a site's cookies
+   * (and servers their request headers, often at 8–16 KB): keep this small.
+   * @default 1
+   */
+  cookieChunks?: number;
+  /**
    * Where sessions live in `'store'` mode.
    * @default new MemorySessionStore() (one process only; warns in production)
    */

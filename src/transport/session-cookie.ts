@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { TLSSocket } from 'node:tls';
-import { stringifySetCookie } from 'cookie';
+import { serialize } from 'cookie';
 import { MAX_COOKIE_AGE_MS, type ResolvedCookieOptions } from '../session.options.js';
 
 /** Cookie headers longer than this are ignored outright (IN-1): no parsing, no crypto. */
@@ -65,26 +65,35 @@ export class SessionCookieWriter {
    * The header that sets the session cookie. `Max-Age` is the configured `maxAge` capped by the
    * time left until `absoluteExpiresAt` (CK-9); without `maxAge` it is a browser-session cookie.
    */
-  serialize(value: string, secure: boolean, absoluteExpiresAt: number, now: number): string {
+  serialize(
+    value: string,
+    secure: boolean,
+    absoluteExpiresAt: number,
+    now: number,
+    name = this.options.name,
+  ): string {
     const { maxAge } = this.options;
     let seconds: number | undefined;
     if (maxAge !== undefined) {
       const ms = Math.min(maxAge, absoluteExpiresAt - now, MAX_COOKIE_AGE_MS);
       seconds = Math.max(0, Math.floor(ms / 1000));
     }
-    return this.build(value, secure, seconds);
+    return this.build(name, value, secure, seconds);
   }
 
   /** The header that deletes the cookie: same name, path and domain, empty value, expired (CK-10). */
-  serializeClear(secure: boolean): string {
-    return this.build('', secure, 0);
+  serializeClear(secure: boolean, name = this.options.name): string {
+    return this.build(name, '', secure, 0);
   }
 
-  private build(value: string, secure: boolean, maxAgeSeconds: number | undefined): string {
+  private build(
+    name: string,
+    value: string,
+    secure: boolean,
+    maxAgeSeconds: number | undefined,
+  ): string {
     const o = this.options;
-    return stringifySetCookie({
-      name: o.name,
-      value,
+    return serialize(name, value, {
       path: o.path,
       domain: o.domain,
       httpOnly: o.httpOnly,
