@@ -3,7 +3,7 @@
 // round: checks the harness, not the library). See bench/README.md.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { URL, fileURLToPath } from 'node:url';
 import { configurations, routes } from './configs.mjs';
@@ -241,10 +241,40 @@ async function main() {
   writeFileSync(`${opts.out}/results/results.json`, JSON.stringify(results, null, 2) + '\n');
   if (results.throughput)
     writeFileSync(`${opts.out}/results.svg`, chart(results.throughput, opts.quick));
+  // A full run into bench/ also refreshes the README's benchmark section.
+  if (!opts.quick && opts.out === here('.') && results.throughput) {
+    updateReadme(
+      [
+        `Measured by \`${cmd}\` on ${machine.cpu ?? 'this machine'} (${machine.cores ?? '?'} cores, Node ${process.version}), ${new Date().toISOString().slice(0, 10)}; full tables in [bench/RESULTS.md](bench/RESULTS.md).`,
+        '',
+        '![Throughput relative to bare Nest](bench/results.svg)',
+        '',
+        markdownTable(
+          ['target', 'measured', 'status'],
+          targets.map((t) => [t.target, t.measured, t.status]),
+        ),
+        '',
+        throughputMarkdown(results.throughput),
+      ].join('\n'),
+    );
+  }
   console.log(
     `\nWrote ${opts.out}/RESULTS.md, results/results.json${results.throughput ? ', results.svg' : ''} (${results.minutes.toFixed(1)} min).`,
   );
   process.exit(0);
+}
+
+/** Replaces the README's text between the bench markers. */
+function updateReadme(section) {
+  const file = `${root}/README.md`;
+  const start = '<!-- bench:results:start -->';
+  const end = '<!-- bench:results:end -->';
+  const readme = readFileSync(file, 'utf8');
+  const from = readme.indexOf(start);
+  const to = readme.indexOf(end);
+  if (from === -1 || to < from) return console.warn('README.md has no bench markers; not updated.');
+  writeFileSync(file, `${readme.slice(0, from + start.length)}\n${section}\n${readme.slice(to)}`);
+  console.log('Updated the benchmark section of README.md.');
 }
 
 main().catch((error) => {

@@ -12,11 +12,11 @@ import { toHttpException } from './session.errors.js';
 import type { SessionManager } from './session.manager.js';
 
 /**
- * The commit half of the session lifecycle, registered for every route by `SessionModule`. Loads
- * the session before handlers that take it as a parameter, saves the changes after the handler
- * succeeds and before the response is written, and drops them when it throws (unless
- * `commitOnError`). Session errors become HTTP errors (503 store down, 409 session gone, 413 too
- * large).
+ * The load/commit half of the session lifecycle, bound by `SessionModule` to every route that
+ * uses the session. Loads the session before handlers that take it as a parameter, saves the
+ * changes after the handler succeeds and before the response is written, and drops them when it
+ * throws (unless `commitOnError`). Session errors become HTTP errors (503 store down, 409 session
+ * gone or busy, 413 too large).
  */
 @Injectable()
 export class SessionInterceptor implements NestInterceptor {

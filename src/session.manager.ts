@@ -2,9 +2,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes, randomInt } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Logger, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
-import { INTERCEPTORS_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants.js';
-import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum.js';
-import { SESSION_HANDLE, SESSION_LOCK_KEY, USES_SESSION_KEY } from './session.constants.js';
+import { INTERCEPTORS_METADATA } from '@nestjs/common/constants.js';
+import { SESSION_HANDLE, SESSION_LOCK_KEY } from './session.constants.js';
+import { takesSession } from './session.routes.js';
 import {
   SessionError,
   SessionGoneError,
@@ -37,8 +37,6 @@ const MAX_COOKIES_TRIED = 3;
 
 type SessionRequest = IncomingMessage & { [SESSION_HANDLE]?: SessionHandle };
 
-const NEST_SESSION_PARAM = `${RouteParamtypes.SESSION}:`;
-
 /** What a route needs from the session, read once from its decorators. */
 interface RouteSessionInfo {
   /** A handler parameter takes the session: load it before the handler runs. */
@@ -50,7 +48,7 @@ interface RouteSessionInfo {
 }
 
 /**
- * The session runtime shared by the middleware, interceptor, guard and service: resolved options,
+ * The session runtime shared by the interceptor, guard, decorators and service: resolved options,
  * the store, the token signer and the cookie writer. One per `SessionModule`.
  */
 export class SessionManager {
@@ -204,12 +202,8 @@ export class SessionManager {
     let info = this.routes.get(handler);
     if (!info) {
       const controller = context.getClass();
-      const args: Record<string, unknown> =
-        Reflect.getMetadata(ROUTE_ARGS_METADATA, controller, handler.name) ?? {};
       info = {
-        usesSession:
-          Reflect.getMetadata(USES_SESSION_KEY, handler) === true ||
-          Object.keys(args).some((key) => key.startsWith(NEST_SESSION_PARAM)),
+        usesSession: takesSession(controller, handler as (...args: unknown[]) => unknown),
         lock:
           Reflect.getMetadata(SESSION_LOCK_KEY, handler) === true ||
           Reflect.getMetadata(SESSION_LOCK_KEY, controller) === true,

@@ -2,7 +2,6 @@ import {
   Inject,
   Logger,
   Module,
-  RequestMethod,
   type MiddlewareConsumer,
   type NestModule,
   type OnApplicationShutdown,
@@ -12,7 +11,6 @@ import { SESSION_MANAGER, SESSION_STORE } from './session.constants.js';
 import { SessionGuard } from './session.guard.js';
 import { SessionInterceptor } from './session.interceptor.js';
 import { SessionManager } from './session.manager.js';
-import { SessionMiddleware } from './session.middleware.js';
 import { bindSessionInterceptor } from './session.routes.js';
 import { ConfigurableSessionModule, SESSION_MODULE_OPTIONS } from './session.module-definition.js';
 import type { SessionModuleOptions } from './interfaces/session-options.interface.js';
@@ -63,7 +61,6 @@ const ownedStores = new WeakSet<object>();
     SessionInterceptor,
     SessionService,
     SessionGuard,
-    SessionMiddleware,
   ],
   exports: [SESSION_MANAGER, SESSION_STORE, SessionService, SessionGuard, SessionInterceptor],
 })
@@ -80,16 +77,19 @@ export class SessionModule
     super();
   }
 
-  configure(consumer: MiddlewareConsumer): void {
+  configure(_consumer: MiddlewareConsumer): void {
     // Before Nest builds its routes: the interceptor goes on the routes that use the session only.
     bindSessionInterceptor(this.modules, this.interceptor);
     this.manager.interceptor = this.interceptor;
-    // Express: `req.session` becomes a lazy getter on the app's request prototype, so requests that
-    // never touch the session run no session code at all. Other adapters get a middleware.
+    // `req.session` becomes a lazy getter on the Express app's request prototype, so requests that
+    // never touch the session run no session code at all (no middleware).
     const instance = this.adapterHost?.httpAdapter?.getInstance?.() as
       { request?: object } | undefined;
-    if (this.manager.installRequestProperty(instance?.request)) return;
-    consumer.apply(SessionMiddleware).forRoutes({ path: '{*path}', method: RequestMethod.ALL });
+    if (!this.manager.installRequestProperty(instance?.request)) {
+      logger.warn(
+        'The HTTP adapter is not Express: req.session is not set (the session decorators and guard still work).',
+      );
+    }
   }
 
   async onApplicationShutdown(): Promise<void> {

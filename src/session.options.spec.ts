@@ -62,6 +62,14 @@ describe('resolveSessionOptions', () => {
     refuses({ secret: [] }, /'secret' is required/);
   });
 
+  it('accepts 32+ random bytes as a secret, and refuses fewer (EC-7)', () => {
+    expect(resolve({ secret: Buffer.alloc(32, 7) }, prod).secrets).toHaveLength(1);
+    refuses(
+      { secret: Buffer.alloc(31) },
+      /'secret' is 31 bytes long; use at least 32 random bytes/,
+    );
+  });
+
   it('refuses weak or placeholder secrets in production and warns elsewhere (KEY-5)', () => {
     const weak = 'a'.repeat(40);
     const placeholder = 'change-me-change-me-change-me-change-me-1234';

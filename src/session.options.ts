@@ -64,7 +64,7 @@ export interface ResolvedCookieOptions {
 
 /** Options after defaults, parsing and checks: what the runtime uses. */
 export interface ResolvedSessionOptions {
-  readonly secrets: readonly string[];
+  readonly secrets: readonly (string | Buffer)[];
   readonly mode: 'store' | 'sealed';
   readonly cookieChunks: number;
   readonly store: SessionStore | undefined;
@@ -124,8 +124,12 @@ export function secretWeakness(secret: string): string | undefined {
   return undefined;
 }
 
-function resolveSecrets(value: unknown, production: boolean, warnings: string[]): string[] {
-  const secrets = typeof value === 'string' ? [value] : value;
+function resolveSecrets(
+  value: unknown,
+  production: boolean,
+  warnings: string[],
+): (string | Buffer)[] {
+  const secrets = typeof value === 'string' || Buffer.isBuffer(value) ? [value] : value;
   if (!Array.isArray(secrets) || secrets.length === 0) {
     throw new SessionConfigError(
       "'secret' is required: pass a random string of at least 32 characters (or an array, newest first), " +
@@ -134,7 +138,17 @@ function resolveSecrets(value: unknown, production: boolean, warnings: string[])
   }
   secrets.forEach((secret, index) => {
     const label = secrets.length > 1 ? `'secret[${index}]'` : `'secret'`;
-    if (typeof secret !== 'string') throw new SessionConfigError(`${label} must be a string.`);
+    if (Buffer.isBuffer(secret)) {
+      if (secret.length < MIN_SECRET_LENGTH) {
+        throw new SessionConfigError(
+          `${label} is ${secret.length} bytes long; use at least ${MIN_SECRET_LENGTH} random bytes.`,
+        );
+      }
+      return;
+    }
+    if (typeof secret !== 'string') {
+      throw new SessionConfigError(`${label} must be a string or a Buffer.`);
+    }
     if (secret.length < MIN_SECRET_LENGTH) {
       throw new SessionConfigError(
         `${label} is ${secret.length} characters long; use at least ${MIN_SECRET_LENGTH} random characters.`,
@@ -149,7 +163,7 @@ function resolveSecrets(value: unknown, production: boolean, warnings: string[])
     if (weakness)
       warnings.push(`${label} is weak (${weakness}); it would be refused in production.`);
   });
-  return secrets as string[];
+  return secrets as (string | Buffer)[];
 }
 
 function resolveCookie(value: unknown, production: boolean): ResolvedCookieOptions {

@@ -23,13 +23,18 @@ function guardedBySession(target: object): boolean {
   );
 }
 
-/** Whether a route handler uses the session: a session parameter, a session guard, a lock. */
-function usesSession(controller: Type, handler: (...args: unknown[]) => unknown): boolean {
+/** Whether a handler takes the session as a parameter: ours (`@Session()`, `@SessionId()`) or Nest's. */
+export function takesSession(controller: Type, handler: (...args: unknown[]) => unknown): boolean {
+  if (Reflect.getMetadata(USES_SESSION_KEY, handler) === true) return true;
   const args: Record<string, unknown> =
     Reflect.getMetadata(ROUTE_ARGS_METADATA, controller, handler.name) ?? {};
+  return Object.keys(args).some((key) => key.startsWith(NEST_SESSION_PARAM));
+}
+
+/** Whether a route handler uses the session: a session parameter, a session guard, a lock. */
+function usesSession(controller: Type, handler: (...args: unknown[]) => unknown): boolean {
   return (
-    Reflect.getMetadata(USES_SESSION_KEY, handler) === true ||
-    Object.keys(args).some((key) => key.startsWith(NEST_SESSION_PARAM)) ||
+    takesSession(controller, handler) ||
     Reflect.getMetadata(SESSION_LOCK_KEY, handler) === true ||
     Reflect.getMetadata(SESSION_LOCK_KEY, controller) === true ||
     Reflect.getMetadata(REQUIRE_SESSION_KEY, handler) !== undefined ||

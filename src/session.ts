@@ -113,7 +113,6 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   private created = 0;
   private lastActive = 0;
   private absoluteExpiry = 0;
-  private version = 0;
   /** JSON text of each key as the store holds it. */
   private texts = new Map<string, string>();
   /** Parsed values of keys read or written in this request. */
@@ -549,7 +548,6 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     this.created = record.createdAt;
     this.lastActive = record.lastActiveAt;
     this.absoluteExpiry = record.absoluteExpiresAt;
-    this.version = record.version;
     this.storedUser = record.userId;
     this.texts = new Map(Object.entries(record.data));
   }
@@ -563,7 +561,6 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     this.created = now;
     this.lastActive = now;
     this.absoluteExpiry = now + this.manager.options.absoluteTimeout;
-    this.version = 0;
     this.storedUser = null;
     this.texts = new Map();
     this.values = Object.create(null);
@@ -632,7 +629,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   private delta(): { set: Record<string, string>; unset: string[] } {
     // After a regenerate that starts empty, the store drops everything: write every live key.
     const base = this.replace ? undefined : this.texts;
-    const set: Record<string, string> = {};
+    const set: Record<string, string> = Object.create(null);
     for (const key of this.touched) {
       let text: string | undefined;
       try {
@@ -713,7 +710,6 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     this.storedKey = write.key;
     this.storedUser = write.userId;
     this.lastActive = write.lastActiveAt;
-    this.version += 1;
     this.rotate = false;
     this.replace = false;
     this.touchRequested = false;

@@ -52,12 +52,14 @@ export type SessionConcurrency = 'merge' | 'serialize' | 'optimistic';
 /** Options of {@link SessionModule.forRoot}. */
 export interface SessionModuleOptions {
   /**
-   * Secret(s) for signing the session cookie: at least 32 characters each. With an array the first
-   * signs and all verify, so a new secret goes first and the old one stays until its cookies are
-   * gone. Weak or placeholder secrets are refused when NODE_ENV is 'production'.
+   * Secret(s) for signing (or, in `'sealed'` mode, sealing) the session cookie: strings of at
+   * least 32 characters, or Buffers of at least 32 random bytes. Keys are derived from them once, at
+   * boot. With an array the first signs and all verify, so a new secret goes first and the old one
+   * stays until its cookies are gone. Weak or placeholder secrets are refused when NODE_ENV is
+   * 'production'.
    * @example process.env.SESSION_SECRET
    */
-  secret: string | readonly string[];
+  secret: string | Buffer | readonly (string | Buffer)[];
   /**
    * Where sessions live.
    * - `'store'`: the cookie carries a signed random token; the data lives in `store`.

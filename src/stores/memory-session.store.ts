@@ -48,12 +48,18 @@ function applyFields(entry: Entry, write: SessionWrite): void {
     }
     fields = kept;
   }
+  let grew = false;
   for (const name of Object.keys(write.set)) {
     const i = indexOf(fields, name);
-    if (i === -1) fields.push(name, write.set[name]);
-    else fields[i + 1] = write.set[name];
+    if (i === -1) {
+      fields.push(name, write.set[name]);
+      grew = true;
+    } else {
+      fields[i + 1] = write.set[name];
+    }
   }
-  entry.fields = fields;
+  // push() leaves spare capacity behind; an exact copy keeps 100k sessions small.
+  entry.fields = grew ? fields.slice() : fields;
 }
 
 /**
@@ -64,7 +70,8 @@ function applyFields(entry: Entry, write: SessionWrite): void {
  */
 export class MemorySessionStore implements SessionStore {
   private readonly sessions = new Map<string, Entry>();
-  private readonly users = new Map<string, Set<string>>();
+  /** User id → the key of its one session, or a Set when it has several (most users have one). */
+  private readonly users = new Map<string, string | Set<string>>();
   private readonly locks = new Map<string, { owner: string; expiresAt: number }>();
   private readonly maxSessions: number;
   private readonly timer: NodeJS.Timeout;
@@ -147,11 +154,9 @@ export class MemorySessionStore implements SessionStore {
   }
 
   async listForUser(userId: string): Promise<SessionRecord[]> {
-    const keys = this.users.get(userId);
-    if (!keys) return [];
     const now = Date.now();
     const records: SessionRecord[] = [];
-    for (const key of [...keys]) {
+    for (const key of this.userKeys(userId)) {
       const entry = this.live(key, now);
       if (entry) records.push(toRecord(key, entry));
     }
@@ -159,11 +164,9 @@ export class MemorySessionStore implements SessionStore {
   }
 
   async destroyForUser(userId: string, exceptKeys: readonly string[] = []): Promise<number> {
-    const keys = this.users.get(userId);
-    if (!keys) return 0;
     const now = Date.now();
     let count = 0;
-    for (const key of [...keys]) {
+    for (const key of this.userKeys(userId)) {
       if (exceptKeys.includes(key)) continue;
       if (this.live(key, now)) count++;
       this.remove(key);
@@ -220,19 +223,30 @@ export class MemorySessionStore implements SessionStore {
     this.unindex(key, entry.userId);
   }
 
+  /** A copy of the user's keys (callers remove entries while iterating). */
+  private userKeys(userId: string): string[] {
+    const keys = this.users.get(userId);
+    if (keys === undefined) return [];
+    return typeof keys === 'string' ? [keys] : [...keys];
+  }
+
   private index(key: string, userId: string | null): void {
     if (userId === null) return;
-    let keys = this.users.get(userId);
-    if (!keys) this.users.set(userId, (keys = new Set()));
-    keys.add(key);
+    const keys = this.users.get(userId);
+    if (keys === undefined || keys === key) this.users.set(userId, key);
+    else if (typeof keys === 'string') this.users.set(userId, new Set([keys, key]));
+    else keys.add(key);
   }
 
   private unindex(key: string, userId: string | null): void {
     if (userId === null) return;
     const keys = this.users.get(userId);
-    if (!keys) return;
-    keys.delete(key);
-    if (keys.size === 0) this.users.delete(userId);
+    if (keys === key) {
+      this.users.delete(userId);
+    } else if (typeof keys === 'object') {
+      keys.delete(key);
+      if (keys.size === 1) this.users.set(userId, keys.values().next().value as string);
+    }
   }
 
   /** CLOCK: the oldest entries get a second chance if used since the last pass, else go. */

@@ -44,7 +44,7 @@ export class SessionSealer {
   private readonly byKid = new Map<string, number>();
   private readonly name: Buffer;
 
-  constructor(secrets: readonly string[], cookieName: string) {
+  constructor(secrets: readonly (string | Buffer)[], cookieName: string) {
     this.keys = secrets.map((secret) => {
       const key = Buffer.from(hkdfSync('sha256', secret, '', SEALING_INFO, 32));
       const kid = createHmac('sha256', key).update('key id').digest().subarray(0, KID_BYTES);

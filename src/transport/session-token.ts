@@ -27,7 +27,7 @@ export class SessionTokenSigner {
   private readonly keys: readonly Buffer[];
   private readonly prefix: string;
 
-  constructor(secrets: readonly string[], cookieName: string) {
+  constructor(secrets: readonly (string | Buffer)[], cookieName: string) {
     this.keys = secrets.map((secret) =>
       Buffer.from(hkdfSync('sha256', secret, '', SIGNING_INFO, 32)),
     );
