@@ -44,10 +44,7 @@ export class SessionGuard implements CanActivate {
     try {
       await session.load();
     } catch (error) {
-      if (error instanceof SessionStoreUnavailableError) {
-        throw this.createException('unavailable', context);
-      }
-      throw error;
+      throw this.failure(error, context);
     }
     let denial: SessionDenialReason | undefined;
     if (session.isNew) {
@@ -69,15 +66,19 @@ export class SessionGuard implements CanActivate {
       try {
         await session.commit();
       } catch (error) {
-        if (error instanceof SessionStoreUnavailableError) {
-          throw this.createException('unavailable', context);
-        }
-        throw toHttpException(error);
+        throw this.failure(error, context);
       } finally {
         await session.release();
       }
     }
     return true;
+  }
+
+  /** A store that is down answers through {@link createException}; other session errors map to HTTP. */
+  private failure(error: unknown, context: ExecutionContext): unknown {
+    if (error instanceof SessionStoreUnavailableError)
+      return this.createException('unavailable', context);
+    return toHttpException(error);
   }
 
   /** The route's `@AllowAnonymous()` and `@RequireSession()` settings, read once per handler. */

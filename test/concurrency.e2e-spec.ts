@@ -158,6 +158,17 @@ for (const { name, describe: describeStore, create } of STORES) {
       expect(cart.body.items).toEqual(['after-crash']);
     });
 
+    it('answers 409 "busy", not 500, when a guarded route cannot get the lock', async () => {
+      const { http, cookie } = await boot({ concurrency: 'serialize', lockTimeout: 100 });
+      const holder = http
+        .post('/cart/hold?ms=400')
+        .set('Cookie', cookie)
+        .then((r) => r);
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      await http.get('/guarded').set('Cookie', cookie).expect(409);
+      expect((await holder).status).toBe(200);
+    });
+
     it('releases the lock when the guard refuses the request', async () => {
       const { http, cookie } = await boot({ concurrency: 'serialize', lockTimeout: 200 });
       // /admin loads the session (under the lock) and refuses it with 403.
