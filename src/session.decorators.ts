@@ -19,7 +19,8 @@ type SessionHandleType = SessionContract<Record<string, unknown>>;
 
 /** Decides whether a session may use a route: `true` to allow. May be async. */
 export type SessionPredicate<T extends object = Record<string, unknown>> = (
-  data: Partial<T>,
+  /** The session data, typed as the predicate declares it (keys may still be missing). */
+  data: T,
   session: SessionContract<T>,
 ) => boolean | Promise<boolean>;
 

@@ -51,7 +51,10 @@ export class SessionGuard implements CanActivate {
       denial = 'missing';
     } else {
       const { predicate } = route;
-      if (predicate && !(await predicate(session.data, session as Session))) {
+      if (
+        predicate &&
+        !(await predicate(session.data as Record<string, unknown>, session as Session))
+      ) {
         denial = 'forbidden';
       }
     }

@@ -24,6 +24,7 @@ import {
 } from '../src/index.js';
 import { createSessionCookie } from '../src/testing/index.js';
 import { FixtureController } from './fixtures/fixture.controller.js';
+import { QuickStartController } from './fixtures/quick-start.controller.js';
 import { TEST_SECRET, sessionCookie } from './support/app.js';
 
 @Injectable()
@@ -221,6 +222,24 @@ describe('SessionModule configuration (e2e)', () => {
     );
     const res = await http.get('/open/private').expect(418);
     expect(res.body).toEqual({ reason: 'missing' });
+  });
+});
+
+describe('The quick start, as written (e2e)', () => {
+  it('creates a session, reads it behind the guard, and checks the admin predicate', async () => {
+    const http = await boot(
+      [SessionModule.forRoot({ secret: TEST_SECRET })],
+      [QuickStartController],
+    );
+    const created = await http.post('/quick-start/create_session/ann').expect(201);
+    expect(created.text).toBe('Created session for ann');
+    const cookie = sessionCookie(created)!;
+    const who = await http.get('/quick-start/whoami').set('Cookie', cookie).expect(200);
+    expect(who.body).toEqual({ username: 'ann' });
+    await http.get('/quick-start/whoami').expect(401);
+    await http.get('/quick-start/admin').set('Cookie', cookie).expect(403);
+    const admin = await createSessionCookie(app!, { username: 'root', role: 'admin' });
+    await http.get('/quick-start/admin').set('Cookie', admin).expect(200);
   });
 });
 
