@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import request from 'supertest';
 import { MemorySessionStore, SessionConfigError } from '../src/index.js';
 import { SessionSealer } from '../src/transport/session-sealer.js';
+import { fakeClock } from './support/clock.js';
 import {
   OLD_SECRET,
   TEST_SECRET,
@@ -179,21 +180,7 @@ describe('Sealed stateless sessions (e2e)', () => {
     });
 
     it('ends idle and absolutely expired seals, whatever the cookie says', async () => {
-      jest.useFakeTimers({
-        now: Date.now(),
-        doNotFake: [
-          'nextTick',
-          'setImmediate',
-          'clearImmediate',
-          'setTimeout',
-          'clearTimeout',
-          'setInterval',
-          'clearInterval',
-          'queueMicrotask',
-          'hrtime',
-          'performance',
-        ],
-      });
+      fakeClock();
       const cookie = sessionCookie(await http.post('/login').send({ userId: 'idle' }))!;
       jest.setSystemTime(Date.now() + 31 * 60_000);
       await http.get('/guarded').set('Cookie', cookie).expect(401);

@@ -12,30 +12,13 @@ import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { SessionTokenSigner } from '../src/transport/session-token.js';
 import { createFixtureApp, sessionCookie, sessionSetCookie } from './support/app.js';
+import { advanceClock, fakeClock } from './support/clock.js';
 import { CountingStore } from './support/counting-store.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 
-/** Only Date is faked: timers, sockets and promises run for real. */
-function fakeClock(): void {
-  jest.useFakeTimers({
-    now: new Date('2026-01-01T00:00:00Z'),
-    doNotFake: [
-      'nextTick',
-      'setImmediate',
-      'clearImmediate',
-      'setTimeout',
-      'clearTimeout',
-      'setInterval',
-      'clearInterval',
-      'queueMicrotask',
-      'hrtime',
-      'performance',
-    ],
-  });
-}
-const advance = (ms: number) => jest.setSystemTime(Date.now() + ms);
+const advance = advanceClock;
 
 describe('Timeouts (e2e, fake clock)', () => {
   let app: INestApplication;
@@ -51,7 +34,7 @@ describe('Timeouts (e2e, fake clock)', () => {
     await app.close();
     await store.close();
   });
-  beforeEach(() => fakeClock());
+  beforeEach(() => fakeClock(new Date('2026-01-01T00:00:00Z')));
   afterEach(() => {
     jest.useRealTimers();
   });
