@@ -1,13 +1,10 @@
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import type { INestApplication } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
 import pg from 'pg';
 import request from 'supertest';
-import { SESSION_STORE, type SessionStore } from '../src/index.js';
-import { AppModule } from '../sample-app/src/app.module.js';
-import { loadConfig } from '../sample-app/src/config.js';
 import { sessionCookie } from './support/app.js';
+import { bootSampleApp } from './support/sample-app.js';
 import { SERVICES, describeWithService } from './support/services.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
@@ -24,7 +21,6 @@ describePg('Sample app with PostgreSQL: store outage (FAIL-1, FAIL-2, FAIL-3)', 
   const proxy = new TcpProxy({ host: SERVICES.postgres.host, port: SERVICES.postgres.port });
   const schema = `sess_outage_${randomBytes(5).toString('hex')}`;
   let app: INestApplication;
-  let store: SessionStore;
   let http: ReturnType<typeof request>;
   let alice: string;
   let revoked: string;
@@ -33,27 +29,16 @@ describePg('Sample app with PostgreSQL: store outage (FAIL-1, FAIL-2, FAIL-3)', 
     const port = await proxy.start();
     const url = new URL(SERVICES.postgres.url);
     url.host = `127.0.0.1:${port}`;
-    const config = loadConfig({
-      NODE_ENV: 'test',
-      PORT: '0',
+    ({ app, http } = await bootSampleApp({
       SESSION_SECRET: randomBytes(32).toString('base64url'),
       SESSION_STORE: 'postgres',
       DATABASE_URL: url.toString(),
       SESSION_PG_SCHEMA: schema,
-    });
-    const moduleRef = await Test.createTestingModule({
-      imports: [AppModule.register(config)],
-    }).compile();
-    app = moduleRef.createNestApplication({ logger: false });
-    await app.init();
-    store = app.get<SessionStore>(SESSION_STORE);
-    http = request(app.getHttpServer());
+    }));
   });
 
   afterAll(async () => {
     await app?.close();
-    // The app did not create the store, so it does not close it.
-    await store?.close?.();
     await proxy.stop();
     const admin = new pg.Pool({ connectionString: SERVICES.postgres.url, max: 1 });
     await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);

@@ -1,10 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { INestApplication } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
 import request from 'supertest';
-import { AppModule } from '../sample-app/src/app.module.js';
-import { loadConfig } from '../sample-app/src/config.js';
 import { sessionCookie, sessionSetCookie } from './support/app.js';
+import { bootSampleApp } from './support/sample-app.js';
 
 /**
  * The sample app's route table (DESIGN.md), in-process, on the memory store and in the stateless
@@ -17,14 +15,7 @@ describe.each(['memory', 'cookie'] as const)('Sample app (e2e, SESSION_STORE=%s)
   const itWithServerState = mode === 'memory' ? it : it.skip;
 
   beforeAll(async () => {
-    // PORT 0: the fake upstream beside the app takes an ephemeral port too.
-    const config = loadConfig({ NODE_ENV: 'test', SESSION_STORE: mode, PORT: '0' });
-    const moduleRef = await Test.createTestingModule({
-      imports: [AppModule.register(config)],
-    }).compile();
-    app = moduleRef.createNestApplication({ logger: false });
-    await app.init();
-    http = request(app.getHttpServer());
+    ({ app, http } = await bootSampleApp({ SESSION_STORE: mode }));
   });
   afterAll(async () => app.close());
 

@@ -8,14 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { INestApplication } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
 import { createClient } from 'redis';
 import request from 'supertest';
 import { SESSION_STORE, SessionStoreUnavailableError, type SessionStore } from '../src/index.js';
 import { RedisSessionStore } from '../src/redis/index.js';
-import { AppModule } from '../sample-app/src/app.module.js';
-import { loadConfig } from '../sample-app/src/config.js';
 import { sessionCookie } from './support/app.js';
+import { bootSampleApp } from './support/sample-app.js';
 
 /** RedisSessionStore's default bound on one store call (`commandTimeout`). */
 const STORE_TIMEOUT = 1000;
@@ -123,27 +121,17 @@ describeOutage('Sample app with Redis: store outage (FAIL-1, FAIL-2, FAIL-3)', (
   beforeAll(async () => {
     redis = new OwnRedis(await freePort());
     await redis.start();
-    const config = loadConfig({
-      NODE_ENV: 'test',
-      PORT: '0',
+    ({ app, http } = await bootSampleApp({
       SESSION_SECRET: randomBytes(32).toString('base64url'),
       SESSION_STORE: 'redis',
       REDIS_URL: redis.url,
       SESSION_KEY_PREFIX: `outage:${randomBytes(4).toString('hex')}:`,
-    });
-    const moduleRef = await Test.createTestingModule({
-      imports: [AppModule.register(config)],
-    }).compile();
-    app = moduleRef.createNestApplication({ logger: false });
-    await app.init();
+    }));
     store = app.get<SessionStore>(SESSION_STORE);
-    http = request(app.getHttpServer());
   });
 
   afterAll(async () => {
     await app?.close();
-    // The app did not create the store, so it does not close it.
-    await store?.close?.();
     await redis?.dispose();
   });
 

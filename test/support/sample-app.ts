@@ -1,0 +1,21 @@
+import type { INestApplication } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import request from 'supertest';
+import { AppModule } from '../../sample-app/src/app.module.js';
+import { loadConfig } from '../../sample-app/src/config.js';
+
+/**
+ * Boots the sample app in-process from environment variables, as `npm start` reads them. PORT 0
+ * puts the fake upstream beside it on an ephemeral port too. `app.close()` closes its store.
+ */
+export async function bootSampleApp(
+  env: NodeJS.ProcessEnv,
+): Promise<{ app: INestApplication; http: ReturnType<typeof request> }> {
+  const config = loadConfig({ NODE_ENV: 'test', PORT: '0', ...env });
+  const moduleRef = await Test.createTestingModule({
+    imports: [AppModule.register(config)],
+  }).compile();
+  const app = moduleRef.createNestApplication({ logger: false });
+  await app.init();
+  return { app, http: request(app.getHttpServer()) };
+}
