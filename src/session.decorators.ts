@@ -8,14 +8,12 @@ import {
 import {
   ALLOW_ANONYMOUS_KEY,
   REQUIRE_SESSION_KEY,
-  SESSION_HANDLE,
   SESSION_LOCK_KEY,
   USES_SESSION_KEY,
 } from './session.constants.js';
 import { SessionGuard } from './session.guard.js';
 import type { Session as SessionContract } from './session.js';
-
-type SessionHandleType = SessionContract<Record<string, unknown>>;
+import { loadedSession } from './session.routes.js';
 
 /** Decides whether a session may use a route: `true` to allow. May be async. */
 export type SessionPredicate<T extends object = Record<string, unknown>> = (
@@ -24,38 +22,25 @@ export type SessionPredicate<T extends object = Record<string, unknown>> = (
   session: SessionContract<T>,
 ) => boolean | Promise<boolean>;
 
-/** Marks the method so the interceptor loads the session before the handler runs. */
+/** Marks the method as one that takes the session, so that `SessionModule` hooks it. */
 function usesSession(target: object, key: string | symbol | undefined): void {
   if (key === undefined) return;
   const method = (target as Record<string | symbol, unknown>)[key];
   if (typeof method === 'function') Reflect.defineMetadata(USES_SESSION_KEY, true, method);
 }
 
-function sessionOf(ctx: ExecutionContext): SessionHandleType {
-  const req = ctx.switchToHttp().getRequest<{ [SESSION_HANDLE]?: SessionHandleType }>();
-  const session = req[SESSION_HANDLE];
-  if (!session) {
-    throw new Error(
-      'No session on this request: import SessionModule.forRoot() in the application module',
-    );
-  }
-  return session;
-}
-
 /** The session of a request: see {@link SessionContract}. */
 export type Session<T extends object = Record<string, unknown>> = SessionContract<T>;
 
 export const Session = createParamDecorator(
-  (key: string | undefined, ctx: ExecutionContext) => {
-    const session = sessionOf(ctx);
-    return key === undefined ? session : session.get(key);
-  },
+  (key: string | undefined, ctx: ExecutionContext) =>
+    loadedSession(ctx, (session) => (key === undefined ? session : session.get(key)), true),
   [usesSession],
 );
 
 /** The request's session id (the server-side id, never the cookie token). */
 export const SessionId = createParamDecorator(
-  (_key: unknown, ctx: ExecutionContext) => sessionOf(ctx).id,
+  (_key: unknown, ctx: ExecutionContext) => loadedSession(ctx, (session) => session.id, true),
   [usesSession],
 );
 

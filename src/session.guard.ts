@@ -9,7 +9,7 @@ import {
   SessionUnavailableException,
   toHttpException,
 } from './session.errors.js';
-import type { Session } from './session.js';
+import type { SessionHandle } from './session.js';
 import type { SessionManager } from './session.manager.js';
 
 interface GuardRouteOptions {
@@ -37,44 +37,74 @@ export class SessionGuard implements CanActivate {
     @Inject(SESSION_MANAGER) protected readonly sessions: SessionManager,
   ) {}
 
-  async canActivate(context: ExecutionContext): Promise<boolean> {
+  canActivate(context: ExecutionContext): boolean | Promise<boolean> {
     const route = this.routeOptions(context);
     if (route.allowAnonymous) return true;
     const session = this.sessions.forContext(context);
+    let loading: Promise<void> | undefined;
     try {
-      await session.load();
+      loading = session.loadNow();
     } catch (error) {
       throw this.failure(error, context);
     }
-    let denial: SessionDenialReason | undefined;
-    if (session.isNew) {
-      denial = 'missing';
-    } else {
-      const { predicate } = route;
-      if (
-        predicate &&
-        !(await predicate(session.data as Record<string, unknown>, session as Session))
-      ) {
-        denial = 'forbidden';
-      }
-    }
-    if (denial) {
-      // The handler will not run, so nothing else will release a lock taken while loading.
-      await session.release();
-      throw this.createException(denial, context);
-    }
-    if (!this.sessions.routeInfo(context).intercepted) {
-      // A global guard on a route that does not otherwise use the session: no interceptor will
-      // commit, so record the activity (and re-issue a rotated-key cookie) now.
-      try {
-        await session.commit();
-      } catch (error) {
+    if (!loading) return this.decide(session, route, context);
+    return loading.then(
+      () => this.decide(session, route, context),
+      (error: unknown) => {
         throw this.failure(error, context);
-      } finally {
-        await session.release();
-      }
+      },
+    );
+  }
+
+  /** Lets a loaded session through, or throws; synchronous unless a predicate or a write waits. */
+  private decide(
+    session: SessionHandle,
+    route: GuardRouteOptions,
+    context: ExecutionContext,
+  ): boolean | Promise<boolean> {
+    if (session.isNew) return this.deny(session, 'missing', context);
+    const { predicate } = route;
+    if (predicate) {
+      return Promise.resolve(predicate(session.data as Record<string, unknown>, session)).then(
+        (allowed) =>
+          allowed ? this.admit(session, context) : this.deny(session, 'forbidden', context),
+      );
     }
-    return true;
+    return this.admit(session, context);
+  }
+
+  private admit(session: SessionHandle, context: ExecutionContext): boolean | Promise<boolean> {
+    if (this.sessions.routeInfo(context).hooked) return true;
+    // A global guard on a route that does not otherwise use the session: nothing will commit after
+    // the handler, so record the activity (and re-issue a rotated-key cookie) now.
+    let committing: Promise<void> | undefined;
+    try {
+      committing = session.commit();
+    } catch (error) {
+      return this.release(session, this.failure(error, context));
+    }
+    if (!committing && !session.holdsLock) return true;
+    return Promise.resolve(committing).then(
+      () => session.release().then(() => true),
+      (error: unknown) => this.release(session, this.failure(error, context)),
+    );
+  }
+
+  private deny(
+    session: SessionHandle,
+    reason: SessionDenialReason,
+    context: ExecutionContext,
+  ): never | Promise<never> {
+    // The handler will not run, so nothing else will release a lock taken while loading.
+    return this.release(session, this.createException(reason, context));
+  }
+
+  /** Releases the session's lock, if held, then throws `error`. */
+  private release(session: SessionHandle, error: unknown): never | Promise<never> {
+    if (!session.holdsLock) throw error;
+    return session.release().then(() => {
+      throw error;
+    });
   }
 
   /** A store that is down answers through {@link createException}; other session errors map to HTTP. */

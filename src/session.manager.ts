@@ -1,10 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes, randomInt } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Logger, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
-import { INTERCEPTORS_METADATA } from '@nestjs/common/constants.js';
-import { SESSION_HANDLE, SESSION_LOCK_KEY } from './session.constants.js';
-import { takesSession } from './session.routes.js';
+import { Logger, type ExecutionContext } from '@nestjs/common';
+import { SESSION_HANDLE, SESSION_LOCK_KEY, SESSION_RUNTIME } from './session.constants.js';
+import { isHookedRoute, takesSession } from './session.routes.js';
 import {
   SessionError,
   SessionGoneError,
@@ -35,7 +34,10 @@ const CHUNK_OVERHEAD = 8;
 /** At most this many same-name cookies are tried per request (CK-15), bounding store reads. */
 const MAX_COOKIES_TRIED = 3;
 
-type SessionRequest = IncomingMessage & { [SESSION_HANDLE]?: SessionHandle };
+type SessionRequest = IncomingMessage & {
+  [SESSION_HANDLE]?: SessionHandle;
+  [SESSION_RUNTIME]?: SessionManager;
+};
 
 /** What a route needs from the session, read once from its decorators. */
 interface RouteSessionInfo {
@@ -43,12 +45,12 @@ interface RouteSessionInfo {
   readonly usesSession: boolean;
   /** `@SessionLock()` on the handler or its controller. */
   readonly lock: boolean;
-  /** The session interceptor runs for this route (it commits after the handler). */
-  readonly intercepted: boolean;
+  /** `SessionModule` hooked the handler: the session is committed after it returns. */
+  readonly hooked: boolean;
 }
 
 /**
- * The session runtime shared by the interceptor, guard, decorators and service: resolved options,
+ * The session runtime shared by the route hook, guard, decorators and service: resolved options,
  * the store, the token signer and the cookie writer. One per `SessionModule`.
  */
 export class SessionManager {
@@ -59,8 +61,6 @@ export class SessionManager {
   private readonly logger = new Logger('SessionModule');
   private warnedInsecure = false;
   private readonly routes = new WeakMap<object, RouteSessionInfo>();
-  /** The module's load/commit interceptor, once `SessionModule` has bound it to its routes. */
-  interceptor: NestInterceptor | undefined;
   /** Per-key FIFO of this process's requests waiting for a session lock. */
   private readonly lockQueues = new Map<string, Array<() => void>>();
 
@@ -163,6 +163,11 @@ export class SessionManager {
     return (request[SESSION_HANDLE] ??= new SessionHandle(this, { req, res }));
   }
 
+  /** The runtime of the app that received a request (set on its request prototype). */
+  static of(req: IncomingMessage): SessionManager | undefined {
+    return (req as SessionRequest)[SESSION_RUNTIME];
+  }
+
   /** The request's session if something already created it, without creating one. */
   existingHandle(req: IncomingMessage): SessionHandle | undefined {
     return (req as SessionRequest)[SESSION_HANDLE];
@@ -175,6 +180,7 @@ export class SessionManager {
    */
   installRequestProperty(requestPrototype: object | undefined): boolean {
     if (!requestPrototype) return false;
+    Object.defineProperty(requestPrototype, SESSION_RUNTIME, { configurable: true, value: this });
     const handleFor = this.handleFor.bind(this);
     Object.defineProperty(requestPrototype, 'session', {
       configurable: true,
@@ -207,9 +213,7 @@ export class SessionManager {
         lock:
           Reflect.getMetadata(SESSION_LOCK_KEY, handler) === true ||
           Reflect.getMetadata(SESSION_LOCK_KEY, controller) === true,
-        intercepted: (
-          (Reflect.getMetadata(INTERCEPTORS_METADATA, handler) as unknown[] | undefined) ?? []
-        ).includes(this.interceptor),
+        hooked: isHookedRoute(handler),
       };
       this.routes.set(handler, info);
     }
@@ -315,6 +319,25 @@ export class SessionManager {
     return record;
   }
 
+  /**
+   * {@link loadLive} without a promise when the store answers synchronously (`loadSync`) and the
+   * record is live.
+   */
+  loadLiveNow(key: string): SessionRecord | null | Promise<SessionRecord | null> {
+    const { store } = this;
+    if (!store.loadSync) return this.loadLive(key);
+    let record: SessionRecord | null;
+    try {
+      record = store.loadSync(key);
+    } catch (error) {
+      return Promise.reject(storeFailure(error));
+    }
+    if (record && this.isExpired(record, Date.now())) {
+      return this.storeCall(() => store.destroy(key)).then(() => null);
+    }
+    return record;
+  }
+
   isExpired(record: SessionRecord, now: number): boolean {
     const { idleTimeout, absoluteTimeout } = this.options;
     return (
@@ -330,10 +353,7 @@ export class SessionManager {
     try {
       return await call();
     } catch (error) {
-      // Session errors (gone, conflict, not serializable…) say what happened; anything else is
-      // the backend failing.
-      if (error instanceof SessionError) throw error;
-      throw new SessionStoreUnavailableError(error);
+      throw storeFailure(error);
     }
   }
 
@@ -469,6 +489,14 @@ export class SessionManager {
     // Responses that carry a session cookie must never be cached (CK-12).
     res.setHeader('Cache-Control', 'no-store');
   }
+}
+
+/**
+ * A store call's error as the runtime reports it: session errors (gone, conflict, not
+ * serializable…) say what happened; anything else is the backend failing.
+ */
+function storeFailure(error: unknown): SessionError {
+  return error instanceof SessionError ? error : new SessionStoreUnavailableError(error);
 }
 
 function derivedKey(kind: string, value: string): string {

@@ -9,9 +9,8 @@ import {
 import { HttpAdapterHost, ModulesContainer } from '@nestjs/core';
 import { SESSION_MANAGER, SESSION_STORE } from './session.constants.js';
 import { SessionGuard } from './session.guard.js';
-import { SessionInterceptor } from './session.interceptor.js';
 import { SessionManager } from './session.manager.js';
-import { bindSessionInterceptor } from './session.routes.js';
+import { hookSessionRoutes } from './session.routes.js';
 import { ConfigurableSessionModule, SESSION_MODULE_OPTIONS } from './session.module-definition.js';
 import type { SessionModuleOptions } from './interfaces/session-options.interface.js';
 import { resolveSessionOptions } from './session.options.js';
@@ -42,8 +41,8 @@ const ownedStores = new WeakSet<object>();
 
 /**
  * Sessions for every route: `SessionModule.forRoot({ secret })` or `forRootAsync(...)`. Wires the
- * session lifecycle itself (`req.session`, and the load/commit interceptor on every route that
- * uses the session), and provides `SessionService`, `SessionGuard` and the store (token
+ * session lifecycle itself (`req.session`, and the commit hook on every route that uses the
+ * session), and provides `SessionService`, `SessionGuard` and the store (token
  * `SESSION_STORE`). Global by default (`isGlobal: false` to change that).
  */
 @Module({
@@ -58,11 +57,10 @@ const ownedStores = new WeakSet<object>();
       inject: [SESSION_MANAGER],
       useFactory: (manager: SessionManager) => manager.options.revocationStore ?? manager.store,
     },
-    SessionInterceptor,
     SessionService,
     SessionGuard,
   ],
-  exports: [SESSION_MANAGER, SESSION_STORE, SessionService, SessionGuard, SessionInterceptor],
+  exports: [SESSION_MANAGER, SESSION_STORE, SessionService, SessionGuard],
 })
 export class SessionModule
   extends ConfigurableSessionModule
@@ -72,22 +70,20 @@ export class SessionModule
     @Inject(SESSION_MANAGER) private readonly manager: SessionManager,
     private readonly adapterHost: HttpAdapterHost,
     private readonly modules: ModulesContainer,
-    private readonly interceptor: SessionInterceptor,
   ) {
     super();
   }
 
   configure(_consumer: MiddlewareConsumer): void {
-    // Before Nest builds its routes: the interceptor goes on the routes that use the session only.
-    bindSessionInterceptor(this.modules, this.interceptor);
-    this.manager.interceptor = this.interceptor;
+    // Before Nest builds its routes: the commit hook goes on the routes that use the session only.
+    hookSessionRoutes(this.modules);
     // `req.session` becomes a lazy getter on the Express app's request prototype, so requests that
     // never touch the session run no session code at all (no middleware).
     const instance = this.adapterHost?.httpAdapter?.getInstance?.() as
       { request?: object } | undefined;
     if (!this.manager.installRequestProperty(instance?.request)) {
       logger.warn(
-        'The HTTP adapter is not Express: req.session is not set (the session decorators and guard still work).',
+        'The HTTP adapter is not Express: nestjs-sessions supports the Express adapter only; sessions will not work on this one.',
       );
     }
   }

@@ -225,14 +225,32 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   }
 
   async load(): Promise<this> {
-    if (this.state !== 'loaded') {
-      this.loading ??= this.doLoad().finally(() => (this.loading = undefined));
-      await this.loading;
-    }
+    await this.loadNow();
     return this;
   }
 
   // --- used by the runtime ----------------------------------------------------------------
+
+  /**
+   * Loads the session, without waiting when nothing has to be waited for (a sealed cookie, a store
+   * that answers synchronously, a request without a cookie). Returns a promise only while the
+   * store is read; throws or rejects with the store's error.
+   */
+  loadNow(): Promise<void> | undefined {
+    if (this.state === 'loaded') return undefined;
+    if (this.loading) return this.loading;
+    const pending = this.startLoad();
+    if (!pending) {
+      this.loaded();
+      return undefined;
+    }
+    this.loading = pending
+      .then(() => this.loaded())
+      .finally(() => {
+        this.loading = undefined;
+      });
+    return this.loading;
+  }
 
   /** Asks for the per-session lock when the session is loaded (`@SessionLock()`). */
   requireLock(): void {
@@ -245,6 +263,11 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     if (!held) return;
     this.lockHeld = undefined;
     await this.manager.unlock(held.key, held.owner);
+  }
+
+  /** Whether this request holds the session's lock. */
+  get holdsLock(): boolean {
+    return this.lockHeld !== undefined;
   }
 
   /** Whether anything loaded the session during this request. */
@@ -268,10 +291,11 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
 
   /**
    * Writes this request's changes in one atomic store call and sets the cookie when it changed.
-   * Does nothing for a session nobody loaded, or one without changes.
+   * Does nothing for a session nobody loaded, or one without changes. Returns a promise only while
+   * a store call is pending; `undefined` when the commit finished at once (or had nothing to do).
    */
-  async commit(options: { explicit?: boolean } = {}): Promise<void> {
-    if (this.state !== 'loaded') return;
+  commit(options: { explicit?: boolean } = {}): Promise<void> | undefined {
+    if (this.state !== 'loaded') return undefined;
     const m = this.manager;
     const now = Date.now();
     const { set, unset } = this.delta();
@@ -295,7 +319,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
       if (Object.keys(set).length === 0 && !m.options.saveUninitialized) {
         if (this.deadCookie && this.exchange) m.clearCookie(this.exchange);
         this.deadCookie = false;
-        return;
+        return undefined;
       }
       write = this.buildWrite('create', now, set, [], user);
     } else if (this.replace || this.rotate || unset.length > 0 || Object.keys(set).length > 0) {
@@ -303,7 +327,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     } else if (this.touchRequested || now - this.lastActive >= m.options.touchAfter) {
       touchOnly = true;
     } else if (!this.reissue) {
-      return;
+      return undefined;
     }
 
     const needsCookie = write?.kind === 'create' || this.rotate;
@@ -314,7 +338,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
       if (needsCookie || this.reissue || (refresh && m.options.cookie.maxAge !== undefined)) {
         sendCookie = m.canSetCookie(http, options.explicit === true);
         // Never store a session whose cookie cannot reach the browser (CK-2, headers already sent).
-        if (needsCookie && !sendCookie) return;
+        if (needsCookie && !sendCookie) return undefined;
       }
     } else if (this.rotate) {
       throw new SessionError(
@@ -323,8 +347,19 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
       );
     }
 
+    if (write) this.assertSize(this.finalTexts(write.set));
+    return this.store(write, touchOnly, sendCookie, now);
+  }
+
+  /** The store half of {@link commit}: the write (or the touch), then the cookie. */
+  private async store(
+    write: SessionWrite | undefined,
+    touchOnly: boolean,
+    sendCookie: boolean,
+    now: number,
+  ): Promise<void> {
+    const m = this.manager;
     if (write) {
-      this.assertSize(this.finalTexts(write.set));
       await m.storeCall(() => m.store.save(write));
       this.applyWrite(write);
     } else if (touchOnly) {
@@ -335,7 +370,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
       if (!alive) return;
       this.lastActive = now;
     }
-
+    const http = this.exchange;
     if (sendCookie && http && this.token !== undefined) {
       m.setCookie(http, m.signer.sign(this.token), this.absoluteExpiry, now);
       this.reissue = false;
@@ -346,13 +381,13 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
    * Sealed mode: the cookie is the store. Seals the session after the same delta rules (changes,
    * a due touch, a key rotation) and sets it; a seal over 4096 bytes fails before anything is sent.
    */
-  private async commitSealed(
+  private commitSealed(
     explicit: boolean,
     now: number,
     set: Record<string, string>,
     unset: string[],
     user: string | null,
-  ): Promise<void> {
+  ): Promise<void> | undefined {
     const m = this.manager;
     const http = this.exchange;
     if (!http) {
@@ -367,7 +402,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
       if (Object.keys(set).length === 0 && !m.options.saveUninitialized) {
         if (this.deadCookie) m.clearCookie(http);
         this.deadCookie = false;
-        return;
+        return undefined;
       }
     } else if (
       !changed &&
@@ -375,9 +410,9 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
       !this.touchRequested &&
       now - this.lastActive < m.options.touchAfter
     ) {
-      return;
+      return undefined;
     }
-    if (!m.canSetCookie(http, explicit)) return;
+    if (!m.canSetCookie(http, explicit)) return undefined;
     const write = this.buildWrite(persisted ? 'update' : 'create', now, set, unset, user);
     const data = this.finalTexts(write.set);
     this.assertSize(data);
@@ -398,13 +433,17 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
         limit,
       );
     }
+    const done = () => {
+      this.applyWrite(write);
+      m.setCookies(http, parts, this.absoluteExpiry, now);
+      this.reissue = false;
+    };
     if (write.previousKey !== undefined && m.options.revocationStore) {
       // The old id's cookie may have been copied: it must not outlive the regenerate.
-      await m.revoke(write.previousKey, this.absoluteExpiry);
+      return m.revoke(write.previousKey, this.absoluteExpiry).then(done);
     }
-    this.applyWrite(write);
-    m.setCookies(http, parts, this.absoluteExpiry, now);
-    this.reissue = false;
+    done();
+    return undefined;
   }
 
   // --- data access, through `data` and get/set/unset ----------------------------------------
@@ -478,44 +517,79 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     return Math.min(lastActive + this.manager.options.idleTimeout, this.absoluteExpiry);
   }
 
-  private async doLoad(): Promise<void> {
+  /** Starts loading: the record named by `loadKey`, or the one the request's cookie points to. */
+  private startLoad(): Promise<void> | undefined {
     const m = this.manager;
     if (this.loadKey !== undefined) {
-      const record = await this.loadLocked(this.loadKey);
-      if (!record) throw new SessionGoneError();
-      this.adopt(record, undefined);
-    } else if (this.exchange && m.sealer) {
-      m.varyOnCookie(this.exchange.res);
-      const values = m.sealedValues(this.exchange.req);
-      this.deadCookie = values.length > 0;
-      const now = Date.now();
-      for (const value of values) {
-        const opened = m.sealer.open(value, now);
-        if (!opened) continue;
-        const record = sealedRecord(opened.session, m.options.idleTimeout);
-        if (m.isExpired(record, now) || (await m.isRevoked(opened.session))) continue;
+      return Promise.resolve(this.loadLocked(this.loadKey)).then((record) => {
+        if (!record) throw new SessionGoneError();
         this.adopt(record, undefined);
-        this.reissue = opened.stale;
-        this.deadCookie = false;
-        break;
-      }
-    } else if (this.exchange) {
-      m.varyOnCookie(this.exchange.res);
-      const values = m.cookieValues(this.exchange.req);
-      this.deadCookie = values.length > 0;
-      for (const value of values) {
-        const verified = m.signer.verify(value);
-        if (!verified) continue;
-        const record = await this.loadLocked(SessionTokenSigner.storageKey(verified.token));
-        if (!record) continue;
-        this.adopt(record, verified.token);
-        this.reissue = verified.stale;
-        this.deadCookie = false;
-        break;
-      }
+      });
     }
+    const http = this.exchange;
+    if (!http) return undefined;
+    m.varyOnCookie(http.res);
+    const values = m.sealer ? m.sealedValues(http.req) : m.cookieValues(http.req);
+    this.deadCookie = values.length > 0;
+    return m.sealer ? this.openSealed(values, 0, Date.now()) : this.loadSigned(values, 0);
+  }
+
+  private loaded(): void {
     if (this.storedKey === undefined) this.startNew();
     this.state = 'loaded';
+  }
+
+  /** Store mode: the first cookie value that verifies and names a live record, from `from` on. */
+  private loadSigned(values: readonly string[], from: number): Promise<void> | undefined {
+    const m = this.manager;
+    for (let i = from; i < values.length; i++) {
+      const verified = m.signer.verify(values[i]);
+      if (!verified) continue;
+      const found = this.loadLocked(SessionTokenSigner.storageKey(verified.token));
+      if (found instanceof Promise) {
+        return found.then((record) =>
+          record ? this.adoptFromCookie(record, verified) : this.loadSigned(values, i + 1),
+        );
+      }
+      if (found) return this.adoptFromCookie(found, verified);
+    }
+    return undefined;
+  }
+
+  /** Sealed mode: the first cookie value that opens, is unexpired and not revoked, from `from` on. */
+  private openSealed(
+    values: readonly string[],
+    from: number,
+    now: number,
+  ): Promise<void> | undefined {
+    const m = this.manager;
+    for (let i = from; i < values.length; i++) {
+      const opened = m.sealer!.open(values[i], now);
+      if (!opened) continue;
+      const record = sealedRecord(opened.session, m.options.idleTimeout);
+      if (m.isExpired(record, now)) continue;
+      if (m.options.revocationStore) {
+        return m
+          .isRevoked(opened.session)
+          .then((revoked) =>
+            revoked
+              ? this.openSealed(values, i + 1, now)
+              : this.adoptFromCookie(record, { token: undefined, stale: opened.stale }),
+          );
+      }
+      return this.adoptFromCookie(record, { token: undefined, stale: opened.stale });
+    }
+    return undefined;
+  }
+
+  private adoptFromCookie(
+    record: SessionRecord,
+    cookie: { token: string | undefined; stale: boolean },
+  ): undefined {
+    this.adopt(record, cookie.token);
+    this.reissue = cookie.stale;
+    this.deadCookie = false;
+    return undefined;
   }
 
   /**
@@ -523,9 +597,14 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
    * `concurrency: 'serialize'`): the lock comes before the read, so the holder sees every write of
    * the previous holder.
    */
-  private async loadLocked(key: string): Promise<SessionRecord | null> {
+  private loadLocked(key: string): SessionRecord | null | Promise<SessionRecord | null> {
     const m = this.manager;
-    if (!this.lockWanted && m.options.concurrency !== 'serialize') return m.loadLive(key);
+    if (!this.lockWanted && m.options.concurrency !== 'serialize') return m.loadLiveNow(key);
+    return this.lockAndLoad(key);
+  }
+
+  private async lockAndLoad(key: string): Promise<SessionRecord | null> {
+    const m = this.manager;
     const owner = await m.lock(key);
     this.lockHeld = { key, owner };
     // Whatever way the request ends (even a guard or filter that bypasses the interceptor).

@@ -192,20 +192,37 @@ describe('SessionModule configuration (e2e)', () => {
     await store.close();
   });
 
-  it('binds the session interceptor only to routes that use the session', async () => {
-    const { INTERCEPTORS_METADATA } = await import('@nestjs/common/constants.js');
-    await boot(
+  it('hooks only the routes that use the session, keeping their metadata and direct calls', async () => {
+    const { isHookedRoute } = await import('../src/session.routes.js');
+    const { PATH_METADATA } = await import('@nestjs/common/constants.js');
+    const http = await boot(
       [SessionModule.forRoot({ secret: TEST_SECRET })],
       [FixtureController, OpenController],
     );
-    const bound = (name: string, cls: Type) =>
-      ((Reflect.getMetadata(INTERCEPTORS_METADATA, cls.prototype[name]) as unknown[]) ?? []).length;
-    expect(bound('plain', FixtureController)).toBe(0);
-    expect(bound('read', FixtureController)).toBe(1);
-    expect(bound('guarded', FixtureController)).toBe(1);
-    expect(bound('admin', FixtureController)).toBe(1);
-    expect(bound('nestSession', FixtureController)).toBe(1);
-    expect(bound('public', OpenController)).toBe(0);
+    const hooked = (name: string, cls: Type) => isHookedRoute(cls.prototype[name]);
+    expect(hooked('plain', FixtureController)).toBe(false);
+    expect(hooked('read', FixtureController)).toBe(true);
+    expect(hooked('guarded', FixtureController)).toBe(true);
+    expect(hooked('admin', FixtureController)).toBe(true);
+    expect(hooked('nestSession', FixtureController)).toBe(true);
+    expect(hooked('public', OpenController)).toBe(false);
+    const read = FixtureController.prototype.read as unknown as (...args: unknown[]) => unknown;
+    expect(read.name).toBe('read');
+    expect(Reflect.getMetadata(PATH_METADATA, read)).toBe('read');
+    // Called directly, as a unit test does, a hooked handler is just the handler.
+    const fake = { data: { name: 'n' }, isNew: false };
+    expect(read.call(app!.get(FixtureController), fake)).toEqual({
+      data: { name: 'n' },
+      isNew: false,
+    });
+    await http.get('/plain').expect(200);
+    // A second app in the same process uses the same hook, and it still works there.
+    const second = await boot(
+      [SessionModule.forRoot({ secret: TEST_SECRET })],
+      [FixtureController],
+    );
+    expect(FixtureController.prototype.read).toBe(read);
+    await second.get('/read').expect(200, { data: {}, isNew: true });
   });
 
   it('lets a subclass choose status codes and messages in one method', async () => {

@@ -77,6 +77,11 @@ export interface SessionStoreHealth {
 export interface SessionStore {
   /** Returns the record, or `null` when it does not exist or `expiresAt` has passed. Never creates anything. */
   load(key: string): Promise<SessionRecord | null>;
+  /**
+   * Optional, for stores that keep sessions in this process: {@link load} without a promise. The
+   * runtime then loads a session without waiting for the next turn of the event loop.
+   */
+  loadSync?(key: string): SessionRecord | null;
   /** Applies one request's delta atomically. Rejects with `SessionGoneError` when an update finds no record. */
   save(write: SessionWrite): Promise<void>;
   /** Writes only the activity timestamps. Resolves `false` (and writes nothing) when the record is gone. */

@@ -91,6 +91,14 @@ export class MemorySessionStore implements SessionStore {
   }
 
   async load(key: string): Promise<SessionRecord | null> {
+    return this.read(key);
+  }
+
+  loadSync(key: string): SessionRecord | null {
+    return this.read(key);
+  }
+
+  private read(key: string): SessionRecord | null {
     const entry = this.live(key, Date.now());
     if (!entry) return null;
     // Marked, not moved: re-inserting a key into a large Map on every read is slow in V8.

@@ -24,6 +24,10 @@ export class CountingStore extends MemorySessionStore {
     this.count('load');
     return super.load(key);
   }
+  override loadSync(key: string) {
+    this.count('load');
+    return super.loadSync(key);
+  }
   override save(write: Parameters<SessionStore['save']>[0]) {
     this.count('save');
     this.saves.push(write);
