@@ -14,6 +14,7 @@ import type {
   SessionRecord,
   SessionStore,
   SessionStoreHealth,
+  SessionWrite,
 } from './interfaces/session-store.interface.js';
 import { SessionSealer, type SealedSession } from './transport/session-sealer.js';
 import { createHash } from 'node:crypto';
@@ -336,6 +337,18 @@ export class SessionManager {
       return this.storeCall(() => store.destroy(key)).then(() => null);
     }
     return record;
+  }
+
+  /** Saves a write: at once when the store can (`saveSync`, returns `undefined`), else a promise. */
+  saveNow(write: SessionWrite): Promise<void> | undefined {
+    const { store } = this;
+    if (!store.saveSync) return this.storeCall(() => store.save(write));
+    try {
+      store.saveSync(write);
+    } catch (error) {
+      throw storeFailure(error);
+    }
+    return undefined;
   }
 
   isExpired(record: SessionRecord, now: number): boolean {

@@ -352,29 +352,45 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   }
 
   /** The store half of {@link commit}: the write (or the touch), then the cookie. */
-  private async store(
+  private store(
     write: SessionWrite | undefined,
     touchOnly: boolean,
     sendCookie: boolean,
     now: number,
-  ): Promise<void> {
+  ): Promise<void> | undefined {
     const m = this.manager;
     if (write) {
-      await m.storeCall(() => m.store.save(write));
-      this.applyWrite(write);
-    } else if (touchOnly) {
+      const saving = m.saveNow(write);
+      if (saving) return saving.then(() => this.stored(write, sendCookie, now));
+      return this.stored(write, sendCookie, now);
+    }
+    if (touchOnly) {
       const times = { lastActiveAt: now, expiresAt: this.expiryFrom(now) };
       // A session destroyed meanwhile stays destroyed; this request only read it.
-      const alive = await m.storeCall(() => m.store.touch(this.storedKey as string, times));
-      this.touchRequested = false;
-      if (!alive) return;
-      this.lastActive = now;
+      return m
+        .storeCall(() => m.store.touch(this.storedKey as string, times))
+        .then((alive) => {
+          this.touchRequested = false;
+          if (!alive) return;
+          this.lastActive = now;
+          this.sendCookie(sendCookie, now);
+        });
     }
-    const http = this.exchange;
-    if (sendCookie && http && this.token !== undefined) {
-      m.setCookie(http, m.signer.sign(this.token), this.absoluteExpiry, now);
+    return this.sendCookie(sendCookie, now);
+  }
+
+  private stored(write: SessionWrite, sendCookie: boolean, now: number): undefined {
+    this.applyWrite(write);
+    return this.sendCookie(sendCookie, now);
+  }
+
+  private sendCookie(send: boolean, now: number): undefined {
+    const m = this.manager;
+    if (send && this.exchange && this.token !== undefined) {
+      m.setCookie(this.exchange, m.signer.sign(this.token), this.absoluteExpiry, now);
       this.reissue = false;
     }
+    return undefined;
   }
 
   /**

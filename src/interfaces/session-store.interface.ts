@@ -84,6 +84,8 @@ export interface SessionStore {
   loadSync?(key: string): SessionRecord | null;
   /** Applies one request's delta atomically. Rejects with `SessionGoneError` when an update finds no record. */
   save(write: SessionWrite): Promise<void>;
+  /** Optional, for stores that keep sessions in this process: {@link save} without a promise (throws instead of rejecting). */
+  saveSync?(write: SessionWrite): void;
   /** Writes only the activity timestamps. Resolves `false` (and writes nothing) when the record is gone. */
   touch(key: string, times: SessionTimes): Promise<boolean>;
   /** Deletes the record and its user-index entry. Deleting a missing record is not an error. */

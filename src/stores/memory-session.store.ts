@@ -107,6 +107,14 @@ export class MemorySessionStore implements SessionStore {
   }
 
   async save(write: SessionWrite): Promise<void> {
+    this.apply(write);
+  }
+
+  saveSync(write: SessionWrite): void {
+    this.apply(write);
+  }
+
+  private apply(write: SessionWrite): void {
     const now = Date.now();
     let entry: Entry;
     if (write.kind === 'create') {
@@ -140,12 +148,16 @@ export class MemorySessionStore implements SessionStore {
     entry.expiresAt = write.expiresAt;
     entry.absoluteExpiresAt = write.absoluteExpiresAt;
     entry.version += 1;
-    this.unindex(write.key, entry.userId);
-    entry.userId = write.userId;
-    this.index(write.key, entry.userId);
     if (!this.sessions.has(write.key)) {
+      // New, or renamed by a regenerate (the old key is already out of the index).
+      entry.userId = write.userId;
+      this.index(write.key, entry.userId);
       this.sessions.set(write.key, entry);
       this.evict();
+    } else if (entry.userId !== write.userId) {
+      this.unindex(write.key, entry.userId);
+      entry.userId = write.userId;
+      this.index(write.key, entry.userId);
     }
   }
 

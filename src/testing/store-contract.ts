@@ -175,6 +175,23 @@ export function describeSessionStoreContract(
       assert.ok(record!.version > 0);
     });
 
+    it('answers the same through loadSync/saveSync, when it offers them, as through load/save', async () => {
+      if (!store.loadSync && !store.saveSync) return;
+      assert.ok(store.loadSync && store.saveSync, 'offer both loadSync and saveSync, or neither');
+      const write = createWrite({ a: 1 });
+      assert.equal(store.saveSync(write), undefined);
+      assert.deepEqual(store.loadSync(write.key), await store.load(write.key));
+      store.saveSync(updateWrite(write, { setData: { b: 2 }, unset: ['a'] }));
+      assert.deepEqual(decode(store.loadSync(write.key)!.data), { b: 2 });
+      assert.throws(() => store.saveSync!(write), SessionGoneError);
+      await store.destroy(write.key);
+      assert.equal(store.loadSync(write.key), null);
+      assert.throws(
+        () => store.saveSync!(updateWrite(write, { setData: { c: 3 } })),
+        SessionGoneError,
+      );
+    });
+
     it('keeps both writes when concurrent requests change different keys (ST-2)', async () => {
       const write = createWrite({ base: true });
       await store.save(write);

@@ -33,6 +33,11 @@ export class CountingStore extends MemorySessionStore {
     this.saves.push(write);
     return super.save(write);
   }
+  override saveSync(write: Parameters<SessionStore['save']>[0]) {
+    this.count('save');
+    this.saves.push(write);
+    return super.saveSync(write);
+  }
   override touch(...args: Parameters<SessionStore['touch']>) {
     this.count('touch');
     return super.touch(...args);
