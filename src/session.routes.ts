@@ -23,6 +23,7 @@ type SessionRequest = IncomingMessage & {
 };
 
 const NEST_SESSION_PARAM = `${RouteParamtypes.SESSION}:`;
+const NEST_REQUEST_PARAM = `${RouteParamtypes.REQUEST}:`;
 
 function guardedBySession(target: object): boolean {
   const guards: unknown[] = Reflect.getMetadata(GUARDS_METADATA, target) ?? [];
@@ -37,15 +38,23 @@ function guardedBySession(target: object): boolean {
 /** Whether a handler takes the session as a parameter: ours (`@Session()`, `@SessionId()`) or Nest's. */
 export function takesSession(controller: Type, handler: Handler): boolean {
   if (Reflect.getMetadata(USES_SESSION_KEY, handler) === true) return true;
-  const args: Record<string, unknown> =
-    Reflect.getMetadata(ROUTE_ARGS_METADATA, controller, handler.name) ?? {};
-  return Object.keys(args).some((key) => key.startsWith(NEST_SESSION_PARAM));
+  return takesParam(controller, handler, NEST_SESSION_PARAM);
 }
 
-/** Whether a route handler uses the session: a session parameter, a session guard, a lock. */
+function takesParam(controller: Type, handler: Handler, prefix: string): boolean {
+  const args: Record<string, unknown> =
+    Reflect.getMetadata(ROUTE_ARGS_METADATA, controller, handler.name) ?? {};
+  return Object.keys(args).some((key) => key.startsWith(prefix));
+}
+
+/**
+ * Whether a route handler may use the session: a session parameter, a session guard, a lock, or
+ * the request (`@Req()`, through which it can reach `req.session`).
+ */
 function usesSession(controller: Type, handler: Handler): boolean {
   return (
     takesSession(controller, handler) ||
+    takesParam(controller, handler, NEST_REQUEST_PARAM) ||
     Reflect.getMetadata(SESSION_LOCK_KEY, handler) === true ||
     Reflect.getMetadata(SESSION_LOCK_KEY, controller) === true ||
     Reflect.getMetadata(REQUIRE_SESSION_KEY, handler) !== undefined ||
@@ -73,7 +82,7 @@ export function loadedSession<R>(
   pick: (session: SessionHandle) => R,
   load: boolean,
 ): R | Promise<R> {
-  const req = ctx.switchToHttp().getRequest<SessionRequest>();
+  const req = ctx.getArgByIndex<SessionRequest>(0);
   const runtime = req[SESSION_RUNTIME];
   if (!runtime) {
     throw new Error(
@@ -102,7 +111,7 @@ export function loadedSession<R>(
  * session for locking before anything loads it.
  */
 const RouteExchange = createParamDecorator((_data: unknown, ctx: ExecutionContext) => {
-  const req = ctx.switchToHttp().getRequest<SessionRequest>();
+  const req = ctx.getArgByIndex<SessionRequest>(0);
   const route = req[SESSION_RUNTIME]?.routeInfo(ctx);
   if (!route || !(route.usesSession || route.lock)) return req;
   return loadedSession(ctx, () => req, route.usesSession);

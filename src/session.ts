@@ -467,15 +467,17 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   /** @internal */
   read(key: string): unknown {
     if (this.removed.has(key)) return undefined;
+    let value: unknown;
     if (key in this.values) {
-      this.touched.add(key);
-      return this.values[key];
+      value = this.values[key];
+    } else {
+      const text = this.texts.get(key);
+      if (text === undefined) return undefined;
+      value = parseStoredJson(text);
     }
-    const text = this.texts.get(key);
-    if (text === undefined) return undefined;
-    // Handed out: the caller may change it in place, so it is compared at commit.
-    this.touched.add(key);
-    const value = parseStoredJson(text);
+    // An object handed out may be changed in place, so it is compared at commit; a primitive
+    // cannot change without an assignment, which marks it itself.
+    if (typeof value === 'object' && value !== null) this.touched.add(key);
     this.values[key] = value;
     return value;
   }

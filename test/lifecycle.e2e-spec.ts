@@ -156,6 +156,14 @@ describe('Session lifecycle (e2e)', () => {
       expect(res.body).toEqual({ name: 'ann' });
     });
 
+    it('saves changes made through req.session in a handler that takes only @Req()', async () => {
+      const first = await http.post('/req-write').expect(200, { counter: 1 });
+      const cookie = sessionCookie(first)!;
+      expect(cookie).toBeDefined();
+      await http.post('/req-write').set('Cookie', cookie).expect(200, { counter: 2 });
+      await http.post('/req-write').set('Cookie', cookie).expect(200, { counter: 3 });
+    });
+
     it("works with Nest's built-in @Session(), data keys as properties", async () => {
       const first = await http.get('/nest-session').expect(200);
       expect(first.body).toEqual({ counter: 1, viaData: 1 });
