@@ -28,6 +28,11 @@ export interface SealedSession {
 interface SealingKey {
   readonly kid: Buffer;
   readonly key: Buffer;
+  /**
+   * Associated data: version and key id (the header minus the IV) and the cookie name, so a value
+   * moved to another cookie, or re-labelled with another key id, does not open (EC-4).
+   */
+  readonly aad: Buffer;
 }
 
 /**
@@ -41,31 +46,31 @@ interface SealingKey {
  */
 export class SessionSealer {
   private readonly keys: readonly SealingKey[];
-  private readonly byKid = new Map<string, number>();
-  private readonly name: Buffer;
+  /** Key id (as a 32-bit number) to the index of the first key with it. */
+  private readonly byKid = new Map<number, number>();
 
   constructor(secrets: readonly (string | Buffer)[], cookieName: string) {
+    const name = Buffer.from(cookieName);
     this.keys = secrets.map((secret) => {
       const key = Buffer.from(hkdfSync('sha256', secret, '', SEALING_INFO, 32));
       const kid = createHmac('sha256', key).update('key id').digest().subarray(0, KID_BYTES);
-      return { key, kid };
+      return { key, kid, aad: Buffer.concat([Buffer.from([VERSION]), kid, name]) };
     });
     this.keys.forEach(({ kid }, index) => {
-      if (!this.byKid.has(kid.toString('hex'))) this.byKid.set(kid.toString('hex'), index);
+      if (!this.byKid.has(kid.readUInt32BE())) this.byKid.set(kid.readUInt32BE(), index);
     });
-    this.name = Buffer.from(cookieName);
   }
 
   /** Encrypts a session into a cookie value. */
   seal(session: SealedSession): string {
-    const { key, kid } = this.keys[0];
+    const { key, kid, aad } = this.keys[0];
     const iv = randomBytes(IV_BYTES);
     const header = Buffer.allocUnsafe(HEADER_BYTES);
     header[0] = VERSION;
     kid.copy(header, 1);
     iv.copy(header, 1 + KID_BYTES);
     const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
-    cipher.setAAD(this.aad(header));
+    cipher.setAAD(aad);
     const body = Buffer.concat([cipher.update(serialize(session), 'utf8'), cipher.final()]);
     return Buffer.concat([header, body, cipher.getAuthTag()]).toString('base64url');
   }
@@ -79,9 +84,8 @@ export class SessionSealer {
     if (!BASE64URL.test(value)) return undefined;
     const raw = Buffer.from(value, 'base64url');
     if (raw.length < HEADER_BYTES + TAG_BYTES + 2 || raw[0] !== VERSION) return undefined;
-    const index = this.byKid.get(raw.subarray(1, 1 + KID_BYTES).toString('hex'));
+    const index = this.byKid.get(raw.readUInt32BE(1));
     if (index === undefined) return undefined;
-    const header = raw.subarray(0, HEADER_BYTES);
     const iv = raw.subarray(1 + KID_BYTES, HEADER_BYTES);
     const tag = raw.subarray(raw.length - TAG_BYTES);
     let plaintext: string;
@@ -89,7 +93,7 @@ export class SessionSealer {
       const decipher = createDecipheriv('aes-256-gcm', this.keys[index].key, iv, {
         authTagLength: TAG_BYTES,
       });
-      decipher.setAAD(this.aad(header));
+      decipher.setAAD(this.keys[index].aad);
       decipher.setAuthTag(tag);
       plaintext =
         decipher.update(raw.subarray(HEADER_BYTES, raw.length - TAG_BYTES), undefined, 'utf8') +
@@ -100,12 +104,6 @@ export class SessionSealer {
     const session = deserialize(plaintext);
     if (!session || session.sealedAt > now + SEAL_MAX_SKEW_MS) return undefined;
     return { session, stale: index > 0 };
-  }
-
-  private aad(header: Buffer): Buffer {
-    // Version and key id (the header minus the IV) and the cookie name: a value moved to another
-    // cookie, or re-labelled with another key id, does not open (EC-4).
-    return Buffer.concat([header.subarray(0, 1 + KID_BYTES), this.name]);
   }
 }
 
