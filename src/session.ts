@@ -625,7 +625,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     const m = this.manager;
     const owner = await m.lock(key);
     this.lockHeld = { key, owner };
-    // Whatever way the request ends (even a guard or filter that bypasses the interceptor).
+    // Whatever way the request ends (even a guard or filter that skips the handler).
     this.exchange?.res.once('close', () => void this.release());
     try {
       const record = await m.loadLive(key);

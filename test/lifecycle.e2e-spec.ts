@@ -110,6 +110,25 @@ describe('Session lifecycle (e2e)', () => {
       expect(read.body.data).toEqual({ name: 'ann' });
     });
 
+    it('rolls back the changes of an async handler that rejects (LC-8)', async () => {
+      const cookie = await newSession({ name: 'ann' });
+      await http.post('/throw-async').set('Cookie', cookie).send({ name: 'evil' }).expect(500);
+      expect(store.calls.save).toBeUndefined();
+      const read = await http.get('/read').set('Cookie', cookie).expect(200);
+      expect(read.body.data).toEqual({ name: 'ann' });
+    });
+
+    it('commits what a handler returning an Observable changed, before the response', async () => {
+      const cookie = await newSession({ name: 'ann' });
+      await http
+        .post('/observable')
+        .set('Cookie', cookie)
+        .send({ name: 'bob' })
+        .expect(200, { ok: true });
+      const read = await http.get('/read').set('Cookie', cookie).expect(200);
+      expect(read.body.data).toEqual({ name: 'bob' });
+    });
+
     it('does not create a session for a failing handler on a new visitor', async () => {
       const res = await http.post('/throw').send({ name: 'evil' }).expect(500);
       expect(res.headers['set-cookie']).toBeUndefined();
