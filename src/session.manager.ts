@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Logger, type ExecutionContext } from '@nestjs/common';
 import { SESSION_HANDLE, SESSION_LOCK_KEY, SESSION_RUNTIME } from './session.constants.js';
@@ -27,6 +27,7 @@ import {
   readCookieValues,
 } from './transport/session-cookie.js';
 import { SessionTokenSigner } from './transport/session-token.js';
+import { randomBase64url } from './utils/random.js';
 
 /** Marks the first of several numbered cookies: `<count>~<part>` (`~` is not base64url). */
 const CHUNK_MARK = '~';
@@ -236,7 +237,7 @@ export class SessionManager {
     }
     const deadline = Date.now() + this.options.lockTimeout;
     await this.enqueue(key, deadline);
-    const owner = randomBytes(16).toString('base64url');
+    const owner = randomBase64url(16);
     try {
       let delay = 2;
       while (!(await this.storeCall(() => store.acquireLock!(key, owner, this.options.lockTtl)))) {

@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync } from 'node:crypto';
+import { fillRandom } from '../utils/random.js';
 import { parseStoredJson } from '../utils/json.js';
 
 const VERSION = 1;
@@ -64,11 +65,11 @@ export class SessionSealer {
   /** Encrypts a session into a cookie value. */
   seal(session: SealedSession): string {
     const { key, kid, aad } = this.keys[0];
-    const iv = randomBytes(IV_BYTES);
     const header = Buffer.allocUnsafe(HEADER_BYTES);
     header[0] = VERSION;
     kid.copy(header, 1);
-    iv.copy(header, 1 + KID_BYTES);
+    fillRandom(header, 1 + KID_BYTES, IV_BYTES);
+    const iv = header.subarray(1 + KID_BYTES);
     const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
     cipher.setAAD(aad);
     const body = Buffer.concat([cipher.update(serialize(session), 'utf8'), cipher.final()]);

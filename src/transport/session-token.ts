@@ -1,5 +1,6 @@
 import * as crypto from 'node:crypto';
-import { createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+import { randomBase64url } from '../utils/random.js';
 
 /** One-shot hashing (Node 20.12+) skips the Hash object; older versions fall back. */
 const oneShotHash = (crypto as { hash?: (alg: string, data: string, enc: 'base64url') => string })
@@ -36,7 +37,7 @@ export class SessionTokenSigner {
 
   /** A fresh 256-bit token from the CSPRNG. */
   static mint(): string {
-    return randomBytes(32).toString('base64url');
+    return randomBase64url(32);
   }
 
   /** The storage key of a token: its SHA-256, base64url. Stores never see the token itself. */
