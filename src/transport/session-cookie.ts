@@ -47,6 +47,9 @@ export function isSecureRequest(req: IncomingMessage, trustProxy: boolean | unde
 
 /** Builds the session's `Set-Cookie` header values. */
 export class SessionCookieWriter {
+  /** `; Path=/; HttpOnly; …` per cookie name and `Secure`, for cookies without `Max-Age`. */
+  private readonly attributes = new Map<string, string>();
+
   constructor(private readonly options: ResolvedCookieOptions) {}
 
   get name(): string {
@@ -63,7 +66,9 @@ export class SessionCookieWriter {
 
   /**
    * The header that sets the session cookie. `Max-Age` is the configured `maxAge` capped by the
-   * time left until `absoluteExpiresAt` (CK-9); without `maxAge` it is a browser-session cookie.
+   * time left until `absoluteExpiresAt` (CK-9); without `maxAge` it is a browser-session cookie,
+   * whose attributes are the same every time: they are serialized once. `value` is made by this
+   * library (base64url, `.` and `~` only).
    */
   serialize(
     value: string,
@@ -73,12 +78,17 @@ export class SessionCookieWriter {
     name = this.options.name,
   ): string {
     const { maxAge } = this.options;
-    let seconds: number | undefined;
     if (maxAge !== undefined) {
       const ms = Math.min(maxAge, absoluteExpiresAt - now, MAX_COOKIE_AGE_MS);
-      seconds = Math.max(0, Math.floor(ms / 1000));
+      return this.build(name, value, secure, Math.max(0, Math.floor(ms / 1000)));
     }
-    return this.build(name, value, secure, seconds);
+    const key = secure ? `${name};secure` : name;
+    let attributes = this.attributes.get(key);
+    if (attributes === undefined) {
+      attributes = this.build(name, '', secure, undefined).slice(name.length + 1);
+      this.attributes.set(key, attributes);
+    }
+    return `${name}=${value}${attributes}`;
   }
 
   /** The header that deletes the cookie: same name, path and domain, empty value, expired (CK-10). */
