@@ -22,9 +22,9 @@ const root = here('..');
 
 const HELP = `Usage: npm run bench -- [options]
   --quick               1 round, 1 s warm-up + 3 s per cell, fewer repeats (validates the harness)
-  --rounds=N            rounds of interleaved measurements (default 3)
-  --duration=S          measured seconds per cell (default 8)
-  --warmup=S            discarded warm-up seconds per cell (default 2)
+  --rounds=N            rounds of interleaved measurements (default 8)
+  --duration=S          measured seconds per cell (default 3)
+  --warmup=S            discarded warm-up seconds per cell (default 1)
   --connections=N       concurrent connections of the load generator (default 50)
   --only=ID,…           configurations (bare Nest is always included): ${configurations.map((c) => c.id).join(', ')}
   --routes=ID,…         routes: ${routes.map((r) => r.id).join(', ')}
@@ -82,9 +82,9 @@ function parseArgs(argv) {
       throw new Error(`unknown part '${p}'`);
   return {
     quick,
-    rounds: Math.max(1, num('rounds', 3, 1)),
-    duration: Math.max(1, num('duration', 8, 3)),
-    warmup: num('warmup', 2, 1),
+    rounds: Math.max(1, num('rounds', 8, 1)),
+    duration: Math.max(1, num('duration', 3, 3)),
+    warmup: num('warmup', 1, 1),
     connections: Math.max(1, num('connections', 50, 50)),
     roundTripRequests: quick ? 5 : 20,
     memoryLookups: quick ? 50_000 : 200_000,
