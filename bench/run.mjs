@@ -189,6 +189,10 @@ async function main() {
   results.minutes = (Date.now() - t0) / 60_000;
 
   const targets = checkTargets(results);
+  const targetsTable = markdownTable(
+    ['target', 'measured', 'status'],
+    targets.map((t) => [t.target, t.measured, t.status]),
+  );
   console.log(
     `\n== DESIGN.md targets ==\n${textTable(
       ['target', 'measured', 'status'],
@@ -211,10 +215,7 @@ async function main() {
     '',
     '## DESIGN.md targets',
     '',
-    markdownTable(
-      ['target', 'measured', 'status'],
-      targets.map((t) => [t.target, t.measured, t.status]),
-    ),
+    targetsTable,
     '',
     '## Throughput and latency',
     '',
@@ -249,10 +250,7 @@ async function main() {
         '',
         '![Throughput relative to bare Nest](bench/results.svg)',
         '',
-        markdownTable(
-          ['target', 'measured', 'status'],
-          targets.map((t) => [t.target, t.measured, t.status]),
-        ),
+        targetsTable,
         '',
         throughputMarkdown(results.throughput),
       ].join('\n'),

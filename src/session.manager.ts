@@ -36,7 +36,8 @@ const CHUNK_OVERHEAD = 8;
 /** At most this many same-name cookies are tried per request (CK-15), bounding store reads. */
 const MAX_COOKIES_TRIED = 3;
 
-type SessionRequest = IncomingMessage & {
+/** A request as the session runtime marks it: its session, and (on the prototype) the runtime. */
+export type SessionRequest = IncomingMessage & {
   [SESSION_HANDLE]?: SessionHandle;
   [SESSION_RUNTIME]?: SessionManager;
 };
@@ -163,16 +164,6 @@ export class SessionManager {
   handleFor(req: IncomingMessage, res: ServerResponse): SessionHandle {
     const request = req as SessionRequest;
     return (request[SESSION_HANDLE] ??= new SessionHandle(this, { req, res }));
-  }
-
-  /** The runtime of the app that received a request (set on its request prototype). */
-  static of(req: IncomingMessage): SessionManager | undefined {
-    return (req as SessionRequest)[SESSION_RUNTIME];
-  }
-
-  /** The request's session if something already created it, without creating one. */
-  existingHandle(req: IncomingMessage): SessionHandle | undefined {
-    return (req as SessionRequest)[SESSION_HANDLE];
   }
 
   /**
@@ -312,13 +303,7 @@ export class SessionManager {
    * an expired record is deleted and reported as absent.
    */
   async loadLive(key: string): Promise<SessionRecord | null> {
-    const record = await this.storeCall(() => this.store.load(key));
-    if (!record) return null;
-    if (this.isExpired(record, Date.now())) {
-      await this.storeCall(() => this.store.destroy(key));
-      return null;
-    }
-    return record;
+    return this.live(key, await this.storeCall(() => this.store.load(key)));
   }
 
   /**
@@ -334,10 +319,13 @@ export class SessionManager {
     } catch (error) {
       return Promise.reject(storeFailure(error));
     }
-    if (record && this.isExpired(record, Date.now())) {
-      return this.storeCall(() => store.destroy(key)).then(() => null);
-    }
-    return record;
+    return this.live(key, record);
+  }
+
+  /** The record if it is live by the server's rules; an expired one is deleted first. */
+  private live(key: string, record: SessionRecord | null): SessionRecord | null | Promise<null> {
+    if (!record || !this.isExpired(record, Date.now())) return record;
+    return this.storeCall(() => this.store.destroy(key)).then(() => null);
   }
 
   /** Saves a write: at once when the store can (`saveSync`, returns `undefined`), else a promise. */
@@ -400,11 +388,6 @@ export class SessionManager {
       return false;
     }
     return true;
-  }
-
-  /** Sets the session cookie to `value` (a signed token or a sealed session). */
-  setCookie(http: SessionExchange, value: string, absoluteExpiresAt: number, now: number): void {
-    this.setCookies(http, [value], absoluteExpiresAt, now);
   }
 
   /**

@@ -1,5 +1,4 @@
 import { createParamDecorator, type ExecutionContext, type Type } from '@nestjs/common';
-import type { IncomingMessage } from 'node:http';
 import { catchError, concatMap, isObservable } from 'rxjs';
 import { GUARDS_METADATA, PATH_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants.js';
 import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum.js';
@@ -14,13 +13,9 @@ import {
 import { SessionGuard } from './session.guard.js';
 import { toHttpException } from './session.errors.js';
 import type { SessionHandle } from './session.js';
-import type { SessionManager } from './session.manager.js';
+import type { SessionRequest } from './session.manager.js';
 
 type Handler = (...args: unknown[]) => unknown;
-type SessionRequest = IncomingMessage & {
-  [SESSION_HANDLE]?: SessionHandle;
-  [SESSION_RUNTIME]?: SessionManager;
-};
 
 const NEST_SESSION_PARAM = `${RouteParamtypes.SESSION}:`;
 const NEST_REQUEST_PARAM = `${RouteParamtypes.REQUEST}:`;

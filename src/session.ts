@@ -387,7 +387,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   private sendCookie(send: boolean, now: number): undefined {
     const m = this.manager;
     if (send && this.exchange && this.token !== undefined) {
-      m.setCookie(this.exchange, m.signer.sign(this.token), this.absoluteExpiry, now);
+      m.setCookies(this.exchange, [m.signer.sign(this.token)], this.absoluteExpiry, now);
       this.reissue = false;
     }
     return undefined;
