@@ -31,6 +31,33 @@ describe('MemorySessionStore', () => {
     await store.close();
   });
 
+  it('keeps keys and texts that look like its own encoding, in their order', async () => {
+    const store = new MemorySessionStore();
+    const set = {
+      '3:abc': '"4:x"',
+      '': '""',
+      '12': '12',
+      'ключ:': '"значение ✓"',
+      ['__proto__']: '{"polluted":true}',
+    };
+    const write = createWrite({});
+    await store.save({ ...write, set: { ...set } });
+    const created = await store.load(write.key);
+    expect(created?.data).toEqual(set);
+    expect(Object.getPrototypeOf(created!.data)).toBe(Object.prototype);
+    await store.save({
+      ...write,
+      kind: 'update',
+      set: { '': '"again"', z: 'null' },
+      unset: ['3:abc'],
+    });
+    const updated = await store.load(write.key);
+    expect(Object.keys(updated!.data)).toEqual(['12', '', 'ключ:', '__proto__', 'z']);
+    expect(updated!.data['']).toBe('"again"');
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    await store.close();
+  });
+
   it('refuses a nonsensical size bound', () => {
     expect(() => new MemorySessionStore({ maxSessions: 0 })).toThrow(/maxSessions/);
   });
