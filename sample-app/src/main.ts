@@ -91,7 +91,7 @@ async function supervise(config: SampleConfig, workers: number): Promise<void> {
   }
   if (!process.env.UPSTREAM_URL) {
     // One fake upstream for all workers (they inherit UPSTREAM_URL), so they share its logins.
-    const { port, sessionTtlMs, username, password } = loadUpstreamSettings(config);
+    const { port, sessionTtlMs, username, password } = loadUpstreamSettings();
     const upstream = await startFakeUpstream({ port, sessionTtlMs, username, password });
     process.env.UPSTREAM_URL = upstream.url;
   }

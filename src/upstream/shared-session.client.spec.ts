@@ -488,14 +488,45 @@ describe('SharedSessionClient', () => {
       expect(elapsed).toBeLessThan(2_000);
     });
 
-    it('answers 503 when another holder keeps the lock past loginTimeout', async () => {
+    it('answers 503 when another holder keeps the lock past lockTtl', async () => {
       const store = new MemorySharedCredentialStore();
       await store.acquireLock('legacy', 'slow-process', 10_000);
-      const legacy = client({ store, loginTimeout: 300 });
+      const legacy = client({ store, loginTimeout: 300, lockTtl: 500 });
       const started = Date.now();
       await expectUnavailable(legacy.get('/data'), 'login-timeout');
       expect(Date.now() - started).toBeLessThan(1_000);
       expect(upstream.loginAttempts).toBe(0);
+    });
+
+    it('never lets a holder that outlived its lock overwrite the login of the next holder', async () => {
+      const shared = new MemorySharedCredentialStore();
+      // The first process's store answers its final write late: its lock has expired by then.
+      const late: SharedCredentialStore = {
+        get: (name) => shared.get(name),
+        acquireLock: (name, owner, ttl) => shared.acquireLock(name, owner, ttl),
+        releaseLock: (name, owner) => shared.releaseLock(name, owner),
+        set: async (name, record, owner) => {
+          await new Promise((resolve) => setTimeout(resolve, 700));
+          return shared.set(name, record, owner);
+        },
+      };
+      const slow = client({ store: late, loginTimeout: 300, lockTtl: 500 });
+      const next = client({ store: shared, loginTimeout: 300, lockTtl: 500 });
+
+      const first = slow.get('/data');
+      await new Promise((resolve) => setTimeout(resolve, 550));
+      expect((await next.get('/data')).status).toBe(200);
+      const taken = await shared.get('legacy');
+      expect(taken?.generation).toBe(1);
+
+      // The late holder's write is refused; it adopts the stored login instead of replacing it.
+      expect((await first).status).toBe(200);
+      expect(await shared.get('legacy')).toEqual(taken);
+      expect(slow.generation).toBe(1);
+      expect(upstream.logins).toBe(2);
+      expect(logger.lines.some((line) => /lock of upstream "legacy" expired/.test(line))).toBe(
+        true,
+      );
     });
 
     it('releases its lock after a login, success or failure', async () => {
@@ -513,7 +544,7 @@ describe('SharedSessionClient', () => {
     it('answers 503 within storeTimeout when the store does not answer', async () => {
       const hanging: SharedCredentialStore = {
         get: () => new Promise(() => undefined),
-        set: async () => undefined,
+        set: async () => true,
         acquireLock: async () => true,
         releaseLock: async () => true,
       };
@@ -548,8 +579,24 @@ describe('SharedSessionClient', () => {
         },
       });
       await capture(throwing.get('/data'));
+      // A store whose error quotes the record it was given, credential and all.
+      const shared = new MemorySharedCredentialStore();
+      const leaky = client({
+        name: 'leaky',
+        store: {
+          get: (name) => shared.get(name),
+          acquireLock: (name, owner, ttl) => shared.acquireLock(name, owner, ttl),
+          releaseLock: (name, owner) => shared.releaseLock(name, owner),
+          set: async (_name, record) => {
+            throw Object.assign(new Error(`cannot store ${JSON.stringify(record)}`), {
+              code: 'EQUOTA',
+            });
+          },
+        },
+      });
+      await capture(leaky.get('/data'));
 
-      expect(errors).toHaveLength(5);
+      expect(errors).toHaveLength(6);
       expect(upstream.issued.length).toBeGreaterThanOrEqual(2);
       const secrets = [PASSWORD, ...upstream.issued];
       const texts = [
@@ -564,6 +611,11 @@ describe('SharedSessionClient', () => {
       );
       expect(
         logger.lines.some((line) => line.includes('(login threw Error; last login response: 401)')),
+      ).toBe(true);
+      expect(
+        logger.lines.some((line) =>
+          line.includes('failed to save the credential for upstream "leaky": Error (EQUOTA)'),
+        ),
       ).toBe(true);
       for (const text of texts) {
         for (const secret of secrets) expect(text).not.toContain(secret);

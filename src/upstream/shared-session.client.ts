@@ -102,6 +102,22 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): 
 }
 
 /** A network error worded for logs and messages: its kind and code, never a URL or header. */
+class StoreTimeout extends Error {
+  constructor(ms: number) {
+    super(`no answer within ${ms} ms`);
+    this.name = 'StoreTimeout';
+  }
+}
+
+/** An error of a credential store, by its kind only (name and code): never its message. */
+function describeStoreError(error: unknown): string {
+  if (!(error instanceof Error)) return `a thrown ${typeof error}`;
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' || typeof code === 'number'
+    ? `${error.name} (${code})`
+    : error.name;
+}
+
 function describeRequestError(error: unknown, timeout: number): string {
   const err = error as { name?: unknown; cause?: { code?: unknown } };
   if (err?.name === 'TimeoutError') return `timed out after ${timeout} ms`;
@@ -122,7 +138,7 @@ function describeRequestError(error: unknown, timeout: number): string {
  *   store still holds `G`; otherwise it retries at once with the newer credential;
  * - in one process, concurrent requests share one renewal; across processes, the login runs under a
  *   lock in the store (owner token, expiry) and the others poll the store until the new credential
- *   appears (bounded by `loginTimeout`);
+ *   appears (bounded by `lockTtl`);
  * - a failed login is recorded in the store and blocks new logins for an exponential backoff;
  * - after `retries` attempts, or for a non-idempotent request, the caller gets a
  *   {@link SharedSessionUnavailableException} (503) naming the upstream, never the credential.
@@ -329,7 +345,9 @@ export class SharedSessionClient implements OnApplicationShutdown {
 
   /** The cross-process part: adopt a newer stored credential, or log in under the store's lock. */
   private async refresh(stale: number): Promise<ActiveCredential> {
-    const deadline = Date.now() + this.options.loginTimeout;
+    // A lock held by a crashed process ends within lockTtl: waiting that long (and a poll more)
+    // means a waiter takes over from a crashed holder rather than giving up before its lock ends.
+    const deadline = Date.now() + this.options.lockTtl + LOCK_POLL_MAX_MS;
     let delay = LOCK_POLL_INITIAL_MS;
     for (;;) {
       this.assertOpen();
@@ -344,11 +362,12 @@ export class SharedSessionClient implements OnApplicationShutdown {
       );
       if (locked) {
         try {
-          return await this.loginUnderLock(stale);
+          return await this.loginUnderLock(stale, owner);
         } finally {
-          await this.storeCall('release the login lock', (store) =>
+          const released = await this.storeCall('release the login lock', (store) =>
             store.releaseLock(this.name, owner),
-          ).catch(() => undefined);
+          ).catch(() => true);
+          if (!released) this.warnLockLost();
         }
       }
 
@@ -356,7 +375,7 @@ export class SharedSessionClient implements OnApplicationShutdown {
       if (remaining <= 0) {
         throw this.unavailable(
           'login-timeout',
-          `a login by another process did not finish within ${this.options.loginTimeout} ms`,
+          `a login by another process did not finish within lockTtl (${this.options.lockTtl} ms)`,
         );
       }
       await this.pause(Math.min(delay + randomInt(0, Math.ceil(delay / 2) + 1), remaining));
@@ -364,7 +383,7 @@ export class SharedSessionClient implements OnApplicationShutdown {
     }
   }
 
-  private async loginUnderLock(stale: number): Promise<ActiveCredential> {
+  private async loginUnderLock(stale: number, owner: string): Promise<ActiveCredential> {
     // Someone may have finished a login between our read and our lock.
     const record = await this.storeCall('read the credential', (store) => store.get(this.name));
     const adopted = this.adopt(record, stale);
@@ -386,33 +405,54 @@ export class SharedSessionClient implements OnApplicationShutdown {
         `Login to upstream "${this.name}" failed (${detail}); no new login for ${wait} ms ` +
           `(${failures} failed in a row)`,
       );
+      // Written only while this process still holds the lock: never over a newer login.
       await this.storeCall('record the failed login', (store) =>
-        store.set(this.name, {
-          generation: record?.generation ?? 0,
-          credential: record?.credential ?? null,
-          updatedAt: record?.updatedAt ?? Date.now(),
-          failures,
-          retryAt: Date.now() + wait,
-        }),
+        store.set(
+          this.name,
+          {
+            generation: record?.generation ?? 0,
+            credential: record?.credential ?? null,
+            updatedAt: record?.updatedAt ?? Date.now(),
+            failures,
+            retryAt: Date.now() + wait,
+          },
+          owner,
+        ),
       );
       throw this.unavailable('login-failed', `the login failed; next attempt in ${wait} ms`, wait);
     }
 
     const credential = serializeCredential(jar, headers);
-    // A lock outlived by a stuck holder could have let another login write meanwhile: never reuse
-    // a generation number, and never go below one this process already saw.
-    const latest = await this.storeCall('read the credential', (store) => store.get(this.name));
-    const generation =
-      Math.max(latest?.generation ?? 0, record?.generation ?? 0, stale, this.generation) + 1;
-    await this.storeCall('save the credential', (store) =>
-      store.set(this.name, { generation, credential, updatedAt: Date.now(), failures: 0 }),
+    // Never reuse a generation number, and never go below one this process already saw.
+    const generation = Math.max(record?.generation ?? 0, stale, this.generation) + 1;
+    const saved = await this.storeCall('save the credential', (store) =>
+      store.set(this.name, { generation, credential, updatedAt: Date.now(), failures: 0 }, owner),
     );
+    if (!saved) {
+      // The login outlived the lock and another process may have logged in meanwhile: its
+      // credential is the shared one. Use it if it is there; never overwrite it.
+      this.warnLockLost();
+      const latest = await this.storeCall('read the credential', (store) => store.get(this.name));
+      const adoptedLatest = this.adopt(latest, stale);
+      if (adoptedLatest) return adoptedLatest;
+      throw this.unavailable(
+        'login-timeout',
+        `the login outlived its lock (lockTtl ${this.options.lockTtl} ms) and was not shared`,
+      );
+    }
     this.logins++;
     this.options.logger?.log(
       `Logged in to upstream "${this.name}" (generation ${generation}, ${Date.now() - started} ms)`,
     );
     this.active = { generation, jar, headers };
     return this.active;
+  }
+
+  private warnLockLost(): void {
+    this.options.logger?.warn(
+      `The login lock of upstream "${this.name}" expired before its holder finished ` +
+        `(lockTtl ${this.options.lockTtl} ms): raise lockTtl above loginTimeout plus a few store round trips`,
+    );
   }
 
   /** Uses a stored credential newer than `stale`, if there is one and it is readable. */
@@ -643,15 +683,16 @@ export class SharedSessionClient implements OnApplicationShutdown {
         Promise.resolve().then(() => operation(this.options.store)),
         new Promise<never>((_, reject) => {
           timer = setTimeout(
-            () => reject(new Error(`no answer within ${this.options.storeTimeout} ms`)),
+            () => reject(new StoreTimeout(this.options.storeTimeout)),
             this.options.storeTimeout,
           );
         }),
       ]);
     } catch (error) {
-      const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      // Only the error's kind: a store's message may quote what it was given, the credential included.
+      const detail = error instanceof StoreTimeout ? error.message : describeStoreError(error);
       this.options.logger?.warn(
-        `The credential store failed to ${what} for upstream "${this.name}": ${message.slice(0, 200)}`,
+        `The credential store failed to ${what} for upstream "${this.name}": ${detail}`,
       );
       throw this.unavailable('store-unavailable', `the credential store failed to ${what}`);
     } finally {

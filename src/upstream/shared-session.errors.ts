@@ -6,7 +6,8 @@ import { SessionError } from '../session.errors.js';
  *
  * - `login-failed`: the login threw, timed out, or yielded no credential.
  * - `login-backoff`: a recent login failed; no new one is tried before `retryAfterMs`.
- * - `login-timeout`: another process held the login lock for longer than `loginTimeout`.
+ * - `login-timeout`: another process held the login lock for longer than `lockTtl`, or this
+ *   process's own login outlived its lock (its result was not shared).
  * - `session-rejected`: the upstream still refused the credential after every allowed re-login.
  * - `not-retried`: the credential expired on a non-idempotent request; the credential was renewed
  *   but the request was not sent again (see `retryNonIdempotent`). Sending it again is up to you.

@@ -6,7 +6,10 @@ import { UPSTREAM_NAME, UpstreamTarget } from './upstream.target.js';
 export interface UpstreamDataResponse {
   /** What the upstream's `GET /data` returned. */
   data: unknown;
-  /** Upstream logins so far, as counted by the upstream. */
+  /**
+   * Upstream logins so far, as counted by the upstream; by this process when the upstream does not
+   * say (one that is not the sample's fake).
+   */
   upstreamLogins: number;
 }
 
@@ -30,6 +33,7 @@ export class UpstreamController {
       throw new BadGatewayException(`The upstream answered ${response.status}`);
     }
     const data: unknown = await response.json();
-    return { data, upstreamLogins: await this.target.loginCount() };
+    const counted = await this.target.loginCount();
+    return { data, upstreamLogins: counted ?? this.upstream.loginCount };
   }
 }

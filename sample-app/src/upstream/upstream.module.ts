@@ -21,7 +21,7 @@ const logger = new Logger('UpstreamModule');
 export interface UpstreamSettings {
   /** `UPSTREAM_URL`: an already running (fake) upstream; unset, the app starts its own. */
   url: string | undefined;
-  /** `UPSTREAM_PORT`: port of the fake upstream the app starts. Default PORT + 1 (0 when PORT is 0). */
+  /** `UPSTREAM_PORT`: port of the fake upstream the app starts. Default 0: a free port, logged at boot. */
   port: number;
   /** `UPSTREAM_SESSION_TTL_MS`: lifetime of a fake upstream session. Default 5000. */
   sessionTtlMs: number;
@@ -31,10 +31,7 @@ export interface UpstreamSettings {
 }
 
 /** Reads UPSTREAM_URL, UPSTREAM_PORT, UPSTREAM_SESSION_TTL_MS, UPSTREAM_USERNAME, UPSTREAM_PASSWORD. */
-export function loadUpstreamSettings(
-  config: SampleConfig,
-  env: NodeJS.ProcessEnv = process.env,
-): UpstreamSettings {
+export function loadUpstreamSettings(env: NodeJS.ProcessEnv = process.env): UpstreamSettings {
   const number = (name: string, fallback: number): number => {
     const value = env[name] === undefined || env[name] === '' ? fallback : Number(env[name]);
     if (!Number.isInteger(value) || value < 0) {
@@ -44,7 +41,7 @@ export function loadUpstreamSettings(
   };
   return {
     url: env.UPSTREAM_URL || undefined,
-    port: number('UPSTREAM_PORT', config.port === 0 ? 0 : config.port + 1),
+    port: number('UPSTREAM_PORT', 0),
     sessionTtlMs: number('UPSTREAM_SESSION_TTL_MS', 5_000),
     username: env.UPSTREAM_USERNAME ?? FAKE_UPSTREAM_DEMO_CREDENTIALS.username,
     password: env.UPSTREAM_PASSWORD ?? FAKE_UPSTREAM_DEMO_CREDENTIALS.password,
@@ -138,7 +135,7 @@ class UpstreamResourcesModule {}
 @Module({})
 export class UpstreamModule {
   static register(config: SampleConfig, env: NodeJS.ProcessEnv = process.env): DynamicModule {
-    const settings = loadUpstreamSettings(config, env);
+    const settings = loadUpstreamSettings(env);
     const resources: DynamicModule = {
       module: UpstreamResourcesModule,
       providers: [

@@ -11,14 +11,21 @@ export class UpstreamTarget implements OnApplicationShutdown {
     readonly fake: FakeUpstream | null,
   ) {}
 
-  /** The number of logins the upstream has seen, from its `GET /stats`. */
-  async loginCount(): Promise<number> {
-    const response = await fetch(new URL('/stats', this.url), {
-      signal: AbortSignal.timeout(2_000),
-    });
-    if (!response.ok) throw new Error(`upstream stats answered ${response.status}`);
-    const stats = (await response.json()) as { logins?: unknown };
-    return Number(stats.logins);
+  /**
+   * The number of logins the upstream has seen (all workers' together), from its `GET /stats`;
+   * `null` when the upstream has no such route (an upstream that is not the sample's fake).
+   */
+  async loginCount(): Promise<number | null> {
+    try {
+      const response = await fetch(new URL('/stats', this.url), {
+        signal: AbortSignal.timeout(2_000),
+      });
+      if (!response.ok) return null;
+      const stats = (await response.json()) as { logins?: unknown };
+      return typeof stats.logins === 'number' ? stats.logins : null;
+    } catch {
+      return null;
+    }
   }
 
   async onApplicationShutdown(): Promise<void> {

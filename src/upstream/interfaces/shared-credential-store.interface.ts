@@ -32,7 +32,7 @@ export interface SharedCredentialRecord {
  * @example
  * class MyStore implements SharedCredentialStore {
  *   async get(name) { ... }
- *   async set(name, record) { ... }
+ *   async set(name, record, owner) { ... }   // write only while owner holds the lock
  *   async acquireLock(name, owner, ttlMs) { ... } // set-if-absent with an expiry
  *   async releaseLock(name, owner) { ... }        // compare-and-delete
  * }
@@ -40,8 +40,13 @@ export interface SharedCredentialRecord {
 export interface SharedCredentialStore {
   /** The record of upstream `name`, or `null` when none was ever written. */
   get(name: string): Promise<SharedCredentialRecord | null>;
-  /** Replaces the record of upstream `name`. Called only by the holder of the login lock. */
-  set(name: string, record: SharedCredentialRecord): Promise<void>;
+  /**
+   * Replaces the record of upstream `name` if, and only if, `owner` still holds an unexpired login
+   * lock (atomically: compare and write). Resolves `true` when written; `false`, writing nothing,
+   * when the lock expired or belongs to someone else, so a holder that outlived its lock can never
+   * overwrite the login of the process that took the lock over.
+   */
+  set(name: string, record: SharedCredentialRecord, owner: string): Promise<boolean>;
   /**
    * Takes the login lock of upstream `name` for `owner` (a random token) unless an unexpired lock
    * exists. Resolves `true` when taken. The lock ends by itself after `ttlMs`, so a crashed holder

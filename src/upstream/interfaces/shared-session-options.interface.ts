@@ -158,13 +158,15 @@ export interface SharedSessionOptions {
    */
   retries?: number;
   /**
-   * Time limit of one login, and of how long a request waits for a login running elsewhere.
+   * Time limit of one login.
    * @default '10s'
    */
   loginTimeout?: SharedSessionDuration;
   /**
    * Expiry of the cluster-wide login lock: a holder that crashed blocks nobody for longer than
-   * this. Must be longer than `loginTimeout`, so that a live holder always finishes first.
+   * this, and a request waits this long for a login running elsewhere. Must be longer than
+   * `loginTimeout`; leave room for a few store round trips too. A holder that outlives its lock
+   * anyway cannot overwrite the next holder's login: the store refuses its write.
    * @default loginTimeout + 5 s
    */
   lockTtl?: SharedSessionDuration;

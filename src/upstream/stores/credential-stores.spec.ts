@@ -88,14 +88,17 @@ function credentialStoreContract(label: string, makeBackend: () => Promise<Backe
         failures: 2,
         retryAt: 1_700_000_009_999,
       };
-      await store.set(name, record);
+      expect(await store.acquireLock(name, 'owner-a', 5_000)).toBe(true);
+      expect(await store.set(name, record, 'owner-a')).toBe(true);
       expect(await other.get(name)).toEqual(record);
-      await store.set(name, {
-        generation: 4,
-        credential: null,
-        updatedAt: 1_700_000_001_000,
-        failures: 0,
-      });
+      expect(
+        await store.set(
+          name,
+          { generation: 4, credential: null, updatedAt: 1_700_000_001_000, failures: 0 },
+          'owner-a',
+        ),
+      ).toBe(true);
+      await store.releaseLock(name, 'owner-a');
       expect(await other.get(name)).toEqual({
         generation: 4,
         credential: null,
@@ -120,9 +123,37 @@ function credentialStoreContract(label: string, makeBackend: () => Promise<Backe
       fresh();
       expect(await store.acquireLock(name, 'owner-a', 5_000)).toBe(true);
       expect(await store.get(name)).toBeNull();
-      await store.set(name, { generation: 1, credential: 'c', updatedAt: 1, failures: 0 });
+      await store.set(
+        name,
+        { generation: 1, credential: 'c', updatedAt: 1, failures: 0 },
+        'owner-a',
+      );
       await store.releaseLock(name, 'owner-a');
       expect(await store.get(name)).toMatchObject({ generation: 1, credential: 'c' });
+    });
+
+    it('writes the record only while the writer holds an unexpired lock', async () => {
+      fresh();
+      const record = (generation: number) => ({
+        generation,
+        credential: `c${generation}`,
+        updatedAt: generation,
+        failures: 0,
+      });
+      expect(await store.set(name, record(1), 'owner-a')).toBe(false);
+      expect(await store.get(name)).toBeNull();
+      expect(await store.acquireLock(name, 'owner-a', 250)).toBe(true);
+      expect(await other.set(name, record(1), 'owner-b')).toBe(false);
+      expect(await store.set(name, record(1), 'owner-a')).toBe(true);
+      await sleep(350);
+      // A holder that outlived its lock writes nothing, before and after the next one took over.
+      expect(await store.set(name, record(9), 'owner-a')).toBe(false);
+      expect(await other.acquireLock(name, 'owner-b', 5_000)).toBe(true);
+      expect(await store.set(name, record(9), 'owner-a')).toBe(false);
+      expect(await other.set(name, record(2), 'owner-b')).toBe(true);
+      expect(await store.get(name)).toMatchObject({ generation: 2, credential: 'c2' });
+      await other.releaseLock(name, 'owner-b');
+      expect(await other.set(name, record(3), 'owner-b')).toBe(false);
     });
 
     it('expires a lock whose holder never releases it (crashed holder)', async () => {
@@ -188,21 +219,23 @@ function credentialStoreContract(label: string, makeBackend: () => Promise<Backe
         baseUrl: upstream.state.url,
         store: await backend.open(),
         logger: false,
-        loginTimeout: 3_000,
+        loginTimeout: 600,
+        lockTtl: 1_000,
         login: async (ctx) => {
           const res = await ctx.post('/login');
           if (!res.ok) throw new Error('refused');
         },
       });
       try {
-        await backend.plantLock(name, 'crashed-process', 500);
+        // As long as the lock can live: the waiters must outlast it rather than give up at loginTimeout.
+        await backend.plantLock(name, 'crashed-process', 1_000);
         const started = Date.now();
         const responses = await Promise.all(Array.from({ length: 10 }, () => client.get('/data')));
         const elapsed = Date.now() - started;
-        expect(responses.every((r) => r.status === 200)).toBe(true);
+        expect(responses.map((r) => r.status)).toEqual(Array(10).fill(200));
         expect(upstream.state.logins).toBe(1);
-        expect(elapsed).toBeGreaterThanOrEqual(400);
-        expect(elapsed).toBeLessThan(2_500);
+        expect(elapsed).toBeGreaterThanOrEqual(900);
+        expect(elapsed).toBeLessThan(3_000);
       } finally {
         client.close();
         await upstream.close();
@@ -246,7 +279,7 @@ describeRedis('Redis', () => {
       },
       plantLock: async (name, owner, ttl) => {
         const client = clients[0];
-        await client.set(`${prefix}${name}:lock`, owner, { PX: ttl });
+        await client.set(`${prefix}{${name}}:lock`, owner, { PX: ttl });
       },
       cleanup: async () => {
         await cleanKeys();
@@ -264,7 +297,7 @@ describeRedis('Redis', () => {
         return new RedisSharedCredentialStore({ client, prefix });
       },
       plantLock: async (name, owner, ttl) => {
-        await clients[0].set(`${prefix}${name}:lock`, owner, 'PX', ttl);
+        await clients[0].set(`${prefix}{${name}}:lock`, owner, 'PX', ttl);
       },
       cleanup: async () => {
         await cleanKeys();
@@ -311,9 +344,10 @@ describePostgres('PostgreSQL', () => {
     try {
       const stores = pools.map((pool) => new PostgresSharedCredentialStore({ pool, tableName }));
       await Promise.all(
-        stores.map((store, i) =>
-          store.set(`n${i}`, { generation: 1, credential: null, updatedAt: 1 }),
-        ),
+        stores.map(async (store, i) => {
+          await store.acquireLock(`n${i}`, 'owner', 5_000);
+          await store.set(`n${i}`, { generation: 1, credential: null, updatedAt: 1 }, 'owner');
+        }),
       );
       expect(await stores[0].get('n3')).toMatchObject({ generation: 1 });
     } finally {

@@ -19,8 +19,11 @@ export class MemorySharedCredentialStore implements SharedCredentialStore {
     return record ? { ...record } : null;
   }
 
-  async set(name: string, record: SharedCredentialRecord): Promise<void> {
+  async set(name: string, record: SharedCredentialRecord, owner: string): Promise<boolean> {
+    const lock = this.locks.get(name);
+    if (!lock || lock.owner !== owner || lock.expiresAt <= Date.now()) return false;
     this.records.set(name, { ...record });
+    return true;
   }
 
   async acquireLock(name: string, owner: string, ttlMs: number): Promise<boolean> {

@@ -69,8 +69,9 @@ const toNumber = (value: unknown): number => (value === null ? 0 : Number(value)
 
 /**
  * Shared credentials in PostgreSQL, for many processes. The lock is a pair of columns taken with one
- * conditional upsert (free, or expired by the database clock) and released with a conditional
- * update that matches the owner, so only the owner releases it and a crashed holder's lock expires.
+ * conditional upsert (free, or expired by the database clock); the record is written and the lock
+ * released by conditional updates that match the owner and (for the write) the lock's expiry, so
+ * only a live owner writes, only the owner releases, and a crashed holder's lock expires.
  * The table is created on first use unless `createTable: false`.
  *
  * @example new PostgresSharedCredentialStore({ pool: new Pool({ connectionString: process.env.DATABASE_URL }) })
@@ -110,14 +111,13 @@ export class PostgresSharedCredentialStore implements SharedCredentialStore {
     };
   }
 
-  async set(name: string, record: SharedCredentialRecord): Promise<void> {
+  async set(name: string, record: SharedCredentialRecord, owner: string): Promise<boolean> {
     await this.ensureTable();
-    await this.pool.query(
-      `INSERT INTO ${this.table} (name, generation, credential, updated_at, failures, retry_at)
-       VALUES ($1, $2, $3, $4, $5, $6)
-       ON CONFLICT (name) DO UPDATE SET generation = EXCLUDED.generation,
-         credential = EXCLUDED.credential, updated_at = EXCLUDED.updated_at,
-         failures = EXCLUDED.failures, retry_at = EXCLUDED.retry_at`,
+    // The row exists: acquireLock created it. Written only while `owner` holds an unexpired lock.
+    const { rowCount } = await this.pool.query(
+      `UPDATE ${this.table} SET generation = $2, credential = $3, updated_at = $4,
+         failures = $5, retry_at = $6
+       WHERE name = $1 AND lock_owner = $7 AND lock_expires_at > clock_timestamp()`,
       [
         name,
         record.generation,
@@ -125,8 +125,10 @@ export class PostgresSharedCredentialStore implements SharedCredentialStore {
         record.updatedAt,
         record.failures ?? 0,
         record.retryAt ?? null,
+        owner,
       ],
     );
+    return rowCount === 1;
   }
 
   async acquireLock(name: string, owner: string, ttlMs: number): Promise<boolean> {

@@ -27,11 +27,16 @@ export interface RedisSharedCredentialStoreOptions {
    */
   client: SharedCredentialRedisClient;
   /**
-   * Prefix of the keys: `<prefix><name>` holds the record (JSON), `<prefix><name>:lock` the lock.
+   * Prefix of the keys: `<prefix>{<name>}` holds the record (JSON), `<prefix>{<name>}:lock` the
+   * lock (the braces keep both in one Redis Cluster slot).
    * @default 'shared-session:'
    */
   prefix?: string;
 }
+
+/** Writes the record only while the lock's value is the caller's owner token: one atomic step. */
+const SET_SCRIPT =
+  "if redis.call('get', KEYS[2]) == ARGV[2] then redis.call('set', KEYS[1], ARGV[1]) return 1 else return 0 end";
 
 /** Deletes the lock only when its value is the caller's owner token: one atomic step. */
 const RELEASE_SCRIPT =
@@ -78,8 +83,9 @@ export function parseCredentialRecord(text: string | null): SharedCredentialReco
 
 /**
  * Shared credentials in Redis, for many processes: the record is one JSON string, the login lock is
- * `SET <key>:lock <owner> NX PX <ttl>` (it expires by itself if its holder crashes) and is
- * released by a Lua compare-and-delete, so only its owner can release it. Works with node-redis v5
+ * `SET <key>:lock <owner> NX PX <ttl>` (it expires by itself if its holder crashes), the record is
+ * written by a Lua script only while the writer holds the lock, and the lock is released by a Lua
+ * compare-and-delete, so only its owner can write or release. Works with node-redis v5
  * and ioredis clients (duck-typed; neither library is imported at run time).
  *
  * @example
@@ -108,7 +114,7 @@ export class RedisSharedCredentialStore implements SharedCredentialStore {
     return parseCredentialRecord(asText(await this.command(['GET', this.recordKey(name)])));
   }
 
-  async set(name: string, record: SharedCredentialRecord): Promise<void> {
+  async set(name: string, record: SharedCredentialRecord, owner: string): Promise<boolean> {
     const json = JSON.stringify({
       generation: record.generation,
       credential: record.credential,
@@ -116,7 +122,16 @@ export class RedisSharedCredentialStore implements SharedCredentialStore {
       failures: record.failures ?? 0,
       retryAt: record.retryAt,
     });
-    await this.command(['SET', this.recordKey(name), json]);
+    const reply = await this.command([
+      'EVAL',
+      SET_SCRIPT,
+      '2',
+      this.recordKey(name),
+      this.lockKey(name),
+      json,
+      owner,
+    ]);
+    return Number(reply) === 1;
   }
 
   async acquireLock(name: string, owner: string, ttlMs: number): Promise<boolean> {
@@ -136,12 +151,14 @@ export class RedisSharedCredentialStore implements SharedCredentialStore {
     return Number(reply) === 1;
   }
 
+  // The name in braces is a Redis Cluster hash tag: the record and its lock share a slot, as the
+  // script that writes the record while checking the lock needs.
   private recordKey(name: string): string {
-    return `${this.prefix}${name}`;
+    return `${this.prefix}{${name}}`;
   }
 
   private lockKey(name: string): string {
-    return `${this.prefix}${name}:lock`;
+    return `${this.prefix}{${name}}:lock`;
   }
 
   private command(args: string[]): Promise<unknown> {
