@@ -44,6 +44,19 @@ describe.each(['memory', 'cookie'] as const)('Sample app (e2e, SESSION_STORE=%s)
     await http.get('/whoami').set('Cookie', cookie).expect(401);
   });
 
+  it('POST /create_session/:name creates { username: name } and nothing of the earlier session', async () => {
+    const admin = await login('admin', 'admin-secret').expect(200);
+    const created = await http
+      .post('/create_session/mallory')
+      .set('Cookie', sessionCookie(admin)!)
+      .expect(200);
+    const cookie = sessionCookie(created)!;
+    const who = await http.get('/whoami').set('Cookie', cookie).expect(200);
+    expect(who.body).toEqual({ username: 'mallory' });
+    await http.get('/admin').set('Cookie', cookie).expect(403);
+    await http.get('/admin').set('Cookie', sessionCookie(admin)!).expect(401);
+  });
+
   it('GET /session_test counts per session', async () => {
     const first = await http.get('/session_test').expect(200);
     expect(first.body).toEqual({ test_counter: 1 });
@@ -61,7 +74,8 @@ describe.each(['memory', 'cookie'] as const)('Sample app (e2e, SESSION_STORE=%s)
   it('POST /auth/login checks hashed passwords, regenerates the id, 401 on bad credentials', async () => {
     await login('alice', 'wrong').expect(401);
     await login('nobody', 'wonderland').expect(401);
-    await http.post('/auth/login').send({ username: 'alice' }).expect(400);
+    await http.post('/auth/login').send({ username: 'alice' }).expect(401);
+    await http.post('/auth/login').send({}).expect(401);
     const pre = await http.get('/session_test').expect(200);
     const planted = sessionCookie(pre)!;
     const res = await http

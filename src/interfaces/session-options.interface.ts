@@ -56,10 +56,11 @@ export interface SessionModuleOptions {
    * least 32 characters, or Buffers of at least 32 random bytes. Keys are derived from them once, at
    * boot. With an array the first signs and all verify, so a new secret goes first and the old one
    * stays until its cookies are gone. Weak or placeholder secrets are refused when NODE_ENV is
-   * 'production'.
+   * 'production'. `undefined` is accepted by the type so that `process.env.SESSION_SECRET` can be
+   * passed as it is: a missing secret fails at boot with a message saying what to set.
    * @example process.env.SESSION_SECRET
    */
-  secret: string | Buffer | readonly (string | Buffer)[];
+  secret: string | Buffer | readonly (string | Buffer)[] | undefined;
   /**
    * Where sessions live.
    * - `'store'`: the cookie carries a signed random token; the data lives in `store`.

@@ -360,7 +360,7 @@ const logger = new Logger('PostgresSessionStore');
  * @example
  * import { PostgresSessionStore } from 'nestjs-sessions/postgres';
  * SessionModule.forRoot({
- *   secret: process.env.SESSION_SECRET!,
+ *   secret: process.env.SESSION_SECRET,
  *   store: new PostgresSessionStore({ connectionString: process.env.DATABASE_URL }),
  * });
  */

@@ -1,5 +1,4 @@
 import {
-  BadRequestException,
   Body,
   Controller,
   Delete,
@@ -31,7 +30,8 @@ export class AuthController {
   ) {
     const { username, password } = body ?? {};
     if (typeof username !== 'string' || typeof password !== 'string') {
-      throw new BadRequestException('Send JSON {"username": "...", "password": "..."}');
+      // Missing or malformed credentials are bad credentials.
+      throw new UnauthorizedException('Send JSON {"username": "...", "password": "..."}');
     }
     const user = await this.users.verify(username, password);
     if (!user) throw new UnauthorizedException('Wrong username or password');

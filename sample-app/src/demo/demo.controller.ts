@@ -8,7 +8,8 @@ export class DemoController {
   @Post('create_session/:name')
   @HttpCode(200)
   async create(@Param('name') name: string, @Session() session: Session<AppSession>) {
-    await session.regenerate();
+    // A new session holding only the name: nothing of an earlier session (a role) carries over.
+    await session.regenerate({ keep: false });
     session.data.username = name;
     return `Created session for ${name}`;
   }
