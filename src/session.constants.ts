@@ -12,5 +12,7 @@ export const USES_SESSION_KEY = 'session:uses-session';
 export const SESSION_LOCK_KEY = 'session:lock';
 /** Where the request's session handle is kept on the request object. */
 export const SESSION_HANDLE = Symbol('session:handle');
+/** Set on a request whose route handler is hooked: the hook, not the response's end, commits. */
+export const ROUTE_COMMITS = Symbol('session:route-commits');
 /** Where the app's session runtime is kept on the Express request prototype. */
 export const SESSION_RUNTIME = Symbol('session:runtime');

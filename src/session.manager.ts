@@ -2,7 +2,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomInt } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Logger, type ExecutionContext } from '@nestjs/common';
-import { SESSION_HANDLE, SESSION_LOCK_KEY, SESSION_RUNTIME } from './session.constants.js';
+import {
+  ROUTE_COMMITS,
+  SESSION_HANDLE,
+  SESSION_LOCK_KEY,
+  SESSION_RUNTIME,
+} from './session.constants.js';
 import { isHookedRoute, takesSession } from './session.routes.js';
 import {
   SessionError,
@@ -36,9 +41,14 @@ const CHUNK_OVERHEAD = 8;
 /** At most this many same-name cookies are tried per request (CK-15), bounding store reads. */
 const MAX_COOKIES_TRIED = 3;
 
+/** A response whose `end` first settles the request's session: the `end` it had before. */
+const ORIGINAL_END = Symbol('session:original-end');
+type SessionResponse = ServerResponse & { [ORIGINAL_END]?: ServerResponse['end'] };
+
 /** A request as the session runtime marks it: its session, and (on the prototype) the runtime. */
 export type SessionRequest = IncomingMessage & {
   [SESSION_HANDLE]?: SessionHandle;
+  [ROUTE_COMMITS]?: boolean;
   [SESSION_RUNTIME]?: SessionManager;
 };
 
@@ -185,6 +195,27 @@ export class SessionManager {
       },
     });
     return true;
+  }
+
+  /**
+   * Makes the response settle its request's session (commit, or roll back after an error status)
+   * before it ends: for a session that a guard, an interceptor or middleware used on a route whose
+   * handler does not take it, which no hooked handler commits. Once per response, no closure.
+   */
+  settleBeforeEnd(res: ServerResponse): void {
+    const response = res as SessionResponse;
+    if (response[ORIGINAL_END]) return;
+    response[ORIGINAL_END] = response.end;
+    response.end = endAfterSession as ServerResponse['end'];
+  }
+
+  /** A session settled as the response ended could not be saved: the response goes out as it was. */
+  reportUnsaved(error: unknown): void {
+    this.logger.error(
+      `The session could not be saved as the response ended (it was used outside the route handler): ${
+        error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+      }`,
+    );
   }
 
   /** The session behind a Nest execution context, with the route's lock setting applied. */
@@ -492,6 +523,27 @@ export class SessionManager {
  * A store call's error as the runtime reports it: session errors (gone, conflict, not
  * serializable…) say what happened; anything else is the backend failing.
  */
+/**
+ * `res.end` while the request's session waits to be settled ({@link SessionManager.settleBeforeEnd}):
+ * settles it, then ends the response as asked, at once when there was nothing to write.
+ */
+function endAfterSession(this: SessionResponse, ...args: unknown[]): SessionResponse {
+  const end = this[ORIGINAL_END] as (...args: unknown[]) => SessionResponse;
+  this.end = end as ServerResponse['end'];
+  const req = this.req as SessionRequest;
+  let settling: Promise<void> | undefined;
+  try {
+    settling = req[SESSION_HANDLE]?.settleAtEnd(this.statusCode);
+  } catch (error) {
+    req[SESSION_RUNTIME]?.reportUnsaved(error);
+  }
+  if (!settling) return end.apply(this, args);
+  void settling
+    .catch((error: unknown) => req[SESSION_RUNTIME]?.reportUnsaved(error))
+    .then(() => end.apply(this, args));
+  return this;
+}
+
 function storeFailure(error: unknown): SessionError {
   return error instanceof SessionError ? error : new SessionStoreUnavailableError(error);
 }

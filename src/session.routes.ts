@@ -5,6 +5,7 @@ import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum.js';
 import type { ModulesContainer } from '@nestjs/core';
 import {
   REQUIRE_SESSION_KEY,
+  ROUTE_COMMITS,
   SESSION_HANDLE,
   SESSION_LOCK_KEY,
   SESSION_RUNTIME,
@@ -107,8 +108,12 @@ export function loadedSession<R>(
  */
 const RouteExchange = createParamDecorator((_data: unknown, ctx: ExecutionContext) => {
   const req = ctx.getArgByIndex<SessionRequest>(0);
-  const route = req[SESSION_RUNTIME]?.routeInfo(ctx);
-  if (!route || !(route.usesSession || route.lock)) return req;
+  const runtime = req[SESSION_RUNTIME];
+  if (!runtime) return req;
+  // From here on the hooked handler commits the session (whoever loaded it: a guard perhaps).
+  req[ROUTE_COMMITS] = true;
+  const route = runtime.routeInfo(ctx);
+  if (!(route.usesSession || route.lock)) return req;
   return loadedSession(ctx, () => req, route.usesSession);
 });
 

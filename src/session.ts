@@ -6,7 +6,8 @@ import {
   SessionTooLargeError,
 } from './session.errors.js';
 import type { SessionRecord, SessionWrite } from './interfaces/session-store.interface.js';
-import type { SessionManager } from './session.manager.js';
+import { ROUTE_COMMITS } from './session.constants.js';
+import type { SessionManager, SessionRequest } from './session.manager.js';
 import { MAX_COOKIE_BYTES } from './transport/session-cookie.js';
 import type { SealedSession } from './transport/session-sealer.js';
 import { SessionTokenSigner } from './transport/session-token.js';
@@ -132,6 +133,8 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   /** This request must hold the session's lock while it uses the session. */
   private lockWanted = false;
   private lockHeld: { key: string; owner: string } | undefined;
+
+  private endHooked = false;
 
   constructor(
     private readonly manager: SessionManager,
@@ -555,6 +558,31 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   private loaded(): void {
     if (this.storedKey === undefined) this.startNew();
     this.state = 'loaded';
+    // A hooked route handler commits the session after it returns. Otherwise (a guard, an
+    // interceptor or middleware used it on a route whose handler does not take it) the response
+    // commits it just before it ends.
+    if (this.exchange && !this.routeCommits && !this.endHooked) {
+      this.endHooked = true;
+      this.manager.settleBeforeEnd(this.exchange.res);
+    }
+  }
+
+  private get routeCommits(): boolean {
+    return (this.exchange?.req as SessionRequest | undefined)?.[ROUTE_COMMITS] === true;
+  }
+
+  /**
+   * Called as the response ends, for a session that no hooked handler committed: commits it (or,
+   * after an error status, rolls it back unless `commitOnError`) and releases its lock. Returns a
+   * promise only while the store is written.
+   */
+  settleAtEnd(status: number): Promise<void> | undefined {
+    if (this.routeCommits || this.state !== 'loaded') return undefined;
+    let committing: Promise<void> | undefined;
+    if (status < 400 || this.manager.options.commitOnError) committing = this.commit();
+    else this.rollback();
+    if (!committing && !this.holdsLock) return undefined;
+    return (committing ?? Promise.resolve()).finally(() => this.release());
   }
 
   /** Store mode: the first cookie value that verifies and names a live record, from `from` on. */

@@ -1,8 +1,23 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import type { INestApplication } from '@nestjs/common';
+import {
+  Controller,
+  Get,
+  Injectable,
+  UseGuards,
+  UseInterceptors,
+  type CallHandler,
+  type CanActivate,
+  type ExecutionContext,
+  type INestApplication,
+  type NestInterceptor,
+} from '@nestjs/common';
+import type { Observable } from 'rxjs';
 import request from 'supertest';
+import { Test } from '@nestjs/testing';
+import { Session, SessionModule } from '../src/index.js';
+import { FixtureController } from './fixtures/fixture.controller.js';
 import { SessionTokenSigner } from '../src/transport/session-token.js';
-import { createFixtureApp, sessionCookie, sessionSetCookie } from './support/app.js';
+import { createFixtureApp, sessionCookie, sessionSetCookie, TEST_SECRET } from './support/app.js';
 import { CountingStore } from './support/counting-store.js';
 
 describe('Session lifecycle (e2e)', () => {
@@ -338,5 +353,121 @@ describe('Session lifecycle (e2e)', () => {
       const read = await http.get('/read').set('Cookie', cookie).expect(200);
       expect(read.body.isNew).toBe(true);
     });
+  });
+});
+
+/** Counts visits in the session from outside the handler: a guard, an interceptor, a middleware. */
+type VisitRequest = { session: Session<{ visits?: number }>; path: string };
+
+async function countVisit(req: VisitRequest): Promise<void> {
+  await req.session.load();
+  req.session.data.visits = (req.session.data.visits ?? 0) + 1;
+}
+
+@Injectable()
+class VisitGuard implements CanActivate {
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const req = context.switchToHttp().getRequest<VisitRequest>();
+    await countVisit(req);
+    // Counts, then turns away the visitor of /outside/denied: a denied request keeps nothing.
+    return !req.path.endsWith('/denied');
+  }
+}
+
+@Injectable()
+class VisitInterceptor implements NestInterceptor {
+  async intercept(context: ExecutionContext, next: CallHandler): Promise<Observable<unknown>> {
+    await countVisit(context.switchToHttp().getRequest<VisitRequest>());
+    return next.handle();
+  }
+}
+
+@Controller('outside')
+class OutsideController {
+  @Get('guarded')
+  @UseGuards(VisitGuard)
+  guarded() {
+    return 'ok';
+  }
+
+  @Get('denied')
+  @UseGuards(VisitGuard)
+  denied() {
+    return 'never';
+  }
+
+  @Get('intercepted')
+  @UseInterceptors(VisitInterceptor)
+  intercepted() {
+    return 'ok';
+  }
+
+  @Get('visits')
+  visits(@Session('visits') visits: number | undefined) {
+    return { visits: visits ?? 0 };
+  }
+}
+
+describe('Sessions used outside the route handler (e2e)', () => {
+  let app: INestApplication;
+  let http: ReturnType<typeof request>;
+
+  beforeAll(async () => {
+    app = await createFixtureApp({}, { controllers: [OutsideController] });
+    http = request(app.getHttpServer());
+  });
+  afterAll(() => app.close());
+
+  async function visits(cookie: string): Promise<number> {
+    const res = await http.get('/outside/visits').set('Cookie', cookie).expect(200);
+    return res.body.visits as number;
+  }
+
+  it('saves what a guard wrote on a route whose handler does not take the session', async () => {
+    const first = await http.get('/outside/guarded').expect(200);
+    const cookie = sessionCookie(first)!;
+    expect(cookie).toBeDefined();
+    await http.get('/outside/guarded').set('Cookie', cookie).expect(200);
+    expect(await visits(cookie)).toBe(2);
+  });
+
+  it('saves what an interceptor wrote before the handler', async () => {
+    const first = await http.get('/outside/intercepted').expect(200);
+    const cookie = sessionCookie(first)!;
+    expect(cookie).toBeDefined();
+    await http.get('/outside/intercepted').set('Cookie', cookie).expect(200);
+    expect(await visits(cookie)).toBe(2);
+  });
+
+  it('rolls back what a guard wrote when the request fails', async () => {
+    const first = await http.get('/outside/guarded').expect(200);
+    const cookie = sessionCookie(first)!;
+    const denied = await http.get('/outside/denied').set('Cookie', cookie).expect(403);
+    expect(denied.headers['set-cookie']).toBeUndefined();
+    expect(await visits(cookie)).toBe(1);
+  });
+
+  it('saves what middleware wrote, before the response ends', async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [SessionModule.forRoot({ secret: TEST_SECRET })],
+      controllers: [FixtureController, OutsideController],
+    }).compile();
+    const withMiddleware = moduleRef.createNestApplication({ logger: false });
+    withMiddleware.use((req: VisitRequest, _res: unknown, next: () => void) => {
+      if (req.path === '/outside/visits') return next();
+      void countVisit(req).then(next);
+    });
+    await withMiddleware.init();
+    try {
+      const client = request(withMiddleware.getHttpServer());
+      const first = await client.get('/plain').expect(200);
+      const cookie = sessionCookie(first)!;
+      expect(cookie).toBeDefined();
+      await client.get('/plain').set('Cookie', cookie).expect(200);
+      const read = await client.get('/outside/visits').set('Cookie', cookie).expect(200);
+      expect(read.body.visits).toBe(2);
+    } finally {
+      await withMiddleware.close();
+    }
   });
 });
