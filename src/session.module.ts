@@ -24,14 +24,14 @@ function createManager(options: SessionModuleOptions): SessionManager {
   for (const warning of resolved.warnings) logger.warn(warning);
   let store = resolved.store;
   if (!store && resolved.mode === 'store') {
-    if (resolved.production) {
-      logger.warn(
-        'Sessions are kept in memory: they are lost on restart and not shared between processes. ' +
-          'Pass a store (RedisSessionStore, PostgresSessionStore) in production.',
-      );
-    }
     store = new MemorySessionStore();
     ownedStores.add(store);
+  }
+  if (store instanceof MemorySessionStore && resolved.production) {
+    logger.warn(
+      'Sessions are kept in memory: they are lost on restart and not shared between processes. ' +
+        'Pass a store (RedisSessionStore, PostgresSessionStore) in production.',
+    );
   }
   return new SessionManager(resolved, store);
 }

@@ -38,6 +38,15 @@ describe('resolveSessionOptions', () => {
     expect(p.cookie.name).toBe('__Host-sid');
   });
 
+  it('makes the cookie Secure everywhere but local development and tests (CK-2)', () => {
+    for (const NODE_ENV of ['production', 'staging', 'preview']) {
+      expect(resolve({}, { NODE_ENV }).cookie).toMatchObject({ secure: true, name: '__Host-sid' });
+    }
+    for (const NODE_ENV of [undefined, '', 'development', 'test']) {
+      expect(resolve({}, { NODE_ENV }).cookie).toMatchObject({ secure: false, name: 'sid' });
+    }
+  });
+
   it('accepts durations as milliseconds or strings', () => {
     const o = resolve({ idleTimeout: '15m', absoluteTimeout: '14d', touchAfter: 5000 });
     expect([o.idleTimeout, o.absoluteTimeout, o.touchAfter]).toEqual([

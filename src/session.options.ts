@@ -166,14 +166,19 @@ function resolveSecrets(
   return secrets as (string | Buffer)[];
 }
 
-function resolveCookie(value: unknown, production: boolean): ResolvedCookieOptions {
+/** Local development and tests: NODE_ENV unset, `development` or `test`. Anywhere else is deployed. */
+function isDevelopment(env: NodeJS.ProcessEnv): boolean {
+  return !env.NODE_ENV || env.NODE_ENV === 'development' || env.NODE_ENV === 'test';
+}
+
+function resolveCookie(value: unknown, deployed: boolean): ResolvedCookieOptions {
   if (value !== undefined && !isPlainObject(value)) {
     throw new SessionConfigError("'cookie' must be an object.");
   }
   const cookie: SessionCookieOptions = value ?? {};
   rejectUnknown(cookie as Record<string, unknown>, KNOWN_COOKIE_OPTIONS, 'cookie.');
 
-  const secure = cookie.secure ?? production;
+  const secure = cookie.secure ?? deployed;
   if (secure !== true && secure !== false && secure !== 'auto') {
     throw new SessionConfigError("'cookie.secure' must be true, false or 'auto'.");
   }
@@ -313,7 +318,7 @@ export function resolveSessionOptions(
       "'cookieChunks' is for mode: 'sealed'; store-mode cookies are small.",
     );
   }
-  const cookie = resolveCookie(options.cookie, production);
+  const cookie = resolveCookie(options.cookie, !isDevelopment(env));
   if (production && cookie.secure === false) {
     warnings.push(
       "'cookie.secure' is false in production: the session cookie can leak over plain HTTP.",

@@ -1,9 +1,10 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import {
   Controller,
   Get,
   HttpException,
   Injectable,
+  Logger,
   Module,
   type INestApplication,
   type Type,
@@ -13,6 +14,7 @@ import { Test } from '@nestjs/testing';
 import request from 'supertest';
 import {
   AllowAnonymous,
+  MemorySessionStore,
   Session,
   SessionConfigError,
   SessionGuard,
@@ -239,6 +241,32 @@ describe('SessionModule configuration (e2e)', () => {
     );
     const res = await http.get('/open/private').expect(418);
     expect(res.body).toEqual({ reason: 'missing' });
+  });
+});
+
+describe('Boot warnings', () => {
+  it('warns when sessions are kept in memory in production, created by the module or given (CFG-2)', async () => {
+    const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    const env = process.env.NODE_ENV;
+    const memoryWarnings = async (NODE_ENV: string, options: Partial<SessionModuleOptions>) => {
+      process.env.NODE_ENV = NODE_ENV;
+      warn.mockClear();
+      const moduleRef = await Test.createTestingModule({
+        imports: [SessionModule.forRoot({ secret: TEST_SECRET, ...options })],
+      }).compile();
+      await moduleRef.close();
+      return warn.mock.calls.filter(([message]) => /kept in memory/.test(String(message))).length;
+    };
+    try {
+      expect(await memoryWarnings('production', {})).toBe(1);
+      const given = new MemorySessionStore();
+      expect(await memoryWarnings('production', { store: given })).toBe(1);
+      expect(await memoryWarnings('development', { store: given })).toBe(0);
+      await given.close();
+    } finally {
+      process.env.NODE_ENV = env;
+      warn.mockRestore();
+    }
   });
 });
 

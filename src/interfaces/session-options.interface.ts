@@ -8,7 +8,7 @@ export interface SessionCookieOptions {
   /**
    * Cookie name. Must be an RFC 6265 token. A `__Host-` name requires `secure: true`, `path: '/'`
    * and no `domain`; a `__Secure-` name requires `secure: true`.
-   * @default '__Host-sid' when NODE_ENV is 'production', otherwise 'sid'
+   * @default '__Host-sid' when the cookie is Secure (`secure: true`, the default outside development), otherwise 'sid'
    */
   name?: string;
   /** @default true */
@@ -16,7 +16,7 @@ export interface SessionCookieOptions {
   /**
    * `true` always sets `Secure` (and refuses to send the cookie over plain HTTP, with a warning);
    * `'auto'` sets it when the request arrived over HTTPS (see `trustProxy`); `false` never does.
-   * @default true when NODE_ENV is 'production', otherwise false
+   * @default true, except in local development and tests (NODE_ENV unset, 'development' or 'test'): false
    */
   secure?: boolean | 'auto';
   /** `'none'` requires `secure: true`. @default 'lax' */
