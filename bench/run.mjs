@@ -236,9 +236,9 @@ async function main() {
     results.lostUpdates ? lostUpdatesMarkdown(results.lostUpdates) : '_Not measured in this run._',
     '',
   ].join('\n');
-  writeFileSync(`${opts.out}/RESULTS.md`, md);
   // Raw data under results/ (ignored by Prettier: it is generated).
   mkdirSync(`${opts.out}/results`, { recursive: true });
+  writeFileSync(`${opts.out}/RESULTS.md`, md);
   writeFileSync(`${opts.out}/results/results.json`, JSON.stringify(results, null, 2) + '\n');
   if (results.throughput)
     writeFileSync(`${opts.out}/results.svg`, chart(results.throughput, opts.quick));
