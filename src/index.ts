@@ -15,6 +15,7 @@ export type { SessionPredicate } from './session.decorators.js';
 export { SessionGuard, type SessionDenialReason } from './session.guard.js';
 export { SessionService, type SessionInfo, type InvalidateAllOptions } from './session.service.js';
 export * from './session.errors.js';
+export type { SessionEvent, SessionEventType } from './session.events.js';
 export {
   MemorySessionStore,
   type MemorySessionStoreOptions,

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { randomInt } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Logger, type ExecutionContext } from '@nestjs/common';
 import {
@@ -22,7 +22,7 @@ import type {
   SessionWrite,
 } from './interfaces/session-store.interface.js';
 import { SessionSealer, type SealedSession } from './transport/session-sealer.js';
-import { createHash } from 'node:crypto';
+import { SessionEvents } from './session.events.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { SessionHandle, type SessionExchange } from './session.js';
 import {
@@ -71,6 +71,8 @@ export class SessionManager {
   /** Present in `'sealed'` mode only. */
   readonly sealer: SessionSealer | undefined;
   readonly cookie: SessionCookieWriter;
+  /** Lifecycle and security events, to `onEvent` and the log. */
+  readonly events: SessionEvents;
   private readonly logger = new Logger('SessionModule');
   private warnedInsecure = false;
   private readonly routes = new WeakMap<object, RouteSessionInfo>();
@@ -86,6 +88,11 @@ export class SessionManager {
   ) {
     this.signer = new SessionTokenSigner(options.secrets, options.cookie.name);
     this.cookie = new SessionCookieWriter(options.cookie);
+    this.events = new SessionEvents(
+      options.secrets[0],
+      options.onEvent,
+      options.logEvents ? this.logger : undefined,
+    );
     if (options.mode === 'sealed') {
       this.sealer = new SessionSealer(options.secrets, options.cookie.name);
       this.store = SEALED_MODE_STORE;
@@ -333,30 +340,56 @@ export class SessionManager {
    * Loads a record and applies the server's own expiry rules, whatever the store's TTL did (TO-3):
    * an expired record is deleted and reported as absent.
    */
-  async loadLive(key: string): Promise<SessionRecord | null> {
-    return this.live(key, await this.storeCall(() => this.store.load(key)));
+  async loadLive(key: string, presented = false): Promise<SessionRecord | null> {
+    return this.live(key, await this.storeCall(() => this.store.load(key)), presented);
   }
 
   /**
    * {@link loadLive} without a promise when the store answers synchronously (`loadSync`) and the
    * record is live.
    */
-  loadLiveNow(key: string): SessionRecord | null | Promise<SessionRecord | null> {
+  loadLiveNow(
+    key: string,
+    presented = false,
+  ): SessionRecord | null | Promise<SessionRecord | null> {
     const { store } = this;
-    if (!store.loadSync) return this.loadLive(key);
+    if (!store.loadSync) return this.loadLive(key, presented);
     let record: SessionRecord | null;
     try {
       record = store.loadSync(key);
     } catch (error) {
       return Promise.reject(storeFailure(error));
     }
-    return this.live(key, record);
+    return this.live(key, record, presented);
   }
 
-  /** The record if it is live by the server's rules; an expired one is deleted first. */
-  private live(key: string, record: SessionRecord | null): SessionRecord | null | Promise<null> {
-    if (!record || !this.isExpired(record, Date.now())) return record;
+  /**
+   * The record if it is live by the server's rules; an expired one is deleted first. `presented`:
+   * the key came from a correctly signed cookie, so a missing record is reported (`invalid`).
+   */
+  private live(
+    key: string,
+    record: SessionRecord | null,
+    presented: boolean,
+  ): SessionRecord | null | Promise<null> {
+    if (!record) {
+      // Expired in the store, destroyed, revoked or evicted: the store cannot say which.
+      if (presented) this.events.emit('invalid', { key, reason: 'unknown' });
+      return null;
+    }
+    const now = Date.now();
+    if (!this.isExpired(record, now)) return record;
+    this.expired(record, now);
     return this.storeCall(() => this.store.destroy(key)).then(() => null);
+  }
+
+  /** Reports a session presented after its expiry (`expired` event). */
+  expired(record: SessionRecord, now: number): void {
+    this.events.emit('expired', {
+      key: record.key,
+      userId: record.userId,
+      reason: now >= record.absoluteExpiresAt ? 'absolute' : 'idle',
+    });
   }
 
   /** Saves a write: at once when the store can (`saveSync`, returns `undefined`), else a promise. */

@@ -1,4 +1,5 @@
 import { SessionConfigError } from './session.errors.js';
+import type { SessionEvent } from './session.events.js';
 import type {
   SessionConcurrency,
   SessionCookieOptions,
@@ -36,6 +37,8 @@ const KNOWN_OPTIONS = new Set([
   'concurrency',
   'lockTimeout',
   'lockTtl',
+  'onEvent',
+  'logEvents',
 ]);
 const KNOWN_COOKIE_OPTIONS = new Set([
   'name',
@@ -81,6 +84,8 @@ export interface ResolvedSessionOptions {
   readonly concurrency: SessionConcurrency;
   readonly lockTimeout: number;
   readonly lockTtl: number;
+  readonly onEvent: ((event: SessionEvent) => void) | undefined;
+  readonly logEvents: boolean;
   readonly production: boolean;
   /** Things worth a warning at boot that are not errors. */
   readonly warnings: readonly string[];
@@ -372,6 +377,9 @@ export function resolveSessionOptions(
   }
   const lockTimeout = duration(options.lockTimeout, 'lockTimeout', 5_000);
   const lockTtl = duration(options.lockTtl, 'lockTtl', 30_000);
+  if (options.onEvent !== undefined && typeof options.onEvent !== 'function') {
+    throw new SessionConfigError("'onEvent' must be a function (event) => void.");
+  }
   return {
     secrets,
     mode,
@@ -390,6 +398,8 @@ export function resolveSessionOptions(
     userKey,
     maxSize,
     trustProxy: options.trustProxy,
+    onEvent: options.onEvent,
+    logEvents: boolean(options.logEvents, 'logEvents', true),
     production,
     warnings,
   };

@@ -45,8 +45,9 @@ export class SessionService {
   async invalidate(id: string): Promise<void> {
     const m = this.sessions;
     // Sealed mode: deny-list the id (needs `revocationStore`) until it would have expired anyway.
-    if (m.sealer) return m.revoke(id, Date.now() + m.options.absoluteTimeout);
-    await m.storeCall(() => m.store.destroy(id));
+    if (m.sealer) await m.revoke(id, Date.now() + m.options.absoluteTimeout);
+    else await m.storeCall(() => m.store.destroy(id));
+    m.events.emit('revoked', { key: id, reason: 'invalidate' });
   }
 
   /** The live sessions of a user (the value stored under `userKey`), oldest first. */
@@ -75,12 +76,16 @@ export class SessionService {
   ): Promise<number> {
     const except = options.except === undefined ? [] : [options.except].flat();
     const m = this.sessions;
+    const user = String(userId);
     if (m.sealer) {
       // Sealed mode cannot count cookies it does not hold: it revokes them all and resolves 0.
-      await m.revokeUser(String(userId), except);
+      await m.revokeUser(user, except);
+      m.events.emit('revoked', { userId: user, reason: 'invalidate-user' });
       return 0;
     }
-    return m.storeCall(() => m.store.destroyForUser(String(userId), except));
+    const count = await m.storeCall(() => m.store.destroyForUser(user, except));
+    m.events.emit('revoked', { userId: user, reason: 'invalidate-user', count });
+    return count;
   }
 
   /**

@@ -590,8 +590,11 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     const m = this.manager;
     for (let i = from; i < values.length; i++) {
       const verified = m.signer.verify(values[i]);
-      if (!verified) continue;
-      const found = this.loadLocked(SessionTokenSigner.storageKey(verified.token));
+      if (!verified) {
+        m.events.emit('invalid', { reason: 'signature' });
+        continue;
+      }
+      const found = this.loadLocked(SessionTokenSigner.storageKey(verified.token), true);
       if (found instanceof Promise) {
         return found.then((record) =>
           record ? this.adoptFromCookie(record, verified) : this.loadSigned(values, i + 1),
@@ -611,9 +614,15 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     const m = this.manager;
     for (let i = from; i < values.length; i++) {
       const opened = m.sealer!.open(values[i], now);
-      if (!opened) continue;
+      if (!opened) {
+        m.events.emit('invalid', { reason: 'seal' });
+        continue;
+      }
       const record = sealedRecord(opened.session, m.options.idleTimeout);
-      if (m.isExpired(record, now)) continue;
+      if (m.isExpired(record, now)) {
+        m.expired(record, now);
+        continue;
+      }
       if (m.options.revocationStore) {
         return m
           .isRevoked(opened.session)
@@ -643,20 +652,25 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
    * `concurrency: 'serialize'`): the lock comes before the read, so the holder sees every write of
    * the previous holder.
    */
-  private loadLocked(key: string): SessionRecord | null | Promise<SessionRecord | null> {
+  private loadLocked(
+    key: string,
+    presented = false,
+  ): SessionRecord | null | Promise<SessionRecord | null> {
     const m = this.manager;
-    if (!this.lockWanted && m.options.concurrency !== 'serialize') return m.loadLiveNow(key);
-    return this.lockAndLoad(key);
+    if (!this.lockWanted && m.options.concurrency !== 'serialize') {
+      return m.loadLiveNow(key, presented);
+    }
+    return this.lockAndLoad(key, presented);
   }
 
-  private async lockAndLoad(key: string): Promise<SessionRecord | null> {
+  private async lockAndLoad(key: string, presented: boolean): Promise<SessionRecord | null> {
     const m = this.manager;
     const owner = await m.lock(key);
     this.lockHeld = { key, owner };
     // Whatever way the request ends (even a guard or filter that skips the handler).
     this.exchange?.res.once('close', () => void this.release());
     try {
-      const record = await m.loadLive(key);
+      const record = await m.loadLive(key, presented);
       if (!record) await this.release();
       return record;
     } catch (error) {
@@ -730,6 +744,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     } else if (hadSession) {
       await m.storeCall(() => m.store.destroy(this.storedKey as string));
     }
+    if (hadSession) m.events.emit('destroyed', { key: this.storedKey, userId: this.storedUser });
     this.startNew();
     this.deadCookie = false;
     if (hadSession && this.exchange) m.clearCookie(this.exchange);
@@ -827,6 +842,16 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   }
 
   private applyWrite(write: SessionWrite): void {
+    const { events } = this.manager;
+    if (write.kind === 'create') {
+      events.emit('created', { key: write.key, userId: write.userId });
+    } else if (write.previousKey !== undefined) {
+      events.emit('regenerated', {
+        key: write.key,
+        previousKey: write.previousKey,
+        userId: write.userId,
+      });
+    }
     if (write.replace) this.texts = new Map();
     this.storedToken = this.token;
     for (const key of write.unset) this.texts.delete(key);

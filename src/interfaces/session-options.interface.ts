@@ -1,3 +1,4 @@
+import type { SessionEvent } from '../session.events.js';
 import type { SessionStore } from './session-store.interface.js';
 
 /** A duration in milliseconds, or a string such as `'500ms'`, `'30s'`, `'30m'`, `'12h'`, `'14d'`. */
@@ -133,6 +134,19 @@ export interface SessionModuleOptions {
    * @default undefined
    */
   trustProxy?: boolean;
+  /**
+   * Called with every session lifecycle and security event (created, regenerated, destroyed,
+   * expired, revoked, invalid cookie), synchronously; what it throws is logged and ignored. Events
+   * carry a keyed hash of the session id (`ref`), never a token or an id.
+   * @example onEvent: (event) => metrics.increment(`session.${event.type}`)
+   */
+  onEvent?: (event: SessionEvent) => void;
+  /**
+   * Log the same events through Nest's logger (context `SessionModule`): lifecycle at debug level,
+   * revocations at log level, invalid cookies as warnings.
+   * @default true
+   */
+  logEvents?: boolean;
 }
 
 /** What `forRootAsync`'s `useClass` / `useExisting` class provides. */

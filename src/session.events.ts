@@ -1,0 +1,120 @@
+import { createHmac } from 'node:crypto';
+import { Logger, type LogLevel } from '@nestjs/common';
+
+/**
+ * A change in a session's life, or a security event (REV-7):
+ *
+ * - `created`: a new session was stored (or first sealed);
+ * - `regenerated`: it got a new id (`regenerate()`, or a change of user); `previousRef` is the old one;
+ * - `destroyed`: `destroy()` ended it (logout);
+ * - `expired`: it was presented after its idle (`reason: 'idle'`) or absolute (`'absolute'`) expiry
+ *   and the server saw the record (sealed mode; a store whose own expiry lags);
+ * - `revoked`: `SessionService.invalidate()` (`'invalidate'`) or `invalidateAllForUser()`
+ *   (`'invalidate-user'`, with `userId` and, where the store can count, `count`) ended it;
+ * - `invalid`: a cookie failed its signature (`'signature'`) or could not be opened (`'seal'`):
+ *   tampered, forged, or signed with a secret no longer configured; or it was correctly signed but
+ *   its session is gone (`'unknown'`, with the ref): expired in the store, destroyed, revoked or
+ *   evicted — stores drop expired sessions themselves and cannot tell which.
+ *
+ * Expiry events are informational: they fire when an expired session is presented, not when it
+ * expires, and security never depends on them (REV-7).
+ */
+export type SessionEventType =
+  'created' | 'regenerated' | 'destroyed' | 'expired' | 'revoked' | 'invalid';
+
+/** What `onEvent` receives and what is logged. Never holds a token, a cookie or a session id. */
+export interface SessionEvent {
+  readonly type: SessionEventType;
+  /** Epoch milliseconds. */
+  readonly at: number;
+  /**
+   * The session, as a keyed hash of its id truncated to 16 characters: the same session always has
+   * the same ref, which neither reveals its id nor lets anyone find or forge its cookie. Safe to log.
+   */
+  readonly ref?: string;
+  /** `regenerated`: the ref of the id it replaced. */
+  readonly previousRef?: string;
+  /** The session's user (the `userKey` value), when known. */
+  readonly userId?: string | null;
+  /** Why, for `expired`, `revoked` and `invalid`. */
+  readonly reason?: string;
+  /** `revoked` for a user: how many sessions ended, when the store can count them. */
+  readonly count?: number;
+}
+
+/** What an event is built from: storage keys, turned into refs only when someone listens. */
+export interface SessionEventInput {
+  readonly key?: string;
+  readonly previousKey?: string;
+  readonly userId?: string | null;
+  readonly reason?: string;
+  readonly count?: number;
+}
+
+/** Lifecycle at debug level, revocations at log level, invalid cookies as warnings. */
+const LOG_LEVELS: Readonly<Record<SessionEventType, LogLevel>> = {
+  created: 'debug',
+  regenerated: 'debug',
+  destroyed: 'debug',
+  expired: 'debug',
+  revoked: 'log',
+  invalid: 'warn',
+};
+
+/**
+ * Sends session events to the `onEvent` listener and to the log: lifecycle events at debug level,
+ * revocations at log level, invalid cookies as warnings (OBS-1). Costs nothing when neither is on.
+ */
+export class SessionEvents {
+  private readonly refKey: Buffer;
+
+  constructor(
+    secret: string | Buffer,
+    private readonly listener: ((event: SessionEvent) => void) | undefined,
+    private readonly logger: Logger | undefined,
+  ) {
+    // Its own key: a ref says nothing about the signing key, and refs differ between apps.
+    this.refKey = createHmac('sha256', secret).update('nestjs-sessions event refs').digest();
+  }
+
+  /** The ref of a storage key (see {@link SessionEvent.ref}). */
+  ref(key: string): string {
+    return createHmac('sha256', this.refKey).update(key).digest('base64url').slice(0, 16);
+  }
+
+  emit(type: SessionEventType, input: SessionEventInput = {}): void {
+    const level = LOG_LEVELS[type];
+    const logging = this.logger !== undefined && Logger.isLevelEnabled(level);
+    if (!this.listener && !logging) return;
+    const event: SessionEvent = {
+      type,
+      at: Date.now(),
+      ...(input.key !== undefined && { ref: this.ref(input.key) }),
+      ...(input.previousKey !== undefined && { previousRef: this.ref(input.previousKey) }),
+      ...(input.userId !== undefined && { userId: input.userId }),
+      ...(input.reason !== undefined && { reason: input.reason }),
+      ...(input.count !== undefined && { count: input.count }),
+    };
+    if (logging) this.log(event, level);
+    if (!this.listener) return;
+    try {
+      this.listener(event);
+    } catch (error) {
+      this.logger?.error(
+        `The session onEvent listener threw on a "${type}" event: ${
+          error instanceof Error ? error.message : String(error)
+        }`,
+      );
+    }
+  }
+
+  private log(event: SessionEvent, level: LogLevel): void {
+    const parts = [`Session ${event.type}`];
+    if (event.ref) parts.push(event.ref);
+    if (event.previousRef) parts.push(`(was ${event.previousRef})`);
+    if (event.userId) parts.push(`user ${JSON.stringify(event.userId)}`);
+    if (event.reason) parts.push(`reason ${event.reason}`);
+    if (event.count !== undefined) parts.push(`count ${event.count}`);
+    this.logger![level](parts.join(' '));
+  }
+}
