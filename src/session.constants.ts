@@ -4,6 +4,8 @@ export const SESSION_MANAGER = Symbol('session:manager');
 export const SESSION_STORE = Symbol('session:store');
 /** Metadata: the route opts out of a global `SessionGuard`. */
 export const ALLOW_ANONYMOUS_KEY = 'session:allow-anonymous';
+/** Metadata: the route opts out of `SessionOriginGuard` (a webhook, say). */
+export const ALLOW_CROSS_SITE_KEY = 'session:allow-cross-site';
 /** Metadata: the route requires a session, optionally with a predicate. */
 export const REQUIRE_SESSION_KEY = 'session:require';
 /** Metadata: a handler parameter reads the session, so it is loaded before the handler runs. */

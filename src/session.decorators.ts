@@ -7,6 +7,7 @@ import {
 } from '@nestjs/common';
 import {
   ALLOW_ANONYMOUS_KEY,
+  ALLOW_CROSS_SITE_KEY,
   REQUIRE_SESSION_KEY,
   SESSION_LOCK_KEY,
   USES_SESSION_KEY,
@@ -61,6 +62,13 @@ export function RequireSession<T extends object = Record<string, unknown>>(
 /** Lets a route through a global `SessionGuard` (`APP_GUARD`) without a session. */
 export const AllowAnonymous = (): MethodDecorator & ClassDecorator =>
   SetMetadata(ALLOW_ANONYMOUS_KEY, true);
+
+/**
+ * Exempts a route (or a controller) from `SessionOriginGuard`: for requests that other sites send
+ * on purpose and that prove themselves otherwise, such as signed webhooks.
+ */
+export const AllowCrossSite = (): MethodDecorator & ClassDecorator =>
+  SetMetadata(ALLOW_CROSS_SITE_KEY, true);
 
 /**
  * Runs the route's session section under the session's lock, whatever the module's `concurrency`:

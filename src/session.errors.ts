@@ -122,6 +122,13 @@ export class SessionForbiddenException extends ForbiddenException {
   }
 }
 
+/** 403: `SessionOriginGuard` refused a state-changing request from another site (CSRF). */
+export class SessionCrossSiteException extends ForbiddenException {
+  constructor(message = 'Cross-site request refused') {
+    super(message);
+  }
+}
+
 /** 409: the session ended or changed under this request; it was not written. */
 export class SessionConflictException extends ConflictException {
   constructor(message = 'The session was changed or ended by another request; please retry') {

@@ -9,6 +9,7 @@ import {
 import { HttpAdapterHost, ModulesContainer } from '@nestjs/core';
 import { SESSION_MANAGER, SESSION_STORE } from './session.constants.js';
 import { SessionGuard } from './session.guard.js';
+import { SessionOriginGuard } from './session-origin.guard.js';
 import { SessionManager } from './session.manager.js';
 import { hookSessionRoutes } from './session.routes.js';
 import { ConfigurableSessionModule, SESSION_MODULE_OPTIONS } from './session.module-definition.js';
@@ -59,8 +60,9 @@ const ownedStores = new WeakSet<object>();
     },
     SessionService,
     SessionGuard,
+    SessionOriginGuard,
   ],
-  exports: [SESSION_MANAGER, SESSION_STORE, SessionService, SessionGuard],
+  exports: [SESSION_MANAGER, SESSION_STORE, SessionService, SessionGuard, SessionOriginGuard],
 })
 export class SessionModule
   extends ConfigurableSessionModule

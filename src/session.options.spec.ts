@@ -87,6 +87,16 @@ describe('resolveSessionOptions', () => {
     expect(resolve({ secret: weak }).warnings.join()).toMatch(/would be refused in production/);
   });
 
+  it('accepts trusted origins written as origins only, lowercased', () => {
+    expect(
+      resolve({ trustedOrigins: ['https://App.example.com', 'http://localhost:5173/'] })
+        .trustedOrigins,
+    ).toEqual(['https://app.example.com', 'http://localhost:5173']);
+    refuses({ trustedOrigins: ['https://app.example.com/login'] }, /is not an origin/);
+    refuses({ trustedOrigins: ['app.example.com'] }, /is not an origin/);
+    refuses({ trustedOrigins: 'https://app.example.com' as never }, /must be an array/);
+  });
+
   it('refuses SameSite=None without Secure (CK-3)', () => {
     refuses({ cookie: { sameSite: 'none' } }, /sameSite: "none"' needs 'cookie.secure: true'/);
     expect(resolve({ cookie: { sameSite: 'none', secure: true } }).cookie.sameSite).toBe('none');

@@ -39,6 +39,8 @@ const KNOWN_OPTIONS = new Set([
   'lockTtl',
   'onEvent',
   'logEvents',
+  'trustedOrigins',
+  'allowMissingOrigin',
 ]);
 const KNOWN_COOKIE_OPTIONS = new Set([
   'name',
@@ -84,6 +86,8 @@ export interface ResolvedSessionOptions {
   readonly concurrency: SessionConcurrency;
   readonly lockTimeout: number;
   readonly lockTtl: number;
+  readonly trustedOrigins: readonly string[];
+  readonly allowMissingOrigin: boolean;
   readonly onEvent: ((event: SessionEvent) => void) | undefined;
   readonly logEvents: boolean;
   readonly production: boolean;
@@ -169,6 +173,25 @@ function resolveSecrets(
       warnings.push(`${label} is weak (${weakness}); it would be refused in production.`);
   });
   return secrets as (string | Buffer)[];
+}
+
+/** `trustedOrigins`: each an origin (scheme, host, optional port, nothing else), lowercased. */
+function resolveOrigins(value: unknown): string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) {
+    throw new SessionConfigError(
+      "'trustedOrigins' must be an array of origins such as 'https://app.example.com'.",
+    );
+  }
+  return value.map((origin: unknown) => {
+    const written = typeof origin === 'string' ? origin.toLowerCase().replace(/\/$/, '') : '';
+    if (!URL.canParse(written) || new URL(written).origin !== written) {
+      throw new SessionConfigError(
+        `'trustedOrigins' entry ${JSON.stringify(origin)} is not an origin: write it as 'https://host[:port]', without a path.`,
+      );
+    }
+    return written;
+  });
 }
 
 /** Local development and tests: NODE_ENV unset, `development` or `test`. Anywhere else is deployed. */
@@ -398,6 +421,8 @@ export function resolveSessionOptions(
     userKey,
     maxSize,
     trustProxy: options.trustProxy,
+    trustedOrigins: resolveOrigins(options.trustedOrigins),
+    allowMissingOrigin: boolean(options.allowMissingOrigin, 'allowMissingOrigin', false),
     onEvent: options.onEvent,
     logEvents: boolean(options.logEvents, 'logEvents', true),
     production,

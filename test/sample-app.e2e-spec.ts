@@ -44,6 +44,27 @@ describe.each(['memory', 'cookie'] as const)('Sample app (e2e, SESSION_STORE=%s)
     await http.get('/whoami').set('Cookie', cookie).expect(401);
   });
 
+  it('refuses state-changing requests from other sites, not from curl or its own page (CSRF-1)', async () => {
+    const created = await http.post('/create_session/bob').expect(200);
+    const cookie = sessionCookie(created)!;
+    await http
+      .post('/delete_session')
+      .set('Cookie', cookie)
+      .set('Origin', 'https://evil.example')
+      .expect(403);
+    await http
+      .post('/auth/logout')
+      .set('Cookie', cookie)
+      .set('Sec-Fetch-Site', 'cross-site')
+      .expect(403);
+    await http.get('/whoami').set('Cookie', cookie).expect(200);
+    await http
+      .post('/delete_session')
+      .set('Cookie', cookie)
+      .set('Sec-Fetch-Site', 'same-origin')
+      .expect(200);
+  });
+
   it('POST /create_session/:name creates { username: name } and nothing of the earlier session', async () => {
     const admin = await login('admin', 'admin-secret').expect(200);
     const created = await http

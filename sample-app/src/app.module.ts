@@ -1,8 +1,10 @@
 import { Inject, Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
 import {
   MemorySessionStore,
   SESSION_STORE,
   SessionModule,
+  SessionOriginGuard,
   type SessionStore,
 } from 'nestjs-sessions';
 import { AuthController } from './auth/auth.controller.js';
@@ -27,6 +29,8 @@ export class AppModule implements OnApplicationShutdown {
   }
 
   static register(config: SampleConfig): DynamicModule {
+    // Pages of other sites cannot post here (CSRF); curl and other non-browser clients can.
+    const origin = { allowMissingOrigin: true };
     return {
       module: AppModule,
       imports: [
@@ -39,8 +43,9 @@ export class AppModule implements OnApplicationShutdown {
                   secret: config.secret,
                   mode: 'sealed' as const,
                   revocationStore: new MemorySessionStore(),
+                  ...origin,
                 }
-              : { secret: config.secret, store: await createStore(config) },
+              : { secret: config.secret, store: await createStore(config), ...origin },
         }),
         UpstreamModule.register(config),
       ],
@@ -51,7 +56,11 @@ export class AppModule implements OnApplicationShutdown {
         CartController,
         HealthController,
       ],
-      providers: [UsersRepository, CatalogService],
+      providers: [
+        UsersRepository,
+        CatalogService,
+        { provide: APP_GUARD, useClass: SessionOriginGuard },
+      ],
     };
   }
 }

@@ -135,6 +135,18 @@ export interface SessionModuleOptions {
    */
   trustProxy?: boolean;
   /**
+   * Origins (`https://app.example.com`) other than this host from which `SessionOriginGuard` lets
+   * state-changing requests through.
+   * @default []
+   */
+  trustedOrigins?: readonly string[];
+  /**
+   * Let `SessionOriginGuard` pass state-changing requests that carry neither `Origin` nor
+   * `Sec-Fetch-Site` (non-browser clients such as curl or another server).
+   * @default false
+   */
+  allowMissingOrigin?: boolean;
+  /**
    * Called with every session lifecycle and security event (created, regenerated, destroyed,
    * expired, revoked, invalid cookie), synchronously; what it throws is logged and ignored. Events
    * carry a keyed hash of the session id (`ref`), never a token or an id.

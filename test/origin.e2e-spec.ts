@@ -1,0 +1,127 @@
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { Controller, Get, HttpCode, Post, type INestApplication } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
+import request from 'supertest';
+import {
+  AllowCrossSite,
+  Session,
+  SessionOriginGuard,
+  type SessionModuleOptions,
+} from '../src/index.js';
+import { createFixtureApp, sessionCookie } from './support/app.js';
+
+@Controller('origin')
+class OriginController {
+  @Get('read')
+  read(@Session('n') n: number | undefined) {
+    return { n: n ?? 0 };
+  }
+
+  @Post('write')
+  @HttpCode(200)
+  write(@Session() session: Session<{ n?: number }>) {
+    session.data.n = (session.data.n ?? 0) + 1;
+    return { n: session.data.n };
+  }
+
+  @Post('hook')
+  @HttpCode(200)
+  @AllowCrossSite()
+  hook() {
+    return 'accepted';
+  }
+}
+
+describe('SessionOriginGuard (e2e)', () => {
+  let app: INestApplication | undefined;
+  afterEach(async () => {
+    await app?.close();
+    app = undefined;
+  });
+
+  async function boot(options: Partial<SessionModuleOptions> = {}) {
+    app = await createFixtureApp(options, {
+      controllers: [OriginController],
+      providers: [{ provide: APP_GUARD, useClass: SessionOriginGuard }],
+    });
+    // Listening on one port: the Origin of "this host" must stay the same across requests.
+    await app.listen(0, '127.0.0.1');
+    const self = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+    return { http: request(self), self };
+  }
+
+  it('refuses a cross-site POST with the session cookie, lets the same origin and GETs through (CSRF-1)', async () => {
+    const { http, self } = await boot();
+    const first = await http.post('/origin/write').set('Origin', self).expect(200);
+    const cookie = sessionCookie(first)!;
+
+    const forged = await http
+      .post('/origin/write')
+      .set('Cookie', cookie)
+      .set('Origin', 'https://evil.example')
+      .expect(403);
+    expect(forged.body.message).toBe('Cross-site request refused');
+    expect(forged.headers['set-cookie']).toBeUndefined();
+    await http
+      .post('/origin/write')
+      .set('Cookie', cookie)
+      .set('Sec-Fetch-Site', 'cross-site')
+      .set('Origin', self)
+      .expect(403);
+
+    await http
+      .post('/origin/write')
+      .set('Cookie', cookie)
+      .set('Sec-Fetch-Site', 'same-origin')
+      .expect(200);
+    await http.post('/origin/write').set('Cookie', cookie).set('Origin', self).expect(200);
+    const read = await http
+      .get('/origin/read')
+      .set('Cookie', cookie)
+      .set('Sec-Fetch-Site', 'cross-site')
+      .expect(200);
+    expect(read.body).toEqual({ n: 3 });
+  });
+
+  it('refuses a state-changing request without Origin unless allowMissingOrigin (CSRF-1)', async () => {
+    const strict = await boot();
+    await strict.http.post('/origin/write').expect(403);
+    await strict.http.post('/origin/write').set('Origin', 'null').expect(403);
+    await app!.close();
+    const lenient = await boot({ allowMissingOrigin: true });
+    await lenient.http.post('/origin/write').expect(200);
+    await lenient.http.post('/origin/write').set('Origin', 'https://evil.example').expect(403);
+  });
+
+  it('lets trusted origins and @AllowCrossSite() routes through', async () => {
+    const { http } = await boot({ trustedOrigins: ['https://app.example.com'] });
+    await http
+      .post('/origin/write')
+      .set('Origin', 'https://app.example.com')
+      .set('Sec-Fetch-Site', 'same-site')
+      .expect(200);
+    await http.post('/origin/write').set('Origin', 'https://app.example.com').expect(200);
+    await http.post('/origin/write').set('Origin', 'https://other.example.com').expect(403);
+    await http
+      .post('/origin/hook')
+      .set('Origin', 'https://payments.example')
+      .set('Sec-Fetch-Site', 'cross-site')
+      .expect(200);
+  });
+
+  it('compares with X-Forwarded-Host only when trustProxy is on', async () => {
+    const behind = await boot({ trustProxy: true });
+    await behind.http
+      .post('/origin/write')
+      .set('X-Forwarded-Host', 'shop.example.com')
+      .set('Origin', 'https://shop.example.com')
+      .expect(200);
+    await app!.close();
+    const direct = await boot();
+    await direct.http
+      .post('/origin/write')
+      .set('X-Forwarded-Host', 'shop.example.com')
+      .set('Origin', 'https://shop.example.com')
+      .expect(403);
+  });
+});
