@@ -8,6 +8,7 @@ import {
 } from '@nestjs/common';
 import { HttpAdapterHost, ModulesContainer } from '@nestjs/core';
 import { SESSION_MANAGER, SESSION_STORE } from './session.constants.js';
+import { SessionConfigError } from './session.errors.js';
 import { SessionGuard } from './session.guard.js';
 import { SessionOriginGuard } from './session-origin.guard.js';
 import { SessionManager } from './session.manager.js';
@@ -84,8 +85,9 @@ export class SessionModule
     const instance = this.adapterHost?.httpAdapter?.getInstance?.() as
       { request?: object } | undefined;
     if (!this.manager.installRequestProperty(instance?.request)) {
-      logger.warn(
-        'The HTTP adapter is not Express: nestjs-sessions supports the Express adapter only; sessions will not work on this one.',
+      throw new SessionConfigError(
+        'The HTTP adapter is not Express: nestjs-sessions supports @nestjs/platform-express only. ' +
+          'Create the app with NestFactory.create(AppModule) (the Express default), not another adapter.',
       );
     }
   }

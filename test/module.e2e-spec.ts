@@ -10,6 +10,7 @@ import {
   type Type,
 } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
+import { ExpressAdapter } from '@nestjs/platform-express';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
 import {
@@ -244,7 +245,21 @@ describe('SessionModule configuration (e2e)', () => {
   });
 });
 
-describe('Boot warnings', () => {
+describe('Boot checks', () => {
+  it('refuses to boot on an HTTP adapter other than Express, saying what to change', async () => {
+    class OtherAdapter extends ExpressAdapter {
+      override getInstance<T = unknown>(): T {
+        return {} as T;
+      }
+    }
+    const moduleRef = await Test.createTestingModule({
+      imports: [SessionModule.forRoot({ secret: TEST_SECRET })],
+    }).compile();
+    const other = moduleRef.createNestApplication(new OtherAdapter(), { logger: false });
+    await expect(other.init()).rejects.toThrow(/supports @nestjs\/platform-express only/);
+    await moduleRef.close();
+  });
+
   it('warns when sessions are kept in memory in production, created by the module or given (CFG-2)', async () => {
     const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
     const env = process.env.NODE_ENV;
