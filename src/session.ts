@@ -11,7 +11,7 @@ import type { SessionManager, SessionRequest } from './session.manager.js';
 import { MAX_COOKIE_BYTES } from './transport/session-cookie.js';
 import type { SealedSession } from './transport/session-sealer.js';
 import { SessionTokenSigner } from './transport/session-token.js';
-import { isForbiddenKey, parseStoredJson } from './utils/json.js';
+import { isForbiddenKey, parseStoredJson, stringifySessionValue } from './utils/json.js';
 
 /** Options of {@link Session.regenerate}. */
 export interface SessionRegenerateOptions<T> {
@@ -773,7 +773,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     for (const key of this.touched) {
       let text: string | undefined;
       try {
-        text = JSON.stringify(this.values[key]);
+        text = stringifySessionValue(this.values[key]);
       } catch (cause) {
         throw new SessionError(
           'SESSION_NOT_SERIALIZABLE',

@@ -2,6 +2,7 @@ import type { INestApplicationContext } from '@nestjs/common';
 import { SESSION_MANAGER } from '../session.constants.js';
 import type { SessionManager } from '../session.manager.js';
 import { SessionTokenSigner } from '../transport/session-token.js';
+import { stringifySessionValue } from '../utils/json.js';
 
 /**
  * Stores a session with the given data in the app's store and returns a `Cookie` header value
@@ -20,7 +21,7 @@ export async function createSessionCookie(
   const token = SessionTokenSigner.mint();
   const now = Date.now();
   const set: Record<string, string> = {};
-  for (const key of Object.keys(data)) set[key] = JSON.stringify(data[key]);
+  for (const key of Object.keys(data)) set[key] = stringifySessionValue(data[key]) as string;
   const user = data[options.userKey];
   await manager.store.save({
     kind: 'create',

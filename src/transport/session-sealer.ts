@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync } from 'node:crypto';
 import { fillRandom } from '../utils/random.js';
-import { parseStoredJson } from '../utils/json.js';
+import { parseStoredJson, stringifySessionValue } from '../utils/json.js';
 
 const VERSION = 1;
 const SEALING_INFO = 'nestjs-sessions/v1 sealed cookie';
@@ -139,7 +139,7 @@ function deserialize(text: string): SealedSession | undefined {
   }
   const source = p.d as Record<string, unknown>;
   const data: Record<string, string> = {};
-  for (const key of Object.keys(source)) data[key] = JSON.stringify(source[key]);
+  for (const key of Object.keys(source)) data[key] = stringifySessionValue(source[key]) as string;
   return {
     id: p.i,
     userId: p.u as string | null,

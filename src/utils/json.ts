@@ -5,18 +5,68 @@ export function isForbiddenKey(key: string): boolean {
   return FORBIDDEN_KEYS.has(key);
 }
 
-function dropForbidden(this: unknown, key: string, value: unknown): unknown {
-  return FORBIDDEN_KEYS.has(key) ? undefined : value;
+/**
+ * The JSON text of a session value. JSON has no dates or bytes, so they are written as tagged
+ * objects that {@link parseStoredJson} turns back (ST-11): a `Date` as `{"$date": "<ISO 8601>"}`
+ * (`null` for an invalid date), a `Buffer` or `Uint8Array` as `{"$binary": "<base64>"}` (read back
+ * as a `Buffer`). Nothing else is revived: no classes, no code. `undefined` for what JSON cannot hold.
+ */
+export function stringifySessionValue(value: unknown): string | undefined {
+  // Primitives cannot hold a date or bytes: the plain (fast) path.
+  return typeof value === 'object' && value !== null
+    ? JSON.stringify(value, encodeTagged)
+    : JSON.stringify(value);
+}
+
+function encodeTagged(this: Record<string, unknown>, key: string, value: unknown): unknown {
+  // `value` went through toJSON() already; the holder still has the original.
+  const original = this[key];
+  if (original instanceof Date) {
+    return { $date: Number.isNaN(original.getTime()) ? null : original.toISOString() };
+  }
+  if (original instanceof Uint8Array) {
+    const bytes = Buffer.from(original.buffer, original.byteOffset, original.byteLength);
+    return { $binary: bytes.toString('base64') };
+  }
+  return value;
+}
+
+/** The one key of a plain object with exactly one key, else undefined. */
+function soleKey(value: object): string | undefined {
+  let sole: string | undefined;
+  for (const key in value) {
+    if (sole !== undefined) return undefined;
+    sole = key;
+  }
+  return sole;
+}
+
+function revive(this: unknown, key: string, value: unknown): unknown {
+  if (FORBIDDEN_KEYS.has(key)) return undefined;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
+  const tag = soleKey(value);
+  const content = (value as Record<string, unknown>)[tag as string];
+  if (tag === '$date' && (typeof content === 'string' || content === null)) {
+    return new Date(content === null ? Number.NaN : content);
+  }
+  if (tag === '$binary' && typeof content === 'string') return Buffer.from(content, 'base64');
+  return value;
 }
 
 /**
- * Parses stored JSON, dropping `__proto__`, `constructor` and `prototype` keys at every depth so
- * that stored data can never pollute a prototype (IN-2).
+ * Parses stored JSON: drops `__proto__`, `constructor` and `prototype` keys at every depth, so that
+ * stored data can never pollute a prototype (IN-2), and turns the tagged dates and bytes of
+ * {@link stringifySessionValue} back into `Date`s and `Buffer`s (ST-11).
  */
 export function parseStoredJson(text: string): unknown {
-  // The reviver costs time on every value; only pay it when a forbidden key could be present.
-  if (text.includes('__proto__') || text.includes('constructor') || text.includes('prototype')) {
-    return JSON.parse(text, dropForbidden);
+  // The reviver costs time on every value; only pay it when it could change something.
+  if (
+    text.includes('"$') ||
+    text.includes('__proto__') ||
+    text.includes('constructor') ||
+    text.includes('prototype')
+  ) {
+    return JSON.parse(text, revive);
   }
   return JSON.parse(text);
 }

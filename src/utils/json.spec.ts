@@ -1,0 +1,54 @@
+import { describe, expect, it } from '@jest/globals';
+import fc from 'fast-check';
+import { parseStoredJson, stringifySessionValue } from './json.js';
+
+const roundTrip = (value: unknown) => parseStoredJson(stringifySessionValue(value)!);
+
+describe('session JSON', () => {
+  it('writes dates and bytes as tagged objects and reads them back as Date and Buffer (ST-11)', () => {
+    const at = new Date('2026-11-27T10:11:12.345Z');
+    expect(stringifySessionValue({ at, bytes: Buffer.from([0, 1, 254]) })).toBe(
+      '{"at":{"$date":"2026-11-27T10:11:12.345Z"},"bytes":{"$binary":"AAH+"}}',
+    );
+    const back = roundTrip({ at, list: [at, new Uint8Array([7])], deep: { a: { b: at } } }) as {
+      at: Date;
+      list: [Date, Buffer];
+      deep: { a: { b: Date } };
+    };
+    expect(back.at).toEqual(at);
+    expect(back.list[0]).toBeInstanceOf(Date);
+    expect(Buffer.isBuffer(back.list[1]) && [...back.list[1]]).toEqual([7]);
+    expect(back.deep.a.b.getTime()).toBe(at.getTime());
+    expect(Number.isNaN((roundTrip({ d: new Date('nope') }) as { d: Date }).d.getTime())).toBe(
+      true,
+    );
+  });
+
+  it('revives only objects with exactly one tag key and a string: no classes, no code (ST-11)', () => {
+    for (const text of [
+      '{"$date":"2026-01-01T00:00:00Z","x":1}',
+      '{"$binary":42}',
+      '{"$date":{"$date":1}}',
+      '{"$class":"Function","code":"process.exit()"}',
+      '["$date","2026-01-01"]',
+    ]) {
+      expect(parseStoredJson(text)).toEqual(JSON.parse(text));
+    }
+  });
+
+  it('still drops prototype keys at every depth (IN-2)', () => {
+    const parsed = parseStoredJson('{"a":{"__proto__":{"x":1},"$date":"2026-01-01"},"b":1}') as {
+      a: unknown;
+    };
+    expect(parsed.a).toBeInstanceOf(Date);
+    expect(({} as { x?: unknown }).x).toBeUndefined();
+  });
+
+  it('leaves every other JSON value as it was (IN-3)', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        expect(JSON.stringify(roundTrip(value))).toBe(JSON.stringify(value));
+      }),
+    );
+  });
+});

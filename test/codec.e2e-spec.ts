@@ -1,0 +1,116 @@
+import { afterAll, afterEach, describe, expect, it } from '@jest/globals';
+import { randomBytes } from 'node:crypto';
+import { Body, Controller, Get, HttpCode, Post, type INestApplication } from '@nestjs/common';
+import request from 'supertest';
+import { MemorySessionStore, Session, type SessionModuleOptions } from '../src/index.js';
+import { PostgresSessionStore } from '../src/postgres/index.js';
+import { RedisSessionStore } from '../src/redis/index.js';
+import { createFixtureApp, sessionCookie } from './support/app.js';
+import { SERVICES, describeWithService } from './support/services.js';
+
+const RUN = randomBytes(4).toString('hex');
+
+interface Typed {
+  when?: Date;
+  bytes?: Buffer;
+  nested?: { at: Date; parts: Uint8Array[]; label: string; tagLike: { $date: string; x: number } };
+}
+
+@Controller('codec')
+class CodecController {
+  @Post('save')
+  @HttpCode(200)
+  save(@Body() body: { at: string; text: string }, @Session() session: Session<Typed>) {
+    session.data.when = new Date(body.at);
+    session.data.bytes = Buffer.from(body.text);
+    session.data.nested = {
+      at: new Date(body.at),
+      parts: [new Uint8Array([1, 2, 255])],
+      label: '$date',
+      tagLike: { $date: 'not a tag: two keys', x: 1 },
+    };
+    return 'saved';
+  }
+
+  @Get('read')
+  read(@Session() session: Session<Typed>) {
+    const { when, bytes, nested } = session.data;
+    return {
+      when: when instanceof Date ? when.toISOString() : `not a Date: ${typeof when}`,
+      bytes: Buffer.isBuffer(bytes) ? bytes.toString() : `not a Buffer: ${typeof bytes}`,
+      nestedAt: nested?.at instanceof Date ? nested.at.getTime() : null,
+      part: Buffer.isBuffer(nested?.parts[0]) ? [...nested.parts[0]] : null,
+      label: nested?.label,
+      tagLike: nested?.tagLike,
+    };
+  }
+}
+
+const STORES: Array<{
+  name: string;
+  describe: typeof describe;
+  options: () => Partial<SessionModuleOptions>;
+}> = [
+  { name: 'memory', describe, options: () => ({ store: new MemorySessionStore() }) },
+  { name: 'sealed', describe, options: () => ({ mode: 'sealed' }) },
+  {
+    name: 'redis',
+    describe: await describeWithService('redis'),
+    options: () => ({
+      store: new RedisSessionStore({ url: SERVICES.redis.url, prefix: `test:codec:${RUN}:` }),
+    }),
+  },
+  {
+    name: 'postgres',
+    describe: await describeWithService('postgres'),
+    options: () => ({
+      store: new PostgresSessionStore({
+        connectionString: SERVICES.postgres.url,
+        schema: `test_codec_${RUN}`,
+      }),
+    }),
+  },
+];
+
+let app: INestApplication | undefined;
+afterEach(async () => {
+  await app?.close();
+  app = undefined;
+});
+
+for (const { name, describe: describeStore, options } of STORES) {
+  describeStore(`Dates and bytes in the session (e2e, ${name})`, () => {
+    it('come back as Date and Buffer, at any depth, and nothing else is revived (ST-11)', async () => {
+      const resolved = options();
+      app = await createFixtureApp(resolved, { controllers: [CodecController] });
+      const http = request(app.getHttpServer());
+      const at = '2026-11-27T10:11:12.345Z';
+      const saved = await http.post('/codec/save').send({ at, text: 'héllo' }).expect(200);
+      const cookie = sessionCookie(saved)!;
+      const read = await http.get('/codec/read').set('Cookie', cookie).expect(200);
+      expect(read.body).toEqual({
+        when: at,
+        bytes: 'héllo',
+        nestedAt: Date.parse(at),
+        part: [1, 2, 255],
+        label: '$date',
+        tagLike: { $date: 'not a tag: two keys', x: 1 },
+      });
+      // Read again unchanged: the tagged texts compare equal, so nothing is written.
+      const again = await http.get('/codec/read').set('Cookie', cookie).expect(200);
+      expect(again.headers['set-cookie']).toBeUndefined();
+      await http.post('/destroy').set('Cookie', sessionCookie(again) ?? cookie);
+      await app.close();
+      app = undefined;
+      await resolved.store?.close?.();
+    });
+  });
+}
+
+afterAll(async () => {
+  if (STORES.find((s) => s.name === 'postgres')?.describe !== describe) return;
+  const { default: pg } = await import('pg');
+  const pool = new pg.Pool({ connectionString: SERVICES.postgres.url });
+  await pool.query(`DROP SCHEMA IF EXISTS test_codec_${RUN} CASCADE`);
+  await pool.end();
+});
