@@ -11,6 +11,7 @@ import type { SessionManager, SessionRequest } from './session.manager.js';
 import { MAX_COOKIE_BYTES } from './transport/session-cookie.js';
 import type { SealedSession } from './transport/session-sealer.js';
 import { SessionTokenSigner } from './transport/session-token.js';
+import { parseDuration } from './utils/duration.js';
 import { isForbiddenKey, parseStoredJson, stringifySessionValue } from './utils/json.js';
 
 /** Options of {@link Session.regenerate}. */
@@ -76,6 +77,14 @@ export interface Session<T extends object = Record<string, unknown>> {
   reload(callback: Callback): void;
   /** Records activity on the next save even if `touchAfter` has not passed. */
   touch(): void;
+  /**
+   * Gives this session a shorter idle timeout than the module's `idleTimeout` (a shared computer,
+   * an elevated session), from its next save on; it is kept with the session (in the store's expiry,
+   * inside the seal in sealed mode) and enforced on every read. Activity is then recorded at least
+   * every half of it. A longer one is refused: the module's timeouts are the upper bound.
+   * @example session.setIdleTimeout('5m')
+   */
+  setIdleTimeout(timeout: number | string): void;
   /** Loads the session if it is not loaded yet. `@Session()` and `SessionGuard` do this for you. */
   load(): Promise<this>;
 }
@@ -114,6 +123,8 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   private created = 0;
   private lastActive = 0;
   private absoluteExpiry = 0;
+  /** This session's idle timeout: the module's, or shorter (`setIdleTimeout`). */
+  private idleTimeout = 0;
   /** JSON text of each key as the store holds it. */
   private texts = new Map<string, string>();
   /** Parsed values of keys read or written in this request. */
@@ -227,6 +238,20 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     this.touchRequested = true;
   }
 
+  setIdleTimeout(timeout: number | string): void {
+    this.assertLoaded();
+    const ms = parseDuration(timeout);
+    const limit = this.manager.options.idleTimeout;
+    if (ms === undefined || ms > limit) {
+      throw new SessionError(
+        'SESSION_INVALID_TIMEOUT',
+        `setIdleTimeout() takes a duration of at most the module's idleTimeout (${limit} ms); got ${JSON.stringify(timeout)}`,
+      );
+    }
+    this.idleTimeout = ms;
+    this.touchRequested = true;
+  }
+
   async load(): Promise<this> {
     await this.loadNow();
     return this;
@@ -327,7 +352,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
       write = this.buildWrite('create', now, set, [], user);
     } else if (this.replace || this.rotate || unset.length > 0 || Object.keys(set).length > 0) {
       write = this.buildWrite('update', now, set, unset, user);
-    } else if (this.touchRequested || now - this.lastActive >= m.options.touchAfter) {
+    } else if (this.touchRequested || now - this.lastActive >= this.touchAfter()) {
       touchOnly = true;
     } else if (!this.reissue) {
       return undefined;
@@ -427,7 +452,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
       !changed &&
       !this.reissue &&
       !this.touchRequested &&
-      now - this.lastActive < m.options.touchAfter
+      now - this.lastActive < this.touchAfter()
     ) {
       return undefined;
     }
@@ -442,6 +467,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
       lastActiveAt: now,
       absoluteExpiresAt: this.absoluteExpiry,
       sealedAt: now,
+      ...(this.idleTimeout < m.options.idleTimeout && { idleTimeout: this.idleTimeout }),
       data,
     });
     const parts = m.cookieParts(value);
@@ -535,7 +561,12 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   }
 
   private expiryFrom(lastActive: number): number {
-    return Math.min(lastActive + this.manager.options.idleTimeout, this.absoluteExpiry);
+    return Math.min(lastActive + this.idleTimeout, this.absoluteExpiry);
+  }
+
+  /** Activity is recorded at least this often: `touchAfter`, or half a shorter idle timeout. */
+  private touchAfter(): number {
+    return Math.min(this.manager.options.touchAfter, Math.floor(this.idleTimeout / 2));
   }
 
   /** Starts loading: the record named by `loadKey`, or the one the request's cookie points to. */
@@ -687,6 +718,12 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     this.created = record.createdAt;
     this.lastActive = record.lastActiveAt;
     this.absoluteExpiry = record.absoluteExpiresAt;
+    // The store keeps a shorter idle timeout as the distance from activity to expiry. Where the
+    // absolute expiry cut it, any value at least that long gives the same expiries from now on.
+    this.idleTimeout = Math.min(
+      this.manager.options.idleTimeout,
+      Math.max(1, record.expiresAt - record.lastActiveAt),
+    );
     this.storedUser = record.userId;
     this.texts = new Map(Object.entries(record.data));
   }
@@ -700,6 +737,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     this.created = now;
     this.lastActive = now;
     this.absoluteExpiry = now + this.manager.options.absoluteTimeout;
+    this.idleTimeout = this.manager.options.idleTimeout;
     this.storedUser = null;
     this.texts = new Map();
     this.values = Object.create(null);
@@ -867,7 +905,8 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
 }
 
 /** A sealed session seen as a store record, so that one set of expiry rules covers both modes. */
-function sealedRecord(session: SealedSession, idleTimeout: number): SessionRecord {
+function sealedRecord(session: SealedSession, moduleIdleTimeout: number): SessionRecord {
+  const idleTimeout = Math.min(moduleIdleTimeout, session.idleTimeout ?? moduleIdleTimeout);
   return {
     key: session.id,
     data: session.data,

@@ -107,3 +107,60 @@ describe('Timeouts (e2e, fake clock)', () => {
     await shared.close();
   });
 });
+
+const SECOND = 1_000;
+
+for (const mode of ['store', 'sealed'] as const) {
+  describe(`A session's own idle timeout (e2e, ${mode} mode, fake clock)`, () => {
+    let app: INestApplication;
+    let http: ReturnType<typeof request>;
+
+    beforeAll(async () => {
+      app = await createFixtureApp({ mode, idleTimeout: '30m' });
+      http = request(app.getHttpServer());
+    });
+    afterAll(() => app.close());
+    beforeEach(() => fakeClock(new Date('2026-01-01T00:00:00Z')));
+    afterEach(() => {
+      jest.useRealTimers();
+    });
+
+    /** Logs in and gives the session a 10-second idle timeout; the last cookie set. */
+    async function shortSession(): Promise<string> {
+      const login = await http.post('/login').send({ userId: 'kiosk' }).expect(200);
+      const res = await http
+        .post('/idle')
+        .set('Cookie', sessionCookie(login)!)
+        .send({ timeout: '10s' })
+        .expect(200);
+      expect(res.body.expiresAt).toBe(Date.now() + 10 * SECOND);
+      return sessionCookie(res) ?? sessionCookie(login)!;
+    }
+
+    it('ends the session after its own idle timeout, not the module one (TO-6)', async () => {
+      const cookie = await shortSession();
+      advance(11 * SECOND);
+      await http.get('/guarded').set('Cookie', cookie).expect(401);
+    });
+
+    it('keeps an active session alive, recording activity at least every half of it (TO-6)', async () => {
+      let cookie = await shortSession();
+      for (let i = 0; i < 4; i++) {
+        advance(6 * SECOND);
+        const res = await http.get('/guarded').set('Cookie', cookie).expect(200);
+        cookie = sessionCookie(res) ?? cookie;
+      }
+      advance(11 * SECOND);
+      await http.get('/guarded').set('Cookie', cookie).expect(401);
+    });
+
+    it('refuses an idle timeout longer than the module one', async () => {
+      const login = await http.post('/login').send({ userId: 'kiosk' }).expect(200);
+      await http
+        .post('/idle')
+        .set('Cookie', sessionCookie(login)!)
+        .send({ timeout: '31m' })
+        .expect(500);
+    });
+  });
+}
