@@ -14,7 +14,7 @@ import {
 import type { Observable } from 'rxjs';
 import request from 'supertest';
 import { Test } from '@nestjs/testing';
-import { Session, SessionModule } from '../src/index.js';
+import { Session, SessionModule, SessionService } from '../src/index.js';
 import { FixtureController } from './fixtures/fixture.controller.js';
 import { SessionTokenSigner } from '../src/transport/session-token.js';
 import { createFixtureApp, sessionCookie, sessionSetCookie, TEST_SECRET } from './support/app.js';
@@ -182,6 +182,18 @@ describe('Session lifecycle (e2e)', () => {
       const token = decodeURIComponent(cookie.split('=')[1]).split('.')[0];
       expect(id.body.id).toBe(SessionTokenSigner.storageKey(token));
       expect(cookie).not.toContain(id.body.id);
+    });
+
+    it('does not let application code assign the session id (TOK-10)', async () => {
+      const cookie = await newSession({ name: 'ann' });
+      const { body } = await http.get('/id').set('Cookie', cookie).expect(200);
+      const service = app.get(SessionService);
+      await service.withSession(body.id as string, (session) => {
+        expect(() => {
+          (session as { id: string }).id = 'chosen-by-the-app';
+        }).toThrow(TypeError);
+        expect(session.id).toBe(body.id);
+      });
     });
 
     it('is req.session, and loads on demand for handlers that use @Req()', async () => {

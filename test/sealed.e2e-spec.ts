@@ -71,7 +71,7 @@ describe('Sealed stateless sessions (e2e)', () => {
     expect(seen.size).toBe(10_000);
   });
 
-  it('refuses a cookie moved to another name, a short tag, or a wrong key id (EC-2, EC-4, EC-5)', async () => {
+  it('refuses a cookie moved to another name, a short tag, an unknown key id or format version (EC-2, EC-4, EC-5, KEY-2, SC-5)', async () => {
     const res = await http.post('/set').send({ name: 'ann' }).expect(200);
     const value = valueOf(sessionCookie(res)!);
     const moved = new SessionSealer([TEST_SECRET], 'other');
