@@ -447,6 +447,18 @@ describe('SharedSessionClient', () => {
       expect(await legacy.store.get('legacy')).toMatchObject({ generation: 1, failures: 0 });
     });
 
+    it('shares the backoff with every process on the store: none of them logs in meanwhile', async () => {
+      const store = new MemorySharedCredentialStore();
+      const first = client({ store, loginBackoff: { initial: 1_000, max: 1_000 } });
+      const second = client({ store, loginBackoff: { initial: 1_000, max: 1_000 } });
+      upstream.acceptLogins = false;
+      await expectUnavailable(first.get('/data'), 'login-failed');
+      upstream.acceptLogins = true;
+      const refused = await expectUnavailable(second.get('/data'), 'login-backoff');
+      expect(refused.retryAfterMs).toBeGreaterThan(0);
+      expect(upstream.loginAttempts).toBe(1);
+    });
+
     it('computes the backoff as initial × factor^(failures − 1), capped', () => {
       const backoff = { initial: 1_000, max: 30_000, factor: 2 };
       expect([1, 2, 3, 4, 5, 6, 7].map((n) => loginBackoffDelay(n, backoff))).toEqual([
