@@ -228,8 +228,12 @@ export class SessionManager {
   /** The session behind a Nest execution context, with the route's lock setting applied. */
   forContext(context: ExecutionContext): SessionHandle {
     // The request and response of an HTTP context (switchToHttp() allocates three closures per call).
-    const handle = this.handleFor(context.getArgByIndex(0), context.getArgByIndex(1));
-    if (this.routeInfo(context).lock) handle.requireLock();
+    const req = context.getArgByIndex<SessionRequest>(0);
+    const handle = this.handleFor(req, context.getArgByIndex(1));
+    const route = this.routeInfo(context);
+    // The hooked handler will commit (a guard loads the session before the hook knows it).
+    if (route.hooked) req[ROUTE_COMMITS] = true;
+    if (route.lock) handle.requireLock();
     return handle;
   }
 
