@@ -110,6 +110,8 @@ function userIdOf(value: unknown): string | null {
  */
 export class SessionHandle<T extends object = Record<string, unknown>> implements Session<T> {
   private proxyView: this | undefined;
+  /** The API's methods bound to this handle, for `req.session`. */
+  private boundMethods: Map<string, unknown> | undefined;
 
   private state: State = 'unloaded';
   private loading: Promise<void> | undefined;
@@ -159,6 +161,14 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
    */
   get proxy(): this {
     return (this.proxyView ??= new Proxy(this, HANDLE_TRAPS) as this);
+  }
+
+  /** @internal A method of the API bound to this handle (called through `req.session`). */
+  bound(name: string, method: (...args: unknown[]) => unknown): unknown {
+    this.boundMethods ??= new Map();
+    let bound = this.boundMethods.get(name);
+    if (!bound) this.boundMethods.set(name, (bound = method.bind(this)));
+    return bound;
   }
 
   // --- public API -------------------------------------------------------------------------
@@ -977,31 +987,65 @@ class DataTraps implements ProxyHandler<Record<string, unknown>> {
   }
 }
 
+/** What `req.session` exposes of the handle: the {@link Session} API. Any other name is a data key. */
+const PUBLIC_MEMBERS: ReadonlySet<string | symbol> = new Set([
+  'data',
+  'id',
+  'isNew',
+  'createdAt',
+  'lastActiveAt',
+  'expiresAt',
+  'get',
+  'set',
+  'unset',
+  'regenerate',
+  'destroy',
+  'save',
+  'reload',
+  'touch',
+  'setIdleTimeout',
+  'load',
+]);
+
 /**
- * Traps for the handle itself: its own members behave normally; any other string property reads
- * and writes a data key, as `req.session.x` does with express-session (Passport relies on it).
+ * Traps for `req.session`: the {@link Session} API, with methods bound to the handle; any other
+ * string property reads and writes a data key, as `req.session.x` does with express-session
+ * (Passport relies on it). The handle's internals are out of reach: `req.session.token = …` is a
+ * data key, and enumerating or serialising `req.session` shows the data only.
  */
 const HANDLE_TRAPS: ProxyHandler<SessionHandle<object>> = {
   get(target, prop) {
-    // Members run against the handle itself, not through the proxy again.
-    if (typeof prop === 'symbol' || prop in target) return Reflect.get(target, prop, target);
+    if (PUBLIC_MEMBERS.has(prop)) {
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === 'function'
+        ? target.bound(prop as string, value as (...args: unknown[]) => unknown)
+        : value;
+    }
     // Promise resolution probes `then`; the handle is not a thenable.
-    if (prop === 'then') return undefined;
+    if (typeof prop === 'symbol' || prop === 'then') return undefined;
     return (target.data as Record<string, unknown>)[prop];
   },
   set(target, prop, value) {
-    if (typeof prop === 'symbol' || prop in target) {
-      return Reflect.set(target, prop, value);
-    }
+    // The API's members are read-only (`id` cannot be assigned: TOK-10).
+    if (typeof prop === 'symbol' || PUBLIC_MEMBERS.has(prop)) return false;
     (target.data as Record<string, unknown>)[prop] = value;
     return true;
   },
   deleteProperty(target, prop) {
-    if (typeof prop === 'symbol' || prop in target) return false;
+    if (typeof prop === 'symbol' || PUBLIC_MEMBERS.has(prop)) return false;
     delete (target.data as Record<string, unknown>)[prop];
     return true;
   },
   has(target, prop) {
-    return prop in target || (typeof prop === 'string' && target.isLoaded && target.has(prop));
+    return (
+      PUBLIC_MEMBERS.has(prop) || (typeof prop === 'string' && target.isLoaded && target.has(prop))
+    );
+  },
+  ownKeys(target) {
+    return target.isLoaded ? Reflect.ownKeys(target.data) : [];
+  },
+  getOwnPropertyDescriptor(target, prop) {
+    if (typeof prop !== 'string' || !target.isLoaded || !target.has(prop)) return undefined;
+    return { value: target.read(prop), writable: true, enumerable: true, configurable: true };
   },
 };

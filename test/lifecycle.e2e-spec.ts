@@ -184,6 +184,16 @@ describe('Session lifecycle (e2e)', () => {
       expect(cookie).not.toContain(id.body.id);
     });
 
+    it('keeps the handle internals out of req.session: same-named keys are data, serialising shows data only', async () => {
+      const cookie = await newSession({ name: 'ann' });
+      const res = await http.post('/req-internals').set('Cookie', cookie).expect(200);
+      expect(res.body.json).toEqual({ name: 'ann', token: 'app-token', state: 'app-state' });
+      expect([...res.body.keys].sort()).toEqual(['name', 'state', 'token']);
+      expect(sessionCookie(res)).toBeUndefined();
+      const read = await http.get('/read').set('Cookie', cookie).expect(200);
+      expect(read.body.data).toEqual({ name: 'ann', token: 'app-token', state: 'app-state' });
+    });
+
     it('does not let application code assign the session id (TOK-10)', async () => {
       const cookie = await newSession({ name: 'ann' });
       const { body } = await http.get('/id').set('Cookie', cookie).expect(200);
