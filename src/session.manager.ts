@@ -228,12 +228,8 @@ export class SessionManager {
   /** The session behind a Nest execution context, with the route's lock setting applied. */
   forContext(context: ExecutionContext): SessionHandle {
     // The request and response of an HTTP context (switchToHttp() allocates three closures per call).
-    const req = context.getArgByIndex<SessionRequest>(0);
-    const handle = this.handleFor(req, context.getArgByIndex(1));
-    const route = this.routeInfo(context);
-    // The hooked handler will commit (a guard loads the session before the hook knows it).
-    if (route.hooked) req[ROUTE_COMMITS] = true;
-    if (route.lock) handle.requireLock();
+    const handle = this.handleFor(context.getArgByIndex(0), context.getArgByIndex(1));
+    if (this.routeInfo(context).lock) handle.requireLock();
     return handle;
   }
 
@@ -575,9 +571,16 @@ function endAfterSession(this: SessionResponse, ...args: unknown[]): SessionResp
     req[SESSION_RUNTIME]?.reportUnsaved(error);
   }
   if (!settling) return end.apply(this, args);
-  void settling
-    .catch((error: unknown) => req[SESSION_RUNTIME]?.reportUnsaved(error))
-    .then(() => end.apply(this, args));
+  // Until the session is written, every end (an error handler's too) waits its turn.
+  const done = settling.catch((error: unknown) => req[SESSION_RUNTIME]?.reportUnsaved(error));
+  this.end = ((...later: unknown[]) => {
+    void done.then(() => end.apply(this, later));
+    return this;
+  }) as ServerResponse['end'];
+  void done.then(() => {
+    this.end = end as ServerResponse['end'];
+    end.apply(this, args);
+  });
   return this;
 }
 

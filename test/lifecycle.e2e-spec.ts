@@ -11,10 +11,10 @@ import {
   type INestApplication,
   type NestInterceptor,
 } from '@nestjs/common';
-import type { Observable } from 'rxjs';
+import { of, type Observable } from 'rxjs';
 import request from 'supertest';
 import { Test } from '@nestjs/testing';
-import { Session, SessionModule, SessionService } from '../src/index.js';
+import { Session, SessionGuard, SessionModule, SessionService } from '../src/index.js';
 import { FixtureController } from './fixtures/fixture.controller.js';
 import { SessionTokenSigner } from '../src/transport/session-token.js';
 import { createFixtureApp, sessionCookie, sessionSetCookie, TEST_SECRET } from './support/app.js';
@@ -404,8 +404,23 @@ class VisitInterceptor implements NestInterceptor {
   }
 }
 
+/** Answers from a cache: the handler never runs. */
+@Injectable()
+class CachedInterceptor implements NestInterceptor {
+  intercept(): Observable<unknown> {
+    return of('cached');
+  }
+}
+
 @Controller('outside')
 class OutsideController {
+  @Get('cached')
+  @UseGuards(SessionGuard, VisitGuard)
+  @UseInterceptors(CachedInterceptor)
+  cached(@Session() session: Session<{ visits?: number }>) {
+    return `never: ${session.data.visits}`;
+  }
+
   @Get('guarded')
   @UseGuards(VisitGuard)
   guarded() {
@@ -458,6 +473,14 @@ describe('Sessions used outside the route handler (e2e)', () => {
     const cookie = sessionCookie(first)!;
     expect(cookie).toBeDefined();
     await http.get('/outside/intercepted').set('Cookie', cookie).expect(200);
+    expect(await visits(cookie)).toBe(2);
+  });
+
+  it('saves what a guard wrote on a hooked route whose handler an interceptor skipped', async () => {
+    const first = await http.get('/outside/guarded').expect(200);
+    const cookie = sessionCookie(first)!;
+    const cached = await http.get('/outside/cached').set('Cookie', cookie).expect(200);
+    expect(cached.text).toBe('cached');
     expect(await visits(cookie)).toBe(2);
   });
 
