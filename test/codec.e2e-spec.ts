@@ -13,7 +13,13 @@ const RUN = randomBytes(4).toString('hex');
 interface Typed {
   when?: Date;
   bytes?: Buffer;
-  nested?: { at: Date; parts: Uint8Array[]; label: string; tagLike: { $date: string; x: number } };
+  nested?: {
+    at: Date;
+    parts: Uint8Array[];
+    label: string;
+    tagLike: { $date: string; x: number };
+    escaped: { $binary: string };
+  };
 }
 
 @Controller('codec')
@@ -28,6 +34,7 @@ class CodecController {
       parts: [new Uint8Array([1, 2, 255])],
       label: '$date',
       tagLike: { $date: 'not a tag: two keys', x: 1 },
+      escaped: { $binary: 'AAAA' },
     };
     return 'saved';
   }
@@ -42,6 +49,7 @@ class CodecController {
       part: Buffer.isBuffer(nested?.parts[0]) ? [...nested.parts[0]] : null,
       label: nested?.label,
       tagLike: nested?.tagLike,
+      escaped: nested?.escaped,
     };
   }
 }
@@ -95,6 +103,7 @@ for (const { name, describe: describeStore, options } of STORES) {
         part: [1, 2, 255],
         label: '$date',
         tagLike: { $date: 'not a tag: two keys', x: 1 },
+        escaped: { $binary: 'AAAA' },
       });
       // Read again unchanged: the tagged texts compare equal, so nothing is written.
       const again = await http.get('/codec/read').set('Cookie', cookie).expect(200);

@@ -36,6 +36,33 @@ describe('session JSON', () => {
     }
   });
 
+  it("keeps the application's own tag-like objects as they were: escaped, never revived", () => {
+    const own = {
+      a: { $binary: 'AAAA' },
+      b: { $date: '2026-01-01' },
+      c: { $x: 1 },
+      d: { $$y: [2] },
+    };
+    expect(stringifySessionValue(own)).toBe(
+      '{"a":{"$$binary":"AAAA"},"b":{"$$date":"2026-01-01"},"c":{"$$x":1},"d":{"$$$y":[2]}}',
+    );
+    expect(roundTrip(own)).toEqual(own);
+    expect(roundTrip([{ $binary: 'AAAA' }])).toEqual([{ $binary: 'AAAA' }]);
+  });
+
+  it('writes values without dates, bytes or tag-like objects exactly as JSON.stringify does', () => {
+    for (const value of [
+      1,
+      'x',
+      null,
+      [1, { a: 'b' }],
+      { $a: 1, b: 2 },
+      { nested: { deep: [true] } },
+    ]) {
+      expect(stringifySessionValue(value)).toBe(JSON.stringify(value));
+    }
+  });
+
   it('still drops prototype keys at every depth (IN-2)', () => {
     const parsed = parseStoredJson('{"a":{"__proto__":{"x":1},"$date":"2026-01-01"},"b":1}') as {
       a: unknown;

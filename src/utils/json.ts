@@ -9,13 +9,30 @@ export function isForbiddenKey(key: string): boolean {
  * The JSON text of a session value. JSON has no dates or bytes, so they are written as tagged
  * objects that {@link parseStoredJson} turns back (ST-11): a `Date` as `{"$date": "<ISO 8601>"}`
  * (`null` for an invalid date), a `Buffer` or `Uint8Array` as `{"$binary": "<base64>"}` (read back
- * as a `Buffer`). Nothing else is revived: no classes, no code. `undefined` for what JSON cannot hold.
+ * as a `Buffer`). An object of the application's that looks like a tag (one key starting with `$`)
+ * is escaped with one more `$` and read back as it was. Nothing else is revived: no classes, no
+ * code. `undefined` for what JSON cannot hold.
  */
 export function stringifySessionValue(value: unknown): string | undefined {
-  // Primitives cannot hold a date or bytes: the plain (fast) path.
-  return typeof value === 'object' && value !== null
-    ? JSON.stringify(value, encodeTagged)
-    : JSON.stringify(value);
+  // The replacer makes JSON.stringify several times slower: only when something needs it.
+  return needsTags(value, 0) ? JSON.stringify(value, encodeTagged) : JSON.stringify(value);
+}
+
+/** Whether a value holds a date, bytes or a tag-like object (a walk is cheaper than the replacer). */
+function needsTags(value: unknown, depth: number): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  // Too deep to walk cheaply: let the replacer decide (JSON.stringify also fails on cycles).
+  if (depth > 64) return true;
+  if (value instanceof Date || value instanceof Uint8Array) return true;
+  if (Array.isArray(value)) return value.some((item) => needsTags(item, depth + 1));
+  let keys = 0;
+  let tagLike = false;
+  for (const key in value) {
+    keys++;
+    tagLike = key.startsWith('$');
+    if (needsTags((value as Record<string, unknown>)[key], depth + 1)) return true;
+  }
+  return keys === 1 && tagLike;
 }
 
 function encodeTagged(this: Record<string, unknown>, key: string, value: unknown): unknown {
@@ -28,10 +45,14 @@ function encodeTagged(this: Record<string, unknown>, key: string, value: unknown
     const bytes = Buffer.from(original.buffer, original.byteOffset, original.byteLength);
     return { $binary: bytes.toString('base64') };
   }
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    const sole = soleKey(value);
+    if (sole?.startsWith('$')) return { [`$${sole}`]: (value as Record<string, unknown>)[sole] };
+  }
   return value;
 }
 
-/** The one key of a plain object with exactly one key, else undefined. */
+/** The one key of an object with exactly one key, else undefined. */
 function soleKey(value: object): string | undefined {
   let sole: string | undefined;
   for (const key in value) {
@@ -45,11 +66,14 @@ function revive(this: unknown, key: string, value: unknown): unknown {
   if (FORBIDDEN_KEYS.has(key)) return undefined;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
   const tag = soleKey(value);
-  const content = (value as Record<string, unknown>)[tag as string];
+  if (tag === undefined || !tag.startsWith('$')) return value;
+  const content = (value as Record<string, unknown>)[tag];
   if (tag === '$date' && (typeof content === 'string' || content === null)) {
     return new Date(content === null ? Number.NaN : content);
   }
   if (tag === '$binary' && typeof content === 'string') return Buffer.from(content, 'base64');
+  // An escaped object of the application's: one `$` less, and nothing revived.
+  if (tag.startsWith('$$')) return { [tag.slice(1)]: content };
   return value;
 }
 
