@@ -32,6 +32,7 @@ import {
   readCookieValues,
 } from './transport/session-cookie.js';
 import { SessionTokenSigner } from './transport/session-token.js';
+import { IDLE_TIMEOUT_KEY, idleTimeoutOf } from './utils/json.js';
 import { randomBase64url } from './utils/random.js';
 
 /** Marks the first of several numbered cookies: `<count>~<part>` (`~` is not base64url). */
@@ -410,7 +411,7 @@ export class SessionManager {
       now >= record.expiresAt ||
       now >= record.absoluteExpiresAt ||
       now >= record.createdAt + absoluteTimeout ||
-      now >= record.lastActiveAt + idleTimeout
+      now >= record.lastActiveAt + idleTimeoutOf(record.data[IDLE_TIMEOUT_KEY], idleTimeout)
     );
   }
 

@@ -3,7 +3,7 @@ import { SESSION_MANAGER } from './session.constants.js';
 import type { SessionRecord } from './interfaces/session-store.interface.js';
 import type { Session } from './session.js';
 import type { SessionManager } from './session.manager.js';
-import { parseStoredJson } from './utils/json.js';
+import { IDLE_TIMEOUT_KEY, parseStoredJson } from './utils/json.js';
 
 /** A stored session as the service reports it. */
 export interface SessionInfo<T extends object = Record<string, unknown>> {
@@ -117,7 +117,7 @@ export class SessionService {
 function toInfo<T extends object>(record: SessionRecord): SessionInfo<T> {
   const data: Record<string, unknown> = {};
   for (const key of Object.keys(record.data)) {
-    data[key] = parseStoredJson(record.data[key]);
+    if (key !== IDLE_TIMEOUT_KEY) data[key] = parseStoredJson(record.data[key]);
   }
   return {
     id: record.key,

@@ -12,7 +12,13 @@ import { MAX_COOKIE_BYTES } from './transport/session-cookie.js';
 import type { SealedSession } from './transport/session-sealer.js';
 import { SessionTokenSigner } from './transport/session-token.js';
 import { parseDuration } from './utils/duration.js';
-import { isForbiddenKey, parseStoredJson, stringifySessionValue } from './utils/json.js';
+import {
+  IDLE_TIMEOUT_KEY,
+  idleTimeoutOf,
+  isForbiddenKey,
+  parseStoredJson,
+  stringifySessionValue,
+} from './utils/json.js';
 
 /** Options of {@link Session.regenerate}. */
 export interface SessionRegenerateOptions<T> {
@@ -79,8 +85,8 @@ export interface Session<T extends object = Record<string, unknown>> {
   touch(): void;
   /**
    * Gives this session a shorter idle timeout than the module's `idleTimeout` (a shared computer,
-   * an elevated session), from its next save on; it is kept with the session (in the store's expiry,
-   * inside the seal in sealed mode) and enforced on every read. Activity is then recorded at least
+   * an elevated session), from its next save on; it is kept with the session (a hidden data key,
+   * in every store and inside the seal in sealed mode) and enforced on every read. Activity is then recorded at least
    * every half of it. A longer one is refused: the module's timeouts are the upper bound.
    * @example session.setIdleTimeout('5m')
    */
@@ -259,7 +265,11 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
       );
     }
     this.idleTimeout = ms;
-    this.touchRequested = true;
+    // Kept with the session as a hidden data key: a request that loaded it earlier and writes
+    // other keys cannot undo it, and every read enforces it.
+    this.values[IDLE_TIMEOUT_KEY] = ms;
+    this.touched.add(IDLE_TIMEOUT_KEY);
+    this.removed.delete(IDLE_TIMEOUT_KEY);
   }
 
   async load(): Promise<this> {
@@ -325,6 +335,10 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     this.replace = false;
     this.token = this.storedToken;
     this.key = this.storedKey;
+    this.idleTimeout = idleTimeoutOf(
+      this.texts.get(IDLE_TIMEOUT_KEY),
+      this.manager.options.idleTimeout,
+    );
   }
 
   /**
@@ -477,7 +491,6 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
       lastActiveAt: now,
       absoluteExpiresAt: this.absoluteExpiry,
       sealedAt: now,
-      ...(this.idleTimeout < m.options.idleTimeout && { idleTimeout: this.idleTimeout }),
       data,
     });
     const parts = m.cookieParts(value);
@@ -505,7 +518,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
 
   /** @internal */
   read(key: string): unknown {
-    if (this.removed.has(key)) return undefined;
+    if (this.removed.has(key) || key === IDLE_TIMEOUT_KEY) return undefined;
     let value: unknown;
     if (key in this.values) {
       value = this.values[key];
@@ -524,7 +537,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   /** @internal */
   write(key: string, value: unknown): void {
     if (value === undefined) return this.remove(key);
-    if (typeof key !== 'string' || isForbiddenKey(key)) {
+    if (typeof key !== 'string' || isForbiddenKey(key) || key === IDLE_TIMEOUT_KEY) {
       throw new SessionError('SESSION_INVALID_KEY', `"${String(key)}" cannot be a session key`);
     }
     this.removed.delete(key);
@@ -534,6 +547,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
 
   /** @internal */
   remove(key: string): void {
+    if (key === IDLE_TIMEOUT_KEY) return;
     delete this.values[key];
     this.touched.delete(key);
     if (this.texts.has(key)) this.removed.add(key);
@@ -541,14 +555,25 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
 
   /** @internal */
   has(key: string): boolean {
-    return !this.removed.has(key) && (key in this.values || this.texts.has(key));
+    return (
+      key !== IDLE_TIMEOUT_KEY &&
+      !this.removed.has(key) &&
+      (key in this.values || this.texts.has(key))
+    );
   }
 
   /** @internal */
   keys(): string[] {
+    const keys = this.liveKeys();
+    keys.delete(IDLE_TIMEOUT_KEY);
+    return [...keys];
+  }
+
+  /** Every key the session will hold after this request, hidden ones included. */
+  private liveKeys(): Set<string> {
     const keys = new Set(Object.keys(this.values));
     for (const key of this.texts.keys()) if (!this.removed.has(key)) keys.add(key);
-    return [...keys];
+    return keys;
   }
 
   // --- internals ------------------------------------------------------------------------------
@@ -728,11 +753,9 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     this.created = record.createdAt;
     this.lastActive = record.lastActiveAt;
     this.absoluteExpiry = record.absoluteExpiresAt;
-    // The store keeps a shorter idle timeout as the distance from activity to expiry. Where the
-    // absolute expiry cut it, any value at least that long gives the same expiries from now on.
-    this.idleTimeout = Math.min(
+    this.idleTimeout = idleTimeoutOf(
+      record.data[IDLE_TIMEOUT_KEY],
       this.manager.options.idleTimeout,
-      Math.max(1, record.expiresAt - record.lastActiveAt),
     );
     this.storedUser = record.userId;
     this.texts = new Map(Object.entries(record.data));
@@ -781,6 +804,10 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   private keepOnly(set: Record<string, string>): void {
     for (const key of this.keys()) if (!(key in set)) this.remove(key);
     this.replace = true;
+    // The session's own idle timeout is not the previous user's data: it stays.
+    if (this.idleTimeout < this.manager.options.idleTimeout) {
+      set[IDLE_TIMEOUT_KEY] = String(this.idleTimeout);
+    }
   }
 
   private async doDestroy(): Promise<void> {
@@ -817,6 +844,11 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   private delta(): { set: Record<string, string>; unset: string[] } {
     // After a regenerate that starts empty, the store drops everything: write every live key.
     const base = this.replace ? undefined : this.texts;
+    if (this.replace && this.idleTimeout < this.manager.options.idleTimeout) {
+      // The session's own idle timeout belongs to the browser's session, not to its data: it stays.
+      this.values[IDLE_TIMEOUT_KEY] = this.idleTimeout;
+      this.touched.add(IDLE_TIMEOUT_KEY);
+    }
     const set: Record<string, string> = Object.create(null);
     for (const key of this.touched) {
       let text: string | undefined;
@@ -873,7 +905,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   /** Every key's JSON text once `set` is applied: what the store (or the seal) will hold. */
   private finalTexts(set: Readonly<Record<string, string>>): Record<string, string> {
     const texts: Record<string, string> = Object.create(null);
-    for (const key of this.keys()) {
+    for (const key of this.liveKeys()) {
       const text = set[key] ?? (this.replace ? undefined : this.texts.get(key));
       if (text !== undefined) texts[key] = text;
     }
@@ -916,7 +948,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
 
 /** A sealed session seen as a store record, so that one set of expiry rules covers both modes. */
 function sealedRecord(session: SealedSession, moduleIdleTimeout: number): SessionRecord {
-  const idleTimeout = Math.min(moduleIdleTimeout, session.idleTimeout ?? moduleIdleTimeout);
+  const idleTimeout = idleTimeoutOf(session.data[IDLE_TIMEOUT_KEY], moduleIdleTimeout);
   return {
     key: session.id,
     data: session.data,

@@ -154,6 +154,41 @@ for (const mode of ['store', 'sealed'] as const) {
       await http.get('/guarded').set('Cookie', cookie).expect(401);
     });
 
+    // Sealed mode has no server copy to merge into: the last cookie set wins, for this as for any key.
+    const storeOnly = mode === 'store' ? it : () => undefined;
+    storeOnly(
+      'keeps it when a request that loaded the session earlier writes afterwards (TO-6)',
+      async () => {
+        const login = await http.post('/login').send({ userId: 'kiosk' }).expect(200);
+        let cookie = sessionCookie(login)!;
+        // Loads now, writes 20 ms later: after the idle timeout was set by the next request.
+        const stale = http
+          .post('/slow-set')
+          .set('Cookie', cookie)
+          .send({ late: true })
+          .then((r) => r);
+        const set = await http.post('/idle').set('Cookie', cookie).send({ timeout: '10s' });
+        cookie = sessionCookie(set) ?? cookie;
+        const late = await stale;
+        expect(late.status).toBe(200);
+        cookie = sessionCookie(late) ?? cookie;
+        const read = await http.get('/read').set('Cookie', cookie).expect(200);
+        expect(read.body.data).toEqual({ userId: 'kiosk', late: true });
+        advance(11 * SECOND);
+        await http.get('/guarded').set('Cookie', cookie).expect(401);
+      },
+    );
+
+    it('is not part of the data the application sees', async () => {
+      const cookie = await shortSession();
+      const read = await http.get('/read').set('Cookie', cookie).expect(200);
+      expect(read.body.data).toEqual({ userId: 'kiosk' });
+      if (mode === 'store') {
+        const mine = await http.get('/mine').set('Cookie', cookie).expect(200);
+        expect(JSON.stringify(mine.body)).not.toContain('idleTimeout');
+      }
+    });
+
     it('refuses an idle timeout longer than the module one', async () => {
       const login = await http.post('/login').send({ userId: 'kiosk' }).expect(200);
       await http

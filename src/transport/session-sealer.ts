@@ -22,8 +22,6 @@ export interface SealedSession {
   readonly absoluteExpiresAt: number;
   /** When this seal was made. */
   readonly sealedAt: number;
-  /** This session's own idle timeout, when `setIdleTimeout()` made it shorter than the module's. */
-  readonly idleTimeout?: number;
   /** Top-level keys mapped to JSON text. */
   readonly data: Record<string, string>;
 }
@@ -116,7 +114,7 @@ function serialize(s: SealedSession): string {
   for (const key of Object.keys(s.data)) {
     data += `${data ? ',' : ''}${JSON.stringify(key)}:${s.data[key]}`;
   }
-  return `{"i":${JSON.stringify(s.id)},"u":${JSON.stringify(s.userId)},"c":${s.createdAt},"l":${s.lastActiveAt},"a":${s.absoluteExpiresAt},"t":${s.sealedAt},${s.idleTimeout === undefined ? '' : `"x":${s.idleTimeout},`}"d":{${data}}}`;
+  return `{"i":${JSON.stringify(s.id)},"u":${JSON.stringify(s.userId)},"c":${s.createdAt},"l":${s.lastActiveAt},"a":${s.absoluteExpiresAt},"t":${s.sealedAt},"d":{${data}}}`;
 }
 
 function deserialize(text: string): SealedSession | undefined {
@@ -135,8 +133,7 @@ function deserialize(text: string): SealedSession | undefined {
     !numbers.every((n) => typeof n === 'number' && Number.isFinite(n)) ||
     typeof p.d !== 'object' ||
     p.d === null ||
-    Array.isArray(p.d) ||
-    (p.x !== undefined && !(typeof p.x === 'number' && Number.isFinite(p.x) && p.x > 0))
+    Array.isArray(p.d)
   ) {
     return undefined;
   }
@@ -150,7 +147,6 @@ function deserialize(text: string): SealedSession | undefined {
     lastActiveAt: p.l as number,
     absoluteExpiresAt: p.a as number,
     sealedAt: p.t as number,
-    ...(p.x !== undefined && { idleTimeout: p.x as number }),
     data,
   };
 }
