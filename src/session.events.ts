@@ -28,8 +28,9 @@ export interface SessionEvent {
   /** Epoch milliseconds. */
   readonly at: number;
   /**
-   * The session, as a keyed hash of its id truncated to 16 characters: the same session always has
-   * the same ref, which neither reveals its id nor lets anyone find or forge its cookie. Safe to log.
+   * The session, as a keyed hash of its id truncated to 16 characters: the same session has the
+   * same ref (as long as the first secret stays the same), which neither reveals its id nor lets
+   * anyone find or forge its cookie. Safe to log.
    */
   readonly ref?: string;
   /** `regenerated`: the ref of the id it replaced. */
@@ -51,22 +52,28 @@ export interface SessionEventInput {
   readonly count?: number;
 }
 
-/** Lifecycle at debug level, revocations at log level, invalid cookies as warnings. */
-const LOG_LEVELS: Readonly<Record<SessionEventType, LogLevel>> = {
-  created: 'debug',
-  regenerated: 'debug',
-  destroyed: 'debug',
-  expired: 'debug',
-  revoked: 'log',
-  invalid: 'warn',
-};
+/**
+ * Lifecycle at debug level, revocations at log level, forged or tampered cookies as warnings (a
+ * cookie whose session is merely gone is routine: debug).
+ */
+function levelOf(type: SessionEventType, reason: string | undefined): LogLevel {
+  if (type === 'revoked') return 'log';
+  if (type === 'invalid' && reason !== 'unknown') return 'warn';
+  return 'debug';
+}
+
+/** At most one warning per this interval; the ones in between are counted in the next. */
+const WARN_INTERVAL_MS = 10_000;
 
 /**
- * Sends session events to the `onEvent` listener and to the log: lifecycle events at debug level,
- * revocations at log level, invalid cookies as warnings (OBS-1). Costs nothing when neither is on.
+ * Sends session events to the `onEvent` listener and to the log (OBS-1): lifecycle events at debug
+ * level, revocations at log level, forged or tampered cookies as warnings (at most one per 10 s,
+ * with a count of the others). Costs nothing when neither is on.
  */
 export class SessionEvents {
   private readonly refKey: Buffer;
+  private warnAfter = 0;
+  private suppressed = 0;
 
   constructor(
     secret: string | Buffer,
@@ -83,7 +90,7 @@ export class SessionEvents {
   }
 
   emit(type: SessionEventType, input: SessionEventInput = {}): void {
-    const level = LOG_LEVELS[type];
+    const level = levelOf(type, input.reason);
     const logging = this.logger !== undefined && Logger.isLevelEnabled(level);
     if (!this.listener && !logging) return;
     const event: SessionEvent = {
@@ -108,13 +115,25 @@ export class SessionEvents {
     }
   }
 
+  /** One line per event, without the user id (it may be an e-mail address): `onEvent` has it. */
   private log(event: SessionEvent, level: LogLevel): void {
+    if (level === 'warn') {
+      // Anyone can send forged cookies: they must not flood the log.
+      if (event.at < this.warnAfter) {
+        this.suppressed++;
+        return;
+      }
+      this.warnAfter = event.at + WARN_INTERVAL_MS;
+    }
     const parts = [`Session ${event.type}`];
     if (event.ref) parts.push(event.ref);
     if (event.previousRef) parts.push(`(was ${event.previousRef})`);
-    if (event.userId) parts.push(`user ${JSON.stringify(event.userId)}`);
     if (event.reason) parts.push(`reason ${event.reason}`);
     if (event.count !== undefined) parts.push(`count ${event.count}`);
+    if (level === 'warn' && this.suppressed > 0) {
+      parts.push(`(${this.suppressed} more since the last warning)`);
+      this.suppressed = 0;
+    }
     this.logger![level](parts.join(' '));
   }
 }
