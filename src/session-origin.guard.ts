@@ -13,6 +13,18 @@ function header(req: IncomingMessage, name: string): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
+/**
+ * The host the client addressed: `X-Forwarded-Host` with `trustProxy: true`, the `Host` header
+ * with `false`, and unset, whatever Express's `trust proxy` setting makes of them (`req.host`).
+ */
+function requestHost(req: IncomingMessage, trustProxy: boolean | undefined): string | undefined {
+  const forwarded =
+    trustProxy === true ? header(req, 'x-forwarded-host')?.split(',')[0] : undefined;
+  const express = trustProxy === undefined ? (req as { host?: unknown }).host : undefined;
+  const host = forwarded ?? (typeof express === 'string' ? express : header(req, 'host'));
+  return host?.trim().toLowerCase();
+}
+
 /** `host[:port]` of an origin such as `https://app.example.com:8443`, or undefined when malformed. */
 function hostOf(origin: string): string | undefined {
   try {
@@ -29,14 +41,16 @@ function hostOf(origin: string): string | undefined {
  *
  * - `Sec-Fetch-Site` (sent by every current browser) says `same-origin` (or `none`: typed by the
  *   user), or the `Origin` is one of `trustedOrigins`;
- * - without `Sec-Fetch-Site`, the `Origin` header names this host (the `Host` header, or
- *   `X-Forwarded-Host` with `trustProxy: true`) or a trusted origin. A request without `Origin` is
+ * - without `Sec-Fetch-Site`, the `Origin` header names this host (the `Host` header; behind a
+ *   proxy `X-Forwarded-Host`, with `trustProxy: true` or Express's `trust proxy`) or a trusted
+ *   origin. A request without `Origin` is
  *   refused too unless `allowMissingOrigin` (browsers send `Origin` with every cross-site POST, so
  *   that lets non-browser clients through without opening a hole for pages).
  *
  * Use it on routes (`@UseGuards(SessionOriginGuard)`) or everywhere (`APP_GUARD`), and exempt a
  * route, such as a webhook signed by other means, with `@AllowCrossSite()`. The 403 comes from
- * {@link createException}, which a subclass can override.
+ * {@link createException}, which a subclass can override. Contexts other than HTTP (GraphQL,
+ * WebSockets, microservices) pass through.
  */
 @Injectable()
 export class SessionOriginGuard implements CanActivate {
@@ -46,6 +60,8 @@ export class SessionOriginGuard implements CanActivate {
   ) {}
 
   canActivate(context: ExecutionContext): boolean {
+    // Browsers send cookies with HTTP requests only (a GraphQL or WebSocket gateway checks its own).
+    if (context.getType() !== 'http') return true;
     const req = context.getArgByIndex<IncomingMessage>(0);
     if (SAFE_METHODS.has(req.method ?? 'GET')) return true;
     if (
@@ -75,8 +91,6 @@ export class SessionOriginGuard implements CanActivate {
     }
     if (origin === undefined) return allowMissingOrigin;
     if (trusted) return true;
-    const forwarded = trustProxy === true ? header(req, 'x-forwarded-host') : undefined;
-    const host = (forwarded?.split(',')[0] ?? header(req, 'host'))?.trim().toLowerCase();
-    return host !== undefined && hostOf(origin) === host;
+    return hostOf(origin) === requestHost(req, trustProxy);
   }
 }

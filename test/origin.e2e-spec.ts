@@ -109,7 +109,20 @@ describe('SessionOriginGuard (e2e)', () => {
       .expect(200);
   });
 
-  it('compares with X-Forwarded-Host only when trustProxy is on', async () => {
+  it("follows Express's trust proxy setting when trustProxy is unset", async () => {
+    const { http } = await boot();
+    const express = app!.getHttpAdapter().getInstance() as {
+      set(name: string, value: unknown): void;
+    };
+    express.set('trust proxy', true);
+    await http
+      .post('/origin/write')
+      .set('X-Forwarded-Host', 'shop.example.com')
+      .set('Origin', 'https://shop.example.com')
+      .expect(200);
+  });
+
+  it('compares with X-Forwarded-Host only when a proxy is trusted', async () => {
     const behind = await boot({ trustProxy: true });
     await behind.http
       .post('/origin/write')
@@ -117,7 +130,7 @@ describe('SessionOriginGuard (e2e)', () => {
       .set('Origin', 'https://shop.example.com')
       .expect(200);
     await app!.close();
-    const direct = await boot();
+    const direct = await boot({ trustProxy: false });
     await direct.http
       .post('/origin/write')
       .set('X-Forwarded-Host', 'shop.example.com')
