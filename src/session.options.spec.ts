@@ -38,6 +38,12 @@ describe('resolveSessionOptions', () => {
     expect(p.cookie.name).toBe('__Host-sid');
   });
 
+  it('names a Secure cookie with a domain or a path __Secure-sid, since __Host- could not hold (CK-4)', () => {
+    expect(resolve({ cookie: { domain: 'example.com' } }, prod).cookie.name).toBe('__Secure-sid');
+    expect(resolve({ cookie: { path: '/app' } }, prod).cookie.name).toBe('__Secure-sid');
+    expect(resolve({ cookie: { domain: 'example.com' } }).cookie.name).toBe('sid');
+  });
+
   it('makes the cookie Secure everywhere but local development and tests (CK-2)', () => {
     for (const NODE_ENV of ['production', 'staging', 'preview']) {
       expect(resolve({}, { NODE_ENV }).cookie).toMatchObject({ secure: true, name: '__Host-sid' });

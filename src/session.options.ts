@@ -210,7 +210,10 @@ function resolveCookie(value: unknown, deployed: boolean): ResolvedCookieOptions
   if (secure !== true && secure !== false && secure !== 'auto') {
     throw new SessionConfigError("'cookie.secure' must be true, false or 'auto'.");
   }
-  const name = cookie.name ?? (secure === true ? '__Host-sid' : 'sid');
+  // `__Host-` where it can hold (no domain, path '/'), else `__Secure-`; no prefix without Secure.
+  const hostOnlyRoot = cookie.domain === undefined && (cookie.path ?? '/') === '/';
+  const name =
+    cookie.name ?? (secure === true ? (hostOnlyRoot ? '__Host-sid' : '__Secure-sid') : 'sid');
   if (typeof name !== 'string' || !COOKIE_NAME.test(name)) {
     throw new SessionConfigError(
       `'cookie.name' must be a cookie token (letters, digits and !#$%&'*+-.^_\`|~; no spaces, '=', ';' or ','). Got ${JSON.stringify(name)}.`,
@@ -303,7 +306,8 @@ export function resolveSessionOptions(
 ): ResolvedSessionOptions {
   if (!isPlainObject(options)) throw new SessionConfigError('options must be an object.');
   rejectUnknown(options, KNOWN_OPTIONS, '');
-  const production = env.NODE_ENV === 'production';
+  // Production means deployed: any NODE_ENV but unset, development or test (staging included).
+  const production = !isDevelopment(env);
   const warnings: string[] = [];
 
   const secrets = resolveSecrets(options.secret, production, warnings);
@@ -346,7 +350,7 @@ export function resolveSessionOptions(
       "'cookieChunks' is for mode: 'sealed'; store-mode cookies are small.",
     );
   }
-  const cookie = resolveCookie(options.cookie, !isDevelopment(env));
+  const cookie = resolveCookie(options.cookie, production);
   if (production && cookie.secure === false) {
     warnings.push(
       "'cookie.secure' is false in production: the session cookie can leak over plain HTTP.",

@@ -9,7 +9,8 @@ export interface SessionCookieOptions {
   /**
    * Cookie name. Must be an RFC 6265 token. A `__Host-` name requires `secure: true`, `path: '/'`
    * and no `domain`; a `__Secure-` name requires `secure: true`.
-   * @default '__Host-sid' when the cookie is Secure (`secure: true`, the default outside development), otherwise 'sid'
+   * @default '__Host-sid' when the cookie is Secure (`secure: true`, the default outside development)
+   * and host-only on path '/'; '__Secure-sid' when Secure with a domain or another path; otherwise 'sid'
    */
   name?: string;
   /** @default true */
@@ -56,8 +57,8 @@ export interface SessionModuleOptions {
    * Secret(s) for signing (or, in `'sealed'` mode, sealing) the session cookie: strings of at
    * least 32 characters, or Buffers of at least 32 random bytes. Keys are derived from them once, at
    * boot. With an array the first signs and all verify, so a new secret goes first and the old one
-   * stays until its cookies are gone. Weak or placeholder secrets are refused when NODE_ENV is
-   * 'production'. `undefined` is accepted by the type so that `process.env.SESSION_SECRET` can be
+   * stays until its cookies are gone. Weak or placeholder secrets are refused outside development
+   * (NODE_ENV set, and not 'development' or 'test'). `undefined` is accepted by the type so that `process.env.SESSION_SECRET` can be
    * passed as it is: a missing secret fails at boot with a message saying what to set.
    * @example process.env.SESSION_SECRET
    */
