@@ -88,13 +88,8 @@ function setField(data: Record<string, string>, name: string, text: string): voi
   }
 }
 
-function field(entry: Entry, name: string): string | undefined {
-  const data = decodeFields(entry.data);
-  return Object.hasOwn(data, name) ? data[name] : undefined;
-}
-
-function applyFields(entry: Entry, write: SessionWrite): void {
-  const data = write.replace ? {} : decodeFields(entry.data);
+function applyFields(entry: Entry, write: SessionWrite, stored: Record<string, string>): void {
+  const data = write.replace ? {} : stored;
   for (const name of write.unset) delete data[name];
   for (const name of Object.keys(write.set)) setField(data, name, write.set[name]);
   entry.data = encodeFields(data);
@@ -155,6 +150,7 @@ export class MemorySessionStore implements SessionStore {
   private apply(write: SessionWrite): void {
     const now = Date.now();
     let entry: Entry;
+    let stored: Record<string, string> = {};
     if (write.kind === 'create') {
       if (this.live(write.key, now)) throw new SessionGoneError();
       // New entries join at the young end of the Map unmarked; only later use earns a second chance.
@@ -170,14 +166,16 @@ export class MemorySessionStore implements SessionStore {
       const existing = this.live(from, now);
       if (!existing) throw new SessionGoneError();
       entry = existing;
+      stored = decodeFields(entry.data);
       if (write.expect) {
         for (const name of Object.keys(write.expect)) {
-          if ((field(entry, name) ?? null) !== write.expect[name]) throw new SessionConflictError();
+          const text = Object.hasOwn(stored, name) ? stored[name] : null;
+          if (text !== write.expect[name]) throw new SessionConflictError();
         }
       }
       if (write.previousKey !== undefined) this.remove(write.previousKey);
     }
-    applyFields(entry, write);
+    applyFields(entry, write, stored);
     if (write.kind === 'update') entry.used = true;
     entry.lastActiveAt = write.lastActiveAt;
     entry.expiresAt = write.expiresAt;

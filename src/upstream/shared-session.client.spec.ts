@@ -541,6 +541,27 @@ describe('SharedSessionClient', () => {
       );
     });
 
+    it('takes a store whose set() says nothing as having written, and says so once', async () => {
+      const shared = new MemorySharedCredentialStore();
+      const legacyStore: SharedCredentialStore = {
+        get: (name) => shared.get(name),
+        acquireLock: (name, owner, ttl) => shared.acquireLock(name, owner, ttl),
+        releaseLock: (name, owner) => shared.releaseLock(name, owner),
+        set: async (name, record, owner) => {
+          await shared.set(name, record, owner);
+          return undefined as unknown as boolean;
+        },
+      };
+      const legacy = client({ store: legacyStore });
+      expect((await legacy.get('/data')).status).toBe(200);
+      upstream.expireAll();
+      expect((await legacy.get('/data')).status).toBe(200);
+      expect(upstream.logins).toBe(2);
+      expect(logger.lines.filter((line) => line.includes('without saying whether'))).toHaveLength(
+        1,
+      );
+    });
+
     it('releases its lock after a login, success or failure', async () => {
       const store = new MemorySharedCredentialStore();
       const legacy = client({ store });

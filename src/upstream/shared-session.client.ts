@@ -165,6 +165,7 @@ export class SharedSessionClient implements OnApplicationShutdown {
   private refreshing: { stale: number; promise: Promise<ActiveCredential> } | null = null;
   private readonly closing = new AbortController();
   private logins = 0;
+  private warnedUnfenced = false;
 
   /** @throws SharedSessionConfigError when an option is wrong. */
   constructor(options: SharedSessionClientOptions) {
@@ -428,7 +429,8 @@ export class SharedSessionClient implements OnApplicationShutdown {
     const saved = await this.storeCall('save the credential', (store) =>
       store.set(this.name, { generation, credential, updatedAt: Date.now(), failures: 0 }, owner),
     );
-    if (!saved) {
+    if (saved === undefined) this.warnUnfenced();
+    else if (!saved) {
       // The login outlived the lock and another process may have logged in meanwhile: its
       // credential is the shared one. Use it if it is there; never overwrite it.
       this.warnLockLost();
@@ -446,6 +448,16 @@ export class SharedSessionClient implements OnApplicationShutdown {
     );
     this.active = { generation, jar, headers };
     return this.active;
+  }
+
+  /** A store written before `set` said whether it wrote: taken as written, said once. */
+  private warnUnfenced(): void {
+    if (this.warnedUnfenced) return;
+    this.warnedUnfenced = true;
+    this.options.logger?.warn(
+      `The credential store of upstream "${this.name}" resolved set() without saying whether it ` +
+        'wrote: it must resolve true, or false when the caller no longer holds the login lock',
+    );
   }
 
   private warnLockLost(): void {
