@@ -343,6 +343,18 @@ describe('SessionService (e2e)', () => {
     expect(await service.listForUser('multi')).toHaveLength(1);
   });
 
+  it('ends the other sessions and renews this one after a credential change (REV-6)', async () => {
+    const http = await boot([SessionModule.forRoot({ secret: TEST_SECRET })]);
+    const phone = sessionCookie(await http.post('/login').send({ userId: 'pw' }).expect(200))!;
+    const laptop = sessionCookie(await http.post('/login').send({ userId: 'pw' }).expect(200))!;
+    const res = await http.post('/password-changed').set('Cookie', laptop).expect(200);
+    const renewed = sessionCookie(res)!;
+    expect(renewed).not.toBe(laptop);
+    await http.get('/guarded').set('Cookie', phone).expect(401);
+    await http.get('/guarded').set('Cookie', laptop).expect(401);
+    await http.get('/guarded').set('Cookie', renewed).expect(200);
+  });
+
   it('runs withSession like a request: commit on success, roll back on throw', async () => {
     const http = await boot([SessionModule.forRoot({ secret: TEST_SECRET })]);
     const service = app!.get(SessionService);
