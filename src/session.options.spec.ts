@@ -93,6 +93,16 @@ describe('resolveSessionOptions', () => {
     expect(resolve({ secret: weak }).warnings.join()).toMatch(/would be refused in production/);
   });
 
+  it('turns clearSiteData into the header value, and refuses unknown types (CK-13)', () => {
+    expect(resolve({}).clearSiteData).toBeUndefined();
+    expect(resolve({ clearSiteData: true }).clearSiteData).toBe('"cookies", "storage"');
+    expect(resolve({ clearSiteData: ['cache', 'cookies'] }).clearSiteData).toBe(
+      '"cache", "cookies"',
+    );
+    refuses({ clearSiteData: ['executionContexts' as never] }, /clearSiteData/);
+    refuses({ clearSiteData: [] }, /clearSiteData/);
+  });
+
   it('accepts trusted origins written as origins only, lowercased', () => {
     expect(
       resolve({ trustedOrigins: ['https://App.example.com', 'http://localhost:5173/'] })

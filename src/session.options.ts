@@ -41,6 +41,7 @@ const KNOWN_OPTIONS = new Set([
   'logEvents',
   'trustedOrigins',
   'allowMissingOrigin',
+  'clearSiteData',
 ]);
 const KNOWN_COOKIE_OPTIONS = new Set([
   'name',
@@ -86,6 +87,8 @@ export interface ResolvedSessionOptions {
   readonly concurrency: SessionConcurrency;
   readonly lockTimeout: number;
   readonly lockTtl: number;
+  /** The `Clear-Site-Data` header value sent on `destroy()`, if any. */
+  readonly clearSiteData: string | undefined;
   readonly trustedOrigins: readonly string[];
   readonly allowMissingOrigin: boolean;
   readonly onEvent: ((event: SessionEvent) => void) | undefined;
@@ -173,6 +176,22 @@ function resolveSecrets(
       warnings.push(`${label} is weak (${weakness}); it would be refused in production.`);
   });
   return secrets as (string | Buffer)[];
+}
+
+/** `clearSiteData` as the header value (`"cookies", "storage"`), or undefined when off. */
+function resolveClearSiteData(value: unknown): string | undefined {
+  if (value === undefined || value === false) return undefined;
+  const types: unknown[] =
+    value === true ? ['cookies', 'storage'] : Array.isArray(value) ? value : [];
+  if (
+    types.length === 0 ||
+    !types.every((t) => t === 'cookies' || t === 'storage' || t === 'cache')
+  ) {
+    throw new SessionConfigError(
+      "'clearSiteData' must be true, false, or a non-empty list of 'cookies', 'storage' and 'cache'.",
+    );
+  }
+  return [...new Set(types)].map((type) => `"${type as string}"`).join(', ');
 }
 
 /** `trustedOrigins`: each an origin (scheme, host, optional port, nothing else), lowercased. */
@@ -425,6 +444,7 @@ export function resolveSessionOptions(
     userKey,
     maxSize,
     trustProxy: options.trustProxy,
+    clearSiteData: resolveClearSiteData(options.clearSiteData),
     trustedOrigins: resolveOrigins(options.trustedOrigins),
     allowMissingOrigin: boolean(options.allowMissingOrigin, 'allowMissingOrigin', false),
     onEvent: options.onEvent,

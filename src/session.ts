@@ -822,7 +822,13 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     if (hadSession) m.events.emit('destroyed', { key: this.storedKey, userId: this.storedUser });
     this.startNew();
     this.deadCookie = false;
-    if (hadSession && this.exchange) m.clearCookie(this.exchange);
+    if (hadSession && this.exchange) {
+      m.clearCookie(this.exchange);
+      const { res } = this.exchange;
+      if (m.options.clearSiteData && !res.headersSent) {
+        res.setHeader('Clear-Site-Data', m.options.clearSiteData);
+      }
+    }
   }
 
   private async doReload(): Promise<void> {

@@ -516,3 +516,24 @@ describe('Sessions used outside the route handler (e2e)', () => {
     }
   });
 });
+
+describe('Clear-Site-Data on logout (e2e)', () => {
+  it('sends it with the response of destroy() when asked, and only then (CK-13)', async () => {
+    for (const [clearSiteData, expected] of [
+      [true, '"cookies", "storage"'],
+      [undefined, undefined],
+    ] as const) {
+      const app = await createFixtureApp({ clearSiteData });
+      try {
+        const http = request(app.getHttpServer());
+        const created = await http.post('/set').send({ name: 'ann' }).expect(200);
+        expect(created.headers['clear-site-data']).toBeUndefined();
+        const cookie = sessionCookie(created)!;
+        const gone = await http.post('/destroy').set('Cookie', cookie).expect(200);
+        expect(gone.headers['clear-site-data']).toBe(expected);
+      } finally {
+        await app.close();
+      }
+    }
+  });
+});

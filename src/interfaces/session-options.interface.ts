@@ -136,6 +136,12 @@ export interface SessionModuleOptions {
    */
   trustProxy?: boolean;
   /**
+   * Send `Clear-Site-Data` with the response of `destroy()` (logout), so the browser also drops the
+   * site's other cookies and its storage: `true` for `"cookies", "storage"`, or the list to clear.
+   * @default false
+   */
+  clearSiteData?: boolean | readonly ('cookies' | 'storage' | 'cache')[];
+  /**
    * Origins (`https://app.example.com`) other than this host from which `SessionOriginGuard` lets
    * state-changing requests through.
    * @default []
