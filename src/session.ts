@@ -86,8 +86,9 @@ export interface Session<T extends object = Record<string, unknown>> {
   /**
    * Gives this session a shorter idle timeout than the module's `idleTimeout` (a shared computer,
    * an elevated session), from its next save on; it is kept with the session (a hidden data key,
-   * in every store and inside the seal in sealed mode) and enforced on every read. Activity is then recorded at least
-   * every half of it. A longer one is refused: the module's timeouts are the upper bound.
+   * in every store and inside the seal in sealed mode) and enforced on every read. Activity is
+   * then recorded at least every half of it. A longer one is refused: the module's timeouts are
+   * the upper bound.
    * @example session.setIdleTimeout('5m')
    */
   setIdleTimeout(timeout: number | string): void;
@@ -169,11 +170,17 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     return (this.proxyView ??= new Proxy(this, HANDLE_TRAPS) as this);
   }
 
-  /** @internal A method of the API bound to this handle (called through `req.session`). */
+  /**
+   * @internal A method of the API bound to this handle, for `req.session`; `load()` resolves
+   * `req.session` itself, as it resolves the handle when called on the handle.
+   */
   bound(name: string, method: (...args: unknown[]) => unknown): unknown {
     this.boundMethods ??= new Map();
     let bound = this.boundMethods.get(name);
-    if (!bound) this.boundMethods.set(name, (bound = method.bind(this)));
+    if (!bound) {
+      bound = name === 'load' ? () => this.load().then(() => this.proxy) : method.bind(this);
+      this.boundMethods.set(name, bound);
+    }
     return bound;
   }
 

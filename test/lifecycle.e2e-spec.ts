@@ -189,6 +189,7 @@ describe('Session lifecycle (e2e)', () => {
       const res = await http.post('/req-internals').set('Cookie', cookie).expect(200);
       expect(res.body.json).toEqual({ name: 'ann', token: 'app-token', state: 'app-state' });
       expect([...res.body.keys].sort()).toEqual(['name', 'state', 'token']);
+      expect(res.body.loadGivesReqSession).toBe(true);
       expect(sessionCookie(res)).toBeUndefined();
       const read = await http.get('/read').set('Cookie', cookie).expect(200);
       expect(read.body.data).toEqual({ name: 'ann', token: 'app-token', state: 'app-state' });
