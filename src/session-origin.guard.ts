@@ -4,6 +4,7 @@ import { Reflector } from '@nestjs/core';
 import { ALLOW_CROSS_SITE_KEY, SESSION_MANAGER } from './session.constants.js';
 import { SessionCrossSiteException } from './session.errors.js';
 import type { SessionManager } from './session.manager.js';
+import { requestHost } from './transport/session-cookie.js';
 
 /** Methods that must not change state, and so need no origin check (RFC 9110 §9.2.1). */
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
@@ -11,18 +12,6 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 function header(req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name];
   return Array.isArray(value) ? value[0] : value;
-}
-
-/**
- * The host the client addressed: `X-Forwarded-Host` with `trustProxy: true`, the `Host` header
- * with `false`, and unset, whatever Express's `trust proxy` setting makes of them (`req.host`).
- */
-function requestHost(req: IncomingMessage, trustProxy: boolean | undefined): string | undefined {
-  const forwarded =
-    trustProxy === true ? header(req, 'x-forwarded-host')?.split(',')[0] : undefined;
-  const express = trustProxy === undefined ? (req as { host?: unknown }).host : undefined;
-  const host = forwarded ?? (typeof express === 'string' ? express : header(req, 'host'));
-  return host?.trim().toLowerCase();
 }
 
 /** `host[:port]` of an origin such as `https://app.example.com:8443`, or undefined when malformed. */

@@ -77,15 +77,15 @@ export class SessionGuard implements CanActivate {
     if (this.sessions.routeInfo(context).hooked) return true;
     // A global guard on a route that does not otherwise use the session: nothing will commit after
     // the handler, so record the activity (and re-issue a rotated-key cookie) now.
-    let committing: Promise<void> | undefined;
+    let settling: Promise<void> | undefined;
     try {
-      committing = session.commit();
+      settling = session.settle(true);
     } catch (error) {
       return this.release(session, this.failure(error, context));
     }
-    if (!committing && !session.holdsLock) return true;
-    return Promise.resolve(committing).then(
-      () => session.release().then(() => true),
+    if (!settling) return true;
+    return settling.then(
+      () => true,
       (error: unknown) => this.release(session, this.failure(error, context)),
     );
   }

@@ -32,7 +32,7 @@ import {
   readCookieValues,
 } from './transport/session-cookie.js';
 import { SessionTokenSigner } from './transport/session-token.js';
-import { IDLE_TIMEOUT_KEY, idleTimeoutOf } from './utils/json.js';
+import { IDLE_TIMEOUT_KEY, idleTimeoutOf } from './utils/idle-timeout.js';
 import { randomBase64url } from './utils/random.js';
 
 /** Marks the first of several numbered cookies: `<count>~<part>` (`~` is not base64url). */

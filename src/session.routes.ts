@@ -203,34 +203,27 @@ function runHandler(
 function finish(req: SessionRequest, value: unknown): unknown {
   const session = req[SESSION_HANDLE];
   if (!session?.isLoaded) return value;
-  let committing: Promise<void> | undefined;
+  let settling: Promise<void> | undefined;
   try {
-    committing = session.commit();
+    settling = session.settle(true);
   } catch (error) {
     return failed(req, error, true);
   }
-  if (!committing && !session.holdsLock) return value;
-  return (committing ?? Promise.resolve()).then(
-    async () => {
-      await session.release();
-      return value;
-    },
+  if (!settling) return value;
+  return settling.then(
+    () => value,
     (error: unknown) => failed(req, error, true),
   );
 }
 
 async function failed(req: SessionRequest, error: unknown, committing: boolean): Promise<never> {
   const session = req[SESSION_HANDLE];
-  if (session) {
-    try {
-      if (!committing && session.isLoaded && req[SESSION_RUNTIME]?.options.commitOnError) {
-        await session.commit();
-      } else {
-        session.rollback();
-      }
-    } finally {
-      await session.release();
-    }
+  if (committing) {
+    // The commit itself failed: nothing of it stands.
+    session?.rollback();
+    await session?.release();
+  } else {
+    await session?.settle(false);
   }
   throw toHttpException(error);
 }

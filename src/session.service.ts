@@ -3,7 +3,8 @@ import { SESSION_MANAGER } from './session.constants.js';
 import type { SessionRecord } from './interfaces/session-store.interface.js';
 import type { Session } from './session.js';
 import type { SessionManager } from './session.manager.js';
-import { IDLE_TIMEOUT_KEY, parseStoredJson } from './utils/json.js';
+import { IDLE_TIMEOUT_KEY } from './utils/idle-timeout.js';
+import { parseStoredJson } from './utils/json.js';
 
 /** A stored session as the service reports it. */
 export interface SessionInfo<T extends object = Record<string, unknown>> {

@@ -12,13 +12,8 @@ import { MAX_COOKIE_BYTES } from './transport/session-cookie.js';
 import type { SealedSession } from './transport/session-sealer.js';
 import { SessionTokenSigner } from './transport/session-token.js';
 import { parseDuration } from './utils/duration.js';
-import {
-  IDLE_TIMEOUT_KEY,
-  idleTimeoutOf,
-  isForbiddenKey,
-  parseStoredJson,
-  stringifySessionValue,
-} from './utils/json.js';
+import { IDLE_TIMEOUT_KEY, idleTimeoutOf } from './utils/idle-timeout.js';
+import { isForbiddenKey, parseStoredJson, stringifySessionValue } from './utils/json.js';
 
 /** Options of {@link Session.regenerate}. */
 export interface SessionRegenerateOptions<T> {
@@ -651,9 +646,24 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
    */
   settleAtEnd(status: number): Promise<void> | undefined {
     if (this.routeCommits || this.state !== 'loaded') return undefined;
+    return this.settle(status < 400);
+  }
+
+  /**
+   * Ends this request's use of the session: commits after success (and after a failure with
+   * `commitOnError`), rolls back otherwise, and releases the lock. Returns a promise only while the
+   * store is written or the lock released; rejects (the lock released) when the commit fails.
+   */
+  settle(succeeded: boolean): Promise<void> | undefined {
     let committing: Promise<void> | undefined;
-    if (status < 400 || this.manager.options.commitOnError) committing = this.commit();
-    else this.rollback();
+    try {
+      if (succeeded || this.manager.options.commitOnError) committing = this.commit();
+      else this.rollback();
+    } catch (error) {
+      // Refused before any store call (too large, say): the lock still goes.
+      if (!this.holdsLock) throw error;
+      return this.release().then(() => Promise.reject(error));
+    }
     if (!committing && !this.holdsLock) return undefined;
     return (committing ?? Promise.resolve()).finally(() => this.release());
   }

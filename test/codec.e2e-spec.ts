@@ -6,7 +6,7 @@ import { MemorySessionStore, Session, type SessionModuleOptions } from '../src/i
 import { PostgresSessionStore } from '../src/postgres/index.js';
 import { RedisSessionStore } from '../src/redis/index.js';
 import { createFixtureApp, sessionCookie } from './support/app.js';
-import { SERVICES, describeWithService } from './support/services.js';
+import { SERVICES, describeWithService, dropPostgresSchema } from './support/services.js';
 
 const RUN = randomBytes(4).toString('hex');
 
@@ -118,8 +118,5 @@ for (const { name, describe: describeStore, options } of STORES) {
 
 afterAll(async () => {
   if (STORES.find((s) => s.name === 'postgres')?.describe !== describe) return;
-  const { default: pg } = await import('pg');
-  const pool = new pg.Pool({ connectionString: SERVICES.postgres.url });
-  await pool.query(`DROP SCHEMA IF EXISTS test_codec_${RUN} CASCADE`);
-  await pool.end();
+  await dropPostgresSchema(`test_codec_${RUN}`);
 });

@@ -7,7 +7,7 @@ import { PostgresSessionStore } from '../src/postgres/index.js';
 import { RedisSessionStore } from '../src/redis/index.js';
 import { SessionTokenSigner } from '../src/transport/session-token.js';
 import { CartFixtureController } from './fixtures/cart.controller.js';
-import { SERVICES, describeWithService } from './support/services.js';
+import { SERVICES, describeWithService, dropPostgresSchema } from './support/services.js';
 import { createFixtureApp, sessionCookie } from './support/app.js';
 
 const BURST = 50;
@@ -197,8 +197,5 @@ describe('Concurrency configuration', () => {
 afterAll(async () => {
   // The PostgreSQL stores above share one schema per run.
   if (STORES.find((s) => s.name === 'postgres')?.describe !== describe) return;
-  const { default: pg } = await import('pg');
-  const pool = new pg.Pool({ connectionString: SERVICES.postgres.url });
-  await pool.query(`DROP SCHEMA IF EXISTS test_conc_${RUN} CASCADE`);
-  await pool.end();
+  await dropPostgresSchema(`test_conc_${RUN}`);
 });

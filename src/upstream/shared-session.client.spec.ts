@@ -146,6 +146,19 @@ function capturingLogger(): LoggerService & { lines: string[] } {
   return { lines, log: keep, warn: keep, error: keep, debug: keep, verbose: keep, fatal: keep };
 }
 
+/** `store` with its `set` replaced: a late, failing or legacy store over a working one. */
+function withSet(
+  store: SharedCredentialStore,
+  set: SharedCredentialStore['set'],
+): SharedCredentialStore {
+  return {
+    get: (name) => store.get(name),
+    acquireLock: (name, owner, ttl) => store.acquireLock(name, owner, ttl),
+    releaseLock: (name, owner) => store.releaseLock(name, owner),
+    set,
+  };
+}
+
 const cookieLogin = async (ctx: SharedSessionLoginContext): Promise<void> => {
   const res = await ctx.post('/login', { username: USER, password: PASSWORD });
   await res.body?.cancel();
@@ -513,15 +526,10 @@ describe('SharedSessionClient', () => {
     it('never lets a holder that outlived its lock overwrite the login of the next holder', async () => {
       const shared = new MemorySharedCredentialStore();
       // The first process's store answers its final write late: its lock has expired by then.
-      const late: SharedCredentialStore = {
-        get: (name) => shared.get(name),
-        acquireLock: (name, owner, ttl) => shared.acquireLock(name, owner, ttl),
-        releaseLock: (name, owner) => shared.releaseLock(name, owner),
-        set: async (name, record, owner) => {
-          await new Promise((resolve) => setTimeout(resolve, 700));
-          return shared.set(name, record, owner);
-        },
-      };
+      const late = withSet(shared, async (name, record, owner) => {
+        await new Promise((resolve) => setTimeout(resolve, 700));
+        return shared.set(name, record, owner);
+      });
       const slow = client({ store: late, loginTimeout: 300, lockTtl: 500 });
       const next = client({ store: shared, loginTimeout: 300, lockTtl: 500 });
 
@@ -543,15 +551,10 @@ describe('SharedSessionClient', () => {
 
     it('takes a store whose set() says nothing as having written, and says so once', async () => {
       const shared = new MemorySharedCredentialStore();
-      const legacyStore: SharedCredentialStore = {
-        get: (name) => shared.get(name),
-        acquireLock: (name, owner, ttl) => shared.acquireLock(name, owner, ttl),
-        releaseLock: (name, owner) => shared.releaseLock(name, owner),
-        set: async (name, record, owner) => {
-          await shared.set(name, record, owner);
-          return undefined as unknown as boolean;
-        },
-      };
+      const legacyStore = withSet(shared, async (name, record, owner) => {
+        await shared.set(name, record, owner);
+        return undefined as unknown as boolean;
+      });
       const legacy = client({ store: legacyStore });
       expect((await legacy.get('/data')).status).toBe(200);
       upstream.expireAll();
@@ -616,16 +619,11 @@ describe('SharedSessionClient', () => {
       const shared = new MemorySharedCredentialStore();
       const leaky = client({
         name: 'leaky',
-        store: {
-          get: (name) => shared.get(name),
-          acquireLock: (name, owner, ttl) => shared.acquireLock(name, owner, ttl),
-          releaseLock: (name, owner) => shared.releaseLock(name, owner),
-          set: async (_name, record) => {
-            throw Object.assign(new Error(`cannot store ${JSON.stringify(record)}`), {
-              code: 'EQUOTA',
-            });
-          },
-        },
+        store: withSet(shared, async (_name, record) => {
+          throw Object.assign(new Error(`cannot store ${JSON.stringify(record)}`), {
+            code: 'EQUOTA',
+          });
+        }),
       });
       await capture(leaky.get('/data'));
 

@@ -46,3 +46,14 @@ export async function describeWithService(name: ServiceName): Promise<typeof des
   console.warn(`Skipping ${name} tests: ${reason}. Start it to run them.`);
   return describe.skip as unknown as typeof describe;
 }
+
+/** Drops a test's PostgreSQL schema and everything in it (a no-op when it does not exist). */
+export async function dropPostgresSchema(schema: string): Promise<void> {
+  const { default: pg } = await import('pg');
+  const pool = new pg.Pool({ connectionString: SERVICES.postgres.url });
+  try {
+    await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  } finally {
+    await pool.end();
+  }
+}
