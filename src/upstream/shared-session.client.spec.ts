@@ -526,15 +526,17 @@ describe('SharedSessionClient', () => {
     it('never lets a holder that outlived its lock overwrite the login of the next holder', async () => {
       const shared = new MemorySharedCredentialStore();
       // The first process's store answers its final write late: its lock has expired by then.
+      // Margins of 300 ms on both sides: the lock (500 ms) has expired when the next one asks
+      // (800 ms), and the next login is written long before the late write (1 000 ms).
       const late = withSet(shared, async (name, record, owner) => {
-        await new Promise((resolve) => setTimeout(resolve, 700));
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
         return shared.set(name, record, owner);
       });
       const slow = client({ store: late, loginTimeout: 300, lockTtl: 500 });
       const next = client({ store: shared, loginTimeout: 300, lockTtl: 500 });
 
       const first = slow.get('/data');
-      await new Promise((resolve) => setTimeout(resolve, 550));
+      await new Promise((resolve) => setTimeout(resolve, 800));
       expect((await next.get('/data')).status).toBe(200);
       const taken = await shared.get('legacy');
       expect(taken?.generation).toBe(1);

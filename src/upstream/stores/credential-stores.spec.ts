@@ -142,10 +142,10 @@ function credentialStoreContract(label: string, makeBackend: () => Promise<Backe
       });
       expect(await store.set(name, record(1), 'owner-a')).toBe(false);
       expect(await store.get(name)).toBeNull();
-      expect(await store.acquireLock(name, 'owner-a', 250)).toBe(true);
+      expect(await store.acquireLock(name, 'owner-a', 600)).toBe(true);
       expect(await other.set(name, record(1), 'owner-b')).toBe(false);
       expect(await store.set(name, record(1), 'owner-a')).toBe(true);
-      await sleep(350);
+      await sleep(700);
       // A holder that outlived its lock writes nothing, before and after the next one took over.
       expect(await store.set(name, record(9), 'owner-a')).toBe(false);
       expect(await other.acquireLock(name, 'owner-b', 5_000)).toBe(true);
@@ -158,9 +158,9 @@ function credentialStoreContract(label: string, makeBackend: () => Promise<Backe
 
     it('expires a lock whose holder never releases it (crashed holder)', async () => {
       fresh();
-      expect(await store.acquireLock(name, 'crashed', 250)).toBe(true);
+      expect(await store.acquireLock(name, 'crashed', 600)).toBe(true);
       expect(await other.acquireLock(name, 'next', 5_000)).toBe(false);
-      await sleep(350);
+      await sleep(700);
       expect(await other.acquireLock(name, 'next', 5_000)).toBe(true);
       // The crashed holder, come back, cannot release the new owner's lock.
       expect(await store.releaseLock(name, 'crashed')).toBe(false);
