@@ -15,6 +15,7 @@ export {
 export type { SessionPredicate } from './session.decorators.js';
 export { SessionGuard, type SessionDenialReason } from './session.guard.js';
 export { SessionOriginGuard } from './session-origin.guard.js';
+export { SessionCsrfGuard } from './session-csrf.guard.js';
 export { SessionService, type SessionInfo, type InvalidateAllOptions } from './session.service.js';
 export * from './session.errors.js';
 export type { SessionEvent, SessionEventType } from './session.events.js';

@@ -14,6 +14,25 @@ function header(req: IncomingMessage, name: string): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
+/**
+ * The request when it is one a cross-site check must look at: an HTTP request with a method that
+ * may change state, on a route not marked `@AllowCrossSite()`. Otherwise `undefined`: browsers
+ * send cookies with HTTP requests only (a GraphQL or WebSocket gateway checks its own).
+ */
+export function requestToCheck(
+  context: ExecutionContext,
+  reflector: Reflector,
+): IncomingMessage | undefined {
+  if (context.getType() !== 'http') return undefined;
+  const req = context.getArgByIndex<IncomingMessage>(0);
+  if (SAFE_METHODS.has(req.method ?? 'GET')) return undefined;
+  const exempt = reflector.getAllAndOverride<boolean>(ALLOW_CROSS_SITE_KEY, [
+    context.getHandler(),
+    context.getClass(),
+  ]);
+  return exempt ? undefined : req;
+}
+
 /** `host[:port]` of an origin such as `https://app.example.com:8443`, or undefined when malformed. */
 function hostOf(origin: string): string | undefined {
   try {
@@ -49,19 +68,8 @@ export class SessionOriginGuard implements CanActivate {
   ) {}
 
   canActivate(context: ExecutionContext): boolean {
-    // Browsers send cookies with HTTP requests only (a GraphQL or WebSocket gateway checks its own).
-    if (context.getType() !== 'http') return true;
-    const req = context.getArgByIndex<IncomingMessage>(0);
-    if (SAFE_METHODS.has(req.method ?? 'GET')) return true;
-    if (
-      this.reflector.getAllAndOverride<boolean>(ALLOW_CROSS_SITE_KEY, [
-        context.getHandler(),
-        context.getClass(),
-      ])
-    ) {
-      return true;
-    }
-    if (this.isSameSite(req)) return true;
+    const req = requestToCheck(context, this.reflector);
+    if (!req || this.isSameSite(req)) return true;
     throw this.createException(context);
   }
 

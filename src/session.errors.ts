@@ -130,6 +130,13 @@ export class SessionCrossSiteException extends ForbiddenException {
   }
 }
 
+/** 403: `SessionCsrfGuard` found no valid CSRF token for this session on a state-changing request. */
+export class SessionCsrfException extends ForbiddenException {
+  constructor(message = 'Missing or invalid CSRF token') {
+    super(message);
+  }
+}
+
 /** 409: the session ended or changed under this request; it was not written. */
 export class SessionConflictException extends ConflictException {
   constructor(message = 'The session was changed or ended by another request; please retry') {

@@ -31,6 +31,7 @@ import {
   isSecureRequest,
   readCookieValues,
 } from './transport/session-cookie.js';
+import { SessionCsrfTokens } from './transport/csrf-token.js';
 import { SessionTokenSigner } from './transport/session-token.js';
 import { IDLE_TIMEOUT_KEY, idleTimeoutOf } from './utils/idle-timeout.js';
 import { randomBase64url } from './utils/random.js';
@@ -69,6 +70,8 @@ interface RouteSessionInfo {
  */
 export class SessionManager {
   readonly signer: SessionTokenSigner;
+  /** Issues and checks the CSRF tokens bound to session ids. */
+  readonly csrf: SessionCsrfTokens;
   /** Present in `'sealed'` mode only. */
   readonly sealer: SessionSealer | undefined;
   readonly cookie: SessionCookieWriter;
@@ -88,6 +91,7 @@ export class SessionManager {
     store: SessionStore | undefined,
   ) {
     this.signer = new SessionTokenSigner(options.secrets, options.cookie.name);
+    this.csrf = new SessionCsrfTokens(options.secrets);
     this.cookie = new SessionCookieWriter(options.cookie);
     this.events = new SessionEvents(
       options.secrets[0],

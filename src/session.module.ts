@@ -11,6 +11,7 @@ import { SESSION_MANAGER, SESSION_STORE } from './session.constants.js';
 import { SessionConfigError } from './session.errors.js';
 import { SessionGuard } from './session.guard.js';
 import { SessionOriginGuard } from './session-origin.guard.js';
+import { SessionCsrfGuard } from './session-csrf.guard.js';
 import { SessionManager } from './session.manager.js';
 import { hookSessionRoutes } from './session.routes.js';
 import { ConfigurableSessionModule, SESSION_MODULE_OPTIONS } from './session.module-definition.js';
@@ -62,8 +63,16 @@ const ownedStores = new WeakSet<object>();
     SessionService,
     SessionGuard,
     SessionOriginGuard,
+    SessionCsrfGuard,
   ],
-  exports: [SESSION_MANAGER, SESSION_STORE, SessionService, SessionGuard, SessionOriginGuard],
+  exports: [
+    SESSION_MANAGER,
+    SESSION_STORE,
+    SessionService,
+    SessionGuard,
+    SessionOriginGuard,
+    SessionCsrfGuard,
+  ],
 })
 export class SessionModule
   extends ConfigurableSessionModule

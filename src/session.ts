@@ -87,6 +87,15 @@ export interface Session<T extends object = Record<string, unknown>> {
    * @example session.setIdleTimeout('5m')
    */
   setIdleTimeout(timeout: number | string): void;
+  /**
+   * A CSRF token for this session (CSRF-2): send it with state-changing requests in the
+   * `X-CSRF-Token` header or the `_csrf` form field, and protect those routes with
+   * `SessionCsrfGuard`. Each call returns a different token; all stay valid while the session
+   * keeps its id, so `regenerate()` and `destroy()` void them — take the token after those
+   * calls. A new session that hands out a token is saved, so the token has a session to match.
+   * @example return { csrfToken: session.csrfToken() }
+   */
+  csrfToken(): string;
   /** Loads the session if it is not loaded yet. `@Session()` and `SessionGuard` do this for you. */
   load(): Promise<this>;
 }
@@ -140,6 +149,8 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   private rotate = false;
   private replace = false;
   private touchRequested = false;
+  /** A CSRF token was handed out: save this session even with no data. */
+  private persistRequested = false;
   /** The cookie verified under an old secret: re-issue it under the first one. */
   private reissue = false;
   /** The request carried our cookie but it did not lead to a live session. */
@@ -256,6 +267,17 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     this.touchRequested = true;
   }
 
+  csrfToken(): string {
+    this.assertLoaded();
+    // A change of user rotates the id when the session is saved (LC-2): rotate now instead, so
+    // the token is bound to the id the browser will hold.
+    if (this.storedKey !== undefined && !this.rotate && this.pendingUser() !== this.storedUser) {
+      this.rotateToken();
+    }
+    this.persistRequested = true;
+    return this.manager.csrf.issue(this.currentKey());
+  }
+
   setIdleTimeout(timeout: number | string): void {
     this.assertLoaded();
     const ms = parseDuration(timeout);
@@ -333,6 +355,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     this.touched.clear();
     this.removed.clear();
     this.touchRequested = false;
+    this.persistRequested = false;
     this.rotate = false;
     this.replace = false;
     this.token = this.storedToken;
@@ -353,15 +376,13 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     const m = this.manager;
     const now = Date.now();
     const { set, unset } = this.delta();
-    const user = this.touched.has(m.options.userKey)
-      ? userIdOf(this.values[m.options.userKey])
-      : this.storedUser;
+    const user = this.pendingUser();
     const persisted = this.storedKey !== undefined;
 
     if (persisted && user !== this.storedUser) {
-      // A change of user is a privilege change: new id, always (LC-2). Another user does not
-      // inherit what the previous one left in the session.
-      this.rotateToken();
+      // A change of user is a privilege change: a new id (LC-2), unless this request already
+      // minted one. Another user does not inherit what the previous one left in the session.
+      if (!this.rotate) this.rotateToken();
       if (this.storedUser !== null && user !== null) this.keepOnly(set);
     }
 
@@ -370,7 +391,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     let write: SessionWrite | undefined;
     let touchOnly = false;
     if (!persisted) {
-      if (Object.keys(set).length === 0 && !m.options.saveUninitialized) {
+      if (Object.keys(set).length === 0 && !m.options.saveUninitialized && !this.persistRequested) {
         if (this.deadCookie && this.exchange) m.clearCookie(this.exchange);
         this.deadCookie = false;
         return undefined;
@@ -469,7 +490,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     const persisted = this.storedKey !== undefined;
     const changed = this.replace || this.rotate || unset.length > 0 || Object.keys(set).length > 0;
     if (!persisted) {
-      if (Object.keys(set).length === 0 && !m.options.saveUninitialized) {
+      if (Object.keys(set).length === 0 && !m.options.saveUninitialized && !this.persistRequested) {
         if (this.deadCookie) m.clearCookie(http);
         this.deadCookie = false;
         return undefined;
@@ -797,6 +818,13 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     this.rotate = false;
     this.replace = false;
     this.reissue = false;
+    this.persistRequested = false;
+  }
+
+  /** The session's user as this request leaves it (the `userKey` data key). */
+  private pendingUser(): string | null {
+    const { userKey } = this.manager.options;
+    return this.touched.has(userKey) ? userIdOf(this.values[userKey]) : this.storedUser;
   }
 
   private async doRegenerate(options: SessionRegenerateOptions<T>): Promise<void> {
@@ -1059,6 +1087,7 @@ const PUBLIC_MEMBERS: ReadonlySet<string | symbol> = new Set([
   'reload',
   'touch',
   'setIdleTimeout',
+  'csrfToken',
   'load',
 ]);
 
