@@ -20,6 +20,7 @@ export type SessionErrorCode =
   | 'SESSION_GONE'
   | 'SESSION_CONFLICT'
   | 'SESSION_LOCK_TIMEOUT'
+  | 'SESSION_LIMIT'
   | 'SESSION_HEADERS_SENT'
   | 'SESSION_NO_TRANSPORT'
   | 'SESSION_UNSUPPORTED'
@@ -102,6 +103,16 @@ export class SessionLockTimeoutError extends SessionError {
   }
 }
 
+/**
+ * `maxSessionsPolicy: 'reject-new'`: the session would become the user's while the user already
+ * holds `maxSessionsPerUser` sessions. Nothing was written.
+ */
+export class SessionLimitError extends SessionError {
+  constructor(readonly max: number) {
+    super('SESSION_LIMIT', `The user already holds the most sessions allowed (${max})`);
+  }
+}
+
 /** The session store could not be reached or failed; nothing was assumed about the session. */
 export class SessionStoreUnavailableError extends SessionError {
   constructor(cause?: unknown) {
@@ -133,6 +144,13 @@ export class SessionCrossSiteException extends ForbiddenException {
 /** 403: `SessionCsrfGuard` found no valid CSRF token for this session on a state-changing request. */
 export class SessionCsrfException extends ForbiddenException {
   constructor(message = 'Missing or invalid CSRF token') {
+    super(message);
+  }
+}
+
+/** 403: `maxSessionsPolicy: 'reject-new'` refused a login: the user holds `maxSessionsPerUser` sessions. */
+export class SessionLimitException extends ForbiddenException {
+  constructor(message = 'This user has the most sessions allowed; log out of one first') {
     super(message);
   }
 }
@@ -170,6 +188,8 @@ export function toHttpException(error: unknown): unknown {
     case 'SESSION_GONE':
     case 'SESSION_CONFLICT':
       return new SessionConflictException();
+    case 'SESSION_LIMIT':
+      return new SessionLimitException();
     case 'SESSION_LOCK_TIMEOUT':
       return new SessionConflictException('The session is busy with another request; please retry');
     case 'SESSION_TOO_LARGE':

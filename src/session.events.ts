@@ -10,7 +10,8 @@ import { Logger, type LogLevel } from '@nestjs/common';
  * - `expired`: it was presented after its idle (`reason: 'idle'`) or absolute (`'absolute'`) expiry
  *   and the server saw the record (sealed mode; a store whose own expiry lags);
  * - `revoked`: `SessionService.invalidate()` (`'invalidate'`) or `invalidateAllForUser()`
- *   (`'invalidate-user'`, with `userId` and, where the store can count, `count`) ended it;
+ *   (`'invalidate-user'`, with `userId` and, where the store can count, `count`) ended it, or a
+ *   login past `maxSessionsPerUser` evicted it (`'evicted'`, with `userId`);
  * - `invalid`: a cookie failed its signature (`'signature'`) or could not be opened (`'seal'`):
  *   tampered, forged, or signed with a secret no longer configured; or it was correctly signed but
  *   its session is gone (`'unknown'`, with the ref): expired in the store, destroyed, revoked or

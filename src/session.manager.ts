@@ -12,6 +12,7 @@ import { isHookedRoute, takesSession } from './session.routes.js';
 import {
   SessionError,
   SessionGoneError,
+  SessionLimitError,
   SessionLockTimeoutError,
   SessionStoreUnavailableError,
 } from './session.errors.js';
@@ -407,6 +408,55 @@ export class SessionManager {
       throw storeFailure(error);
     }
     return undefined;
+  }
+
+  // --- maxSessionsPerUser (REV-3) ---------------------------------------------------------------
+
+  /** Whether a write makes a session `user`'s (a login) while sessions per user are limited. */
+  limitsSessions(user: string | null, storedUser: string | null): user is string {
+    return user !== null && user !== storedUser && this.options.maxSessionsPerUser !== undefined;
+  }
+
+  /** The user's live sessions, most recently active first (ties: newest first, then by id). */
+  async liveSessionsOf(user: string): Promise<SessionRecord[]> {
+    const now = Date.now();
+    const records = await this.storeCall(() => this.store.listForUser(user));
+    return records
+      .filter((record) => !this.isExpired(record, now))
+      .sort(
+        (a, b) =>
+          b.lastActiveAt - a.lastActiveAt ||
+          b.createdAt - a.createdAt ||
+          (a.key < b.key ? -1 : a.key > b.key ? 1 : 0),
+      );
+  }
+
+  /** `'reject-new'`, before a login's write: throws `SessionLimitError` when the user is at the limit. */
+  async admitSession(user: string): Promise<void> {
+    const max = this.options.maxSessionsPerUser as number;
+    if (this.options.maxSessionsPolicy !== 'reject-new') return;
+    if ((await this.liveSessionsOf(user)).length >= max) throw new SessionLimitError(max);
+  }
+
+  /**
+   * `'evict-oldest'`, after a login's write: ends the user's sessions beyond the limit, the least
+   * recently active first. Every process that races here sees the same order and keeps the same
+   * sessions, so concurrent logins settle on the `max` newest. A failure is logged, not thrown:
+   * the login is already stored and its cookie set; the next login trims again.
+   */
+  async evictBeyondLimit(user: string): Promise<void> {
+    if (this.options.maxSessionsPolicy !== 'evict-oldest') return;
+    try {
+      const surplus = (await this.liveSessionsOf(user)).slice(this.options.maxSessionsPerUser);
+      for (const record of surplus) {
+        await this.storeCall(() => this.store.destroy(record.key));
+        this.events.emit('revoked', { key: record.key, userId: user, reason: 'evicted' });
+      }
+    } catch {
+      this.logger.warn(
+        'Sessions over maxSessionsPerUser could not be ended (the store failed); the next login of the user trims them.',
+      );
+    }
   }
 
   isExpired(record: SessionRecord, now: number): boolean {

@@ -33,6 +33,8 @@ const KNOWN_OPTIONS = new Set([
   'commitOnError',
   'userKey',
   'maxSize',
+  'maxSessionsPerUser',
+  'maxSessionsPolicy',
   'trustProxy',
   'concurrency',
   'lockTimeout',
@@ -83,6 +85,9 @@ export interface ResolvedSessionOptions {
   readonly commitOnError: boolean;
   readonly userKey: string;
   readonly maxSize: number;
+  /** The most sessions one user may hold (REV-3), or undefined for no limit. */
+  readonly maxSessionsPerUser: number | undefined;
+  readonly maxSessionsPolicy: 'evict-oldest' | 'reject-new';
   readonly trustProxy: boolean | undefined;
   readonly concurrency: SessionConcurrency;
   readonly lockTimeout: number;
@@ -404,6 +409,22 @@ export function resolveSessionOptions(
   if (!Number.isInteger(maxSize) || maxSize < 64) {
     throw new SessionConfigError("'maxSize' must be a whole number of bytes, at least 64.");
   }
+  const { maxSessionsPerUser } = options;
+  if (
+    maxSessionsPerUser !== undefined &&
+    (!Number.isInteger(maxSessionsPerUser) || maxSessionsPerUser < 1)
+  ) {
+    throw new SessionConfigError("'maxSessionsPerUser' must be a whole number, at least 1.");
+  }
+  if (maxSessionsPerUser !== undefined && mode === 'sealed') {
+    throw new SessionConfigError(
+      "'maxSessionsPerUser' needs mode: 'store': sealed sessions live in cookies, which cannot be counted.",
+    );
+  }
+  const maxSessionsPolicy = options.maxSessionsPolicy ?? 'evict-oldest';
+  if (!['evict-oldest', 'reject-new'].includes(maxSessionsPolicy)) {
+    throw new SessionConfigError("'maxSessionsPolicy' must be 'evict-oldest' or 'reject-new'.");
+  }
   if (options.trustProxy !== undefined && typeof options.trustProxy !== 'boolean') {
     throw new SessionConfigError("'trustProxy' must be true, false or left unset.");
   }
@@ -443,6 +464,8 @@ export function resolveSessionOptions(
     commitOnError: boolean(options.commitOnError, 'commitOnError', false),
     userKey,
     maxSize,
+    maxSessionsPerUser,
+    maxSessionsPolicy,
     trustProxy: options.trustProxy,
     clearSiteData: resolveClearSiteData(options.clearSiteData),
     trustedOrigins: resolveOrigins(options.trustedOrigins),

@@ -434,6 +434,9 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     now: number,
   ): Promise<void> | undefined {
     const m = this.manager;
+    if (write && m.limitsSessions(write.userId, this.storedUser)) {
+      return this.storeLogin(write, write.userId, sendCookie, now);
+    }
     if (write) {
       const saving = m.saveNow(write);
       if (saving) return saving.then(() => this.stored(write, sendCookie, now));
@@ -452,6 +455,20 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
         });
     }
     return this.sendCookie(sendCookie, now);
+  }
+
+  /** A write that makes the session `user`'s while sessions per user are limited (REV-3). */
+  private async storeLogin(
+    write: SessionWrite,
+    user: string,
+    sendCookie: boolean,
+    now: number,
+  ): Promise<void> {
+    const m = this.manager;
+    await m.admitSession(user);
+    await m.saveNow(write);
+    this.stored(write, sendCookie, now);
+    await m.evictBeyondLimit(user);
   }
 
   private stored(write: SessionWrite, sendCookie: boolean, now: number): undefined {

@@ -129,6 +129,20 @@ export interface SessionModuleOptions {
   /** Largest serialized session in bytes; a bigger write fails with `SessionTooLargeError`. @default 65536 */
   maxSize?: number;
   /**
+   * `'store'` mode: the most sessions one user (the `userKey` value) may hold at once (REV-3). When
+   * a session becomes a user's (a login) and the user would hold more, `maxSessionsPolicy` decides.
+   * @default undefined (no limit)
+   */
+  maxSessionsPerUser?: number;
+  /**
+   * - `'evict-oldest'`: the login goes through and the user's sessions with the oldest recorded
+   *   activity end, so that `maxSessionsPerUser` remain; their next request is anonymous.
+   * - `'reject-new'`: the login is refused with 403 (`SessionLimitException`) and nothing is
+   *   written; the user logs out elsewhere first.
+   * @default 'evict-oldest'
+   */
+  maxSessionsPolicy?: 'evict-oldest' | 'reject-new';
+  /**
    * How to tell that a request came over HTTPS (for `secure: 'auto'` and `secure: true`).
    * `true` trusts `X-Forwarded-Proto`; `false` looks only at the TLS socket; unset follows Express's
    * `trust proxy` setting (`req.secure`).
