@@ -6,16 +6,18 @@ import { SessionCsrfException, toHttpException } from './session.errors.js';
 import type { SessionHandle } from './session.js';
 import type { SessionManager } from './session.manager.js';
 import { requestToCheck } from './session-origin.guard.js';
+import { loadedSession } from './session.routes.js';
+import { admitSession, refuseSession } from './session.guard.js';
 
 /** Headers that carry the token, in the order they are read (`X-XSRF-TOKEN` is Angular's). */
 const TOKEN_HEADERS = ['x-csrf-token', 'x-xsrf-token'] as const;
-/** The form field that carries the token in a `application/x-www-form-urlencoded` post. */
+/** The body field that carries the token (a URL-encoded form, or JSON). */
 const TOKEN_FIELD = '_csrf';
 
 /**
  * Requires a CSRF token of the request's session on state-changing requests (CSRF-2): for every
  * method but GET, HEAD, OPTIONS and TRACE it answers 403 unless the `X-CSRF-Token` (or
- * `X-XSRF-TOKEN`) header or the `_csrf` body field holds a token from `session.csrfToken()` of
+ * `X-XSRF-TOKEN`) header or the `_csrf` body field holds a token from `session.createCsrfToken()` of
  * this very session. A request without a session, with a token of another session, or with one
  * issued before the session's last `regenerate()` is refused.
  *
@@ -38,27 +40,16 @@ export class SessionCsrfGuard implements CanActivate {
     const token = this.tokenOf(req);
     // No token: refused without loading the session.
     if (token === undefined) throw this.createException(context);
-    const session = this.sessions.forContext(context);
-    let loading: Promise<void> | undefined;
-    try {
-      loading = session.loadNow();
-    } catch (error) {
-      throw toHttpException(error);
-    }
-    if (!loading) return this.decide(session, token, context);
-    return loading.then(
-      () => this.decide(session, token, context),
-      (error: unknown) => {
-        throw toHttpException(error);
-      },
-    );
+    // Loads the session (a store failure is a 503), then checks the token against its id.
+    return loadedSession(context, (session) => this.decide(session, token, context), true) as
+      boolean | Promise<boolean>;
   }
 
   /** The token the request presents, or `undefined`. */
   protected tokenOf(req: IncomingMessage): string | undefined {
     for (const name of TOKEN_HEADERS) {
       const value = req.headers[name];
-      if (typeof value === 'string') return value;
+      if (typeof value === 'string' && value !== '') return value;
     }
     const body = (req as IncomingMessage & { body?: unknown }).body;
     if (typeof body === 'object' && body !== null) {
@@ -73,9 +64,15 @@ export class SessionCsrfGuard implements CanActivate {
     return new SessionCsrfException();
   }
 
-  /** Lets the request through with a valid token; a lock taken while loading is released when the 403 is sent. */
-  private decide(session: SessionHandle, token: string, context: ExecutionContext): true {
-    if (!session.isNew && this.sessions.csrf.verify(session.id, token)) return true;
-    throw this.createException(context);
+  /** Lets the request through with a valid token of this session; refuses it otherwise. */
+  private decide(
+    session: SessionHandle,
+    token: string,
+    context: ExecutionContext,
+  ): true | Promise<true> {
+    if (session.isNew || !this.sessions.csrf.verify(session.id, token)) {
+      return refuseSession(session, this.createException(context));
+    }
+    return admitSession(this.sessions, session, context, toHttpException);
   }
 }

@@ -17,6 +17,43 @@ interface GuardRouteOptions {
   readonly predicate: SessionPredicate | undefined;
 }
 
+/**
+ * A guard lets a loaded session through. On a route whose handler does not commit the session (a
+ * global guard on a route that does not use it), nothing commits after the handler: record the
+ * activity, re-issue a rotated-key cookie and release a lock taken for the guard now, so the lock
+ * is not held through the handler. `failure` maps what that throws.
+ */
+export function admitSession(
+  sessions: SessionManager,
+  session: SessionHandle,
+  context: ExecutionContext,
+  failure: (error: unknown) => unknown,
+): true | Promise<true> {
+  if (sessions.routeInfo(context).hooked) return true;
+  let settling: Promise<void> | undefined;
+  try {
+    settling = session.settle(true);
+  } catch (error) {
+    return refuseSession(session, failure(error));
+  }
+  if (!settling) return true;
+  return settling.then(
+    () => true as const,
+    (error: unknown) => refuseSession(session, failure(error)),
+  );
+}
+
+/**
+ * A guard refuses a request: the handler will not run, so nothing else releases a lock taken while
+ * loading. Releases it, if held, then throws `error`.
+ */
+export function refuseSession(session: SessionHandle, error: unknown): never | Promise<never> {
+  if (!session.holdsLock) throw error;
+  return session.release().then(() => {
+    throw error;
+  });
+}
+
 /** Why {@link SessionGuard} refused a request. */
 export type SessionDenialReason = 'missing' | 'forbidden' | 'unavailable';
 
@@ -74,20 +111,7 @@ export class SessionGuard implements CanActivate {
   }
 
   private admit(session: SessionHandle, context: ExecutionContext): boolean | Promise<boolean> {
-    if (this.sessions.routeInfo(context).hooked) return true;
-    // A global guard on a route that does not otherwise use the session: nothing will commit after
-    // the handler, so record the activity (and re-issue a rotated-key cookie) now.
-    let settling: Promise<void> | undefined;
-    try {
-      settling = session.settle(true);
-    } catch (error) {
-      return this.release(session, this.failure(error, context));
-    }
-    if (!settling) return true;
-    return settling.then(
-      () => true,
-      (error: unknown) => this.release(session, this.failure(error, context)),
-    );
+    return admitSession(this.sessions, session, context, (error) => this.failure(error, context));
   }
 
   private deny(
@@ -95,16 +119,7 @@ export class SessionGuard implements CanActivate {
     reason: SessionDenialReason,
     context: ExecutionContext,
   ): never | Promise<never> {
-    // The handler will not run, so nothing else will release a lock taken while loading.
-    return this.release(session, this.createException(reason, context));
-  }
-
-  /** Releases the session's lock, if held, then throws `error`. */
-  private release(session: SessionHandle, error: unknown): never | Promise<never> {
-    if (!session.holdsLock) throw error;
-    return session.release().then(() => {
-      throw error;
-    });
+    return refuseSession(session, this.createException(reason, context));
   }
 
   /** A store that is down answers through {@link createException}; other session errors map to HTTP. */

@@ -88,14 +88,15 @@ export interface Session<T extends object = Record<string, unknown>> {
    */
   setIdleTimeout(timeout: number | string): void;
   /**
-   * A CSRF token for this session (CSRF-2): send it with state-changing requests in the
-   * `X-CSRF-Token` header or the `_csrf` form field, and protect those routes with
+   * A new CSRF token for this session (CSRF-2): send it with state-changing requests in the
+   * `X-CSRF-Token` header or the `_csrf` body field, and protect those routes with
    * `SessionCsrfGuard`. Each call returns a different token; all stay valid while the session
-   * keeps its id, so `regenerate()` and `destroy()` void them — take the token after those
-   * calls. A new session that hands out a token is saved, so the token has a session to match.
-   * @example return { csrfToken: session.csrfToken() }
+   * keeps its id, so `regenerate()`, a change of user and `destroy()` void them — take the token
+   * after those calls. A new session that hands out a token is saved, so the token has a session
+   * to match.
+   * @example return { csrfToken: session.createCsrfToken() }
    */
-  csrfToken(): string;
+  createCsrfToken(): string;
   /** Loads the session if it is not loaded yet. `@Session()` and `SessionGuard` do this for you. */
   load(): Promise<this>;
 }
@@ -267,7 +268,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     this.touchRequested = true;
   }
 
-  csrfToken(): string {
+  createCsrfToken(): string {
     this.assertLoaded();
     // A change of user rotates the id when the session is saved (LC-2): rotate now instead, so
     // the token is bound to the id the browser will hold.
@@ -841,7 +842,9 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   /** The session's user as this request leaves it (the `userKey` data key). */
   private pendingUser(): string | null {
     const { userKey } = this.manager.options;
-    return this.touched.has(userKey) ? userIdOf(this.values[userKey]) : this.storedUser;
+    if (this.touched.has(userKey)) return userIdOf(this.values[userKey]);
+    // Removing the key (a logout that keeps the session) is a change of user too.
+    return this.removed.has(userKey) ? null : this.storedUser;
   }
 
   private async doRegenerate(options: SessionRegenerateOptions<T>): Promise<void> {
@@ -901,7 +904,8 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
       return;
     }
     const key = this.storedKey;
-    const token = this.token;
+    // The stored session's token: a regenerate() before the reload is dropped with the changes.
+    const token = this.storedToken;
     this.startNew();
     if (key === undefined) return;
     const record = await this.manager.loadLive(key);
@@ -1104,7 +1108,7 @@ const PUBLIC_MEMBERS: ReadonlySet<string | symbol> = new Set([
   'reload',
   'touch',
   'setIdleTimeout',
-  'csrfToken',
+  'createCsrfToken',
   'load',
 ]);
 

@@ -247,6 +247,23 @@ describe('Session lifecycle (e2e)', () => {
       expect(res.body).toEqual({ name: 'ann' });
       expect(store.calls.save).toBeUndefined();
     });
+
+    it('reload() after regenerate() keeps the stored session and its cookie', async () => {
+      // A refreshed cookie (maxAge) after the reload must still name the stored session.
+      const refreshing = await createFixtureApp({ cookie: { maxAge: '1h' } });
+      try {
+        const client = request(refreshing.getHttpServer());
+        const cookie = sessionCookie(await client.post('/set').send({ name: 'ann' }))!;
+        const before = (await client.get('/id').set('Cookie', cookie).expect(200)).body.id;
+        const res = await client.post('/regenerate-reload').set('Cookie', cookie).expect(200);
+        expect(res.body.id).toBe(before);
+        const next = sessionCookie(res) ?? cookie;
+        const read = await client.get('/read').set('Cookie', next).expect(200);
+        expect(read.body).toEqual({ data: { name: 'after reload' }, isNew: false });
+      } finally {
+        await refreshing.close();
+      }
+    });
   });
 
   describe('regenerate and destroy', () => {
@@ -308,6 +325,24 @@ describe('Session lifecycle (e2e)', () => {
       await http.get('/guarded').set('Cookie', cookie).expect(401);
       const read = await http.get('/read').set('Cookie', rotated).expect(200);
       expect(read.body.data).toEqual({ name: 'anon', userId: 'u9' });
+    });
+
+    it('rotates the id and leaves the user index when the user key is removed (LC-2)', async () => {
+      const service = app.get(SessionService);
+      const login = await http.post('/login').send({ userId: 'leaver' }).expect(200);
+      const cookie = sessionCookie(login)!;
+      await http
+        .post('/set')
+        .set('Cookie', cookie)
+        .send({ cart: ['kept'] })
+        .expect(200);
+      const res = await http.post('/unset').set('Cookie', cookie).send({ key: 'userId' });
+      const rotated = sessionCookie(res)!;
+      expect(rotated).not.toBe(cookie);
+      await http.get('/guarded').set('Cookie', cookie).expect(401);
+      const read = await http.get('/read').set('Cookie', rotated).expect(200);
+      expect(read.body.data).toEqual({ cart: ['kept'] });
+      expect(await service.listForUser('leaver')).toEqual([]);
     });
 
     it('destroys the record, clears the cookie with the same attributes, and the old cookie is dead (LC-4, CK-10)', async () => {
