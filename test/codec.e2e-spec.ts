@@ -1,14 +1,9 @@
 import { afterAll, afterEach, describe, expect, it } from '@jest/globals';
-import { randomBytes } from 'node:crypto';
 import { Body, Controller, Get, HttpCode, Post, type INestApplication } from '@nestjs/common';
 import request from 'supertest';
-import { MemorySessionStore, Session, type SessionModuleOptions } from '../src/index.js';
-import { PostgresSessionStore } from '../src/postgres/index.js';
-import { RedisSessionStore } from '../src/redis/index.js';
+import { Session, type SessionModuleOptions } from '../src/index.js';
 import { createFixtureApp, sessionCookie } from './support/app.js';
-import { SERVICES, describeWithService, dropPostgresSchema } from './support/services.js';
-
-const RUN = randomBytes(4).toString('hex');
+import { storesUnderTest } from './support/stores.js';
 
 interface Typed {
   when?: Date;
@@ -54,30 +49,18 @@ class CodecController {
   }
 }
 
+const { stores, dropSchema } = await storesUnderTest('codec');
 const STORES: Array<{
   name: string;
   describe: typeof describe;
   options: () => Partial<SessionModuleOptions>;
 }> = [
-  { name: 'memory', describe, options: () => ({ store: new MemorySessionStore() }) },
+  ...stores.map(({ name, describe, create }) => ({
+    name,
+    describe,
+    options: () => ({ store: create() }),
+  })),
   { name: 'sealed', describe, options: () => ({ mode: 'sealed' }) },
-  {
-    name: 'redis',
-    describe: await describeWithService('redis'),
-    options: () => ({
-      store: new RedisSessionStore({ url: SERVICES.redis.url, prefix: `test:codec:${RUN}:` }),
-    }),
-  },
-  {
-    name: 'postgres',
-    describe: await describeWithService('postgres'),
-    options: () => ({
-      store: new PostgresSessionStore({
-        connectionString: SERVICES.postgres.url,
-        schema: `test_codec_${RUN}`,
-      }),
-    }),
-  },
 ];
 
 let app: INestApplication | undefined;
@@ -117,6 +100,5 @@ for (const { name, describe: describeStore, options } of STORES) {
 }
 
 afterAll(async () => {
-  if (STORES.find((s) => s.name === 'postgres')?.describe !== describe) return;
-  await dropPostgresSchema(`test_codec_${RUN}`);
+  await dropSchema();
 });

@@ -1,40 +1,15 @@
 import { afterAll, afterEach, describe, expect, it } from '@jest/globals';
 import type { INestApplication } from '@nestjs/common';
-import { randomBytes } from 'node:crypto';
 import request from 'supertest';
-import { MemorySessionStore, type SessionModuleOptions, type SessionStore } from '../src/index.js';
-import { PostgresSessionStore } from '../src/postgres/index.js';
-import { RedisSessionStore } from '../src/redis/index.js';
+import type { SessionModuleOptions, SessionStore } from '../src/index.js';
 import { SessionTokenSigner } from '../src/transport/session-token.js';
 import { CartFixtureController } from './fixtures/cart.controller.js';
-import { SERVICES, describeWithService, dropPostgresSchema } from './support/services.js';
+import { storesUnderTest } from './support/stores.js';
 import { createFixtureApp, sessionCookie } from './support/app.js';
 
 const BURST = 50;
-const RUN = randomBytes(4).toString('hex');
-
 /** Every mode on every store: the same tests, a fresh store (own prefix / schema) per test. */
-const STORES: Array<{ name: string; describe: typeof describe; create: () => SessionStore }> = [
-  { name: 'memory', describe, create: () => new MemorySessionStore() },
-  {
-    name: 'redis',
-    describe: await describeWithService('redis'),
-    create: () =>
-      new RedisSessionStore({
-        url: SERVICES.redis.url,
-        prefix: `test:conc:${RUN}:${randomBytes(3).toString('hex')}:`,
-      }),
-  },
-  {
-    name: 'postgres',
-    describe: await describeWithService('postgres'),
-    create: () =>
-      new PostgresSessionStore({
-        connectionString: SERVICES.postgres.url,
-        schema: `test_conc_${RUN}`,
-      }),
-  },
-];
+const { stores: STORES, dropSchema } = await storesUnderTest('conc');
 
 let app: INestApplication | undefined;
 let store: SessionStore;
@@ -196,6 +171,5 @@ describe('Concurrency configuration', () => {
 
 afterAll(async () => {
   // The PostgreSQL stores above share one schema per run.
-  if (STORES.find((s) => s.name === 'postgres')?.describe !== describe) return;
-  await dropPostgresSchema(`test_conc_${RUN}`);
+  await dropSchema();
 });

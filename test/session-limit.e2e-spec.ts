@@ -10,34 +10,10 @@ import {
   type SessionModuleOptions,
   type SessionStore,
 } from '../src/index.js';
-import { PostgresSessionStore } from '../src/postgres/index.js';
-import { RedisSessionStore } from '../src/redis/index.js';
 import { createFixtureApp, sessionCookie } from './support/app.js';
-import { SERVICES, describeWithService, dropPostgresSchema } from './support/services.js';
+import { storesUnderTest } from './support/stores.js';
 
-const RUN = randomBytes(4).toString('hex');
-
-const STORES: Array<{
-  name: string;
-  describe: typeof describe;
-  store: () => SessionStore;
-}> = [
-  { name: 'memory', describe, store: () => new MemorySessionStore() },
-  {
-    name: 'redis',
-    describe: await describeWithService('redis'),
-    store: () => new RedisSessionStore({ url: SERVICES.redis.url, prefix: `test:limit:${RUN}:` }),
-  },
-  {
-    name: 'postgres',
-    describe: await describeWithService('postgres'),
-    store: () =>
-      new PostgresSessionStore({
-        connectionString: SERVICES.postgres.url,
-        schema: `test_limit_${RUN}`,
-      }),
-  },
-];
+const { stores: STORES, dropSchema } = await storesUnderTest('limit');
 
 let app: INestApplication | undefined;
 let store: SessionStore | undefined;
@@ -49,14 +25,13 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  if (STORES.find((s) => s.name === 'postgres')?.describe !== describe) return;
-  await dropPostgresSchema(`test_limit_${RUN}`);
+  await dropSchema();
 });
 
 /** Waits past the millisecond, so that each login is strictly more recent than the previous. */
 const tick = () => new Promise((resolve) => setTimeout(resolve, 3));
 
-for (const { name, describe: describeStore, store: makeStore } of STORES) {
+for (const { name, describe: describeStore, create: makeStore } of STORES) {
   describeStore(`maxSessionsPerUser (e2e, ${name})`, () => {
     async function boot(options: Partial<SessionModuleOptions>) {
       store = makeStore();

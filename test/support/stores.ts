@@ -1,0 +1,49 @@
+import { describe } from '@jest/globals';
+import { randomBytes } from 'node:crypto';
+import { MemorySessionStore, type SessionStore } from '../../src/index.js';
+import { PostgresSessionStore } from '../../src/postgres/index.js';
+import { RedisSessionStore } from '../../src/redis/index.js';
+import { SERVICES, describeWithService, dropPostgresSchema } from './services.js';
+
+/** One of the built-in stores, as a spec runs its tests on it. */
+export interface StoreUnderTest {
+  readonly name: 'memory' | 'redis' | 'postgres';
+  /** `describe`, or one that skips with a printed reason when the service is absent (CI: fails). */
+  readonly describe: typeof describe;
+  /** A fresh store: its own Redis key prefix, or this run's PostgreSQL schema. */
+  create(): SessionStore;
+}
+
+/**
+ * The memory, Redis and PostgreSQL stores for a spec, with keys and schema named after `label` and
+ * a random run id, so that specs and runs cannot collide. Call `dropSchema()` after the tests.
+ * @example const { stores, dropSchema } = await storesUnderTest('limit');
+ */
+export async function storesUnderTest(
+  label: string,
+): Promise<{ stores: StoreUnderTest[]; dropSchema(): Promise<void> }> {
+  const run = randomBytes(4).toString('hex');
+  const schema = `test_${label}_${run}`;
+  const describePostgres = await describeWithService('postgres');
+  const stores: StoreUnderTest[] = [
+    { name: 'memory', describe, create: () => new MemorySessionStore() },
+    {
+      name: 'redis',
+      describe: await describeWithService('redis'),
+      create: () =>
+        new RedisSessionStore({
+          url: SERVICES.redis.url,
+          prefix: `test:${label}:${run}:${randomBytes(3).toString('hex')}:`,
+        }),
+    },
+    {
+      name: 'postgres',
+      describe: describePostgres,
+      create: () => new PostgresSessionStore({ connectionString: SERVICES.postgres.url, schema }),
+    },
+  ];
+  const dropSchema = async () => {
+    if (describePostgres === describe) await dropPostgresSchema(schema);
+  };
+  return { stores, dropSchema };
+}
