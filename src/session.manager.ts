@@ -412,51 +412,60 @@ export class SessionManager {
 
   // --- maxSessionsPerUser (REV-3) ---------------------------------------------------------------
 
-  /** Whether a write makes a session `user`'s (a login) while sessions per user are limited. */
-  limitsSessions(user: string | null, storedUser: string | null): user is string {
-    return user !== null && user !== storedUser && this.options.maxSessionsPerUser !== undefined;
-  }
-
-  /** The user's live sessions, most recently active first (ties: newest first, then by id). */
-  async liveSessionsOf(user: string): Promise<SessionRecord[]> {
-    const now = Date.now();
-    const records = await this.storeCall(() => this.store.listForUser(user));
-    return records
-      .filter((record) => !this.isExpired(record, now))
-      .sort(
-        (a, b) =>
-          b.lastActiveAt - a.lastActiveAt ||
-          b.createdAt - a.createdAt ||
-          (a.key < b.key ? -1 : a.key > b.key ? 1 : 0),
-      );
+  /**
+   * Runs a login of `user` under the user's lock (the store's lock on a key derived from the user
+   * id, so across instances): the count, the write and the eviction of one login are one step
+   * that no other login of the user interleaves with.
+   */
+  async withUserLock<R>(user: string, run: () => Promise<R>): Promise<R> {
+    const key = `user-limit:${createHash('sha256').update(user).digest('base64url')}`;
+    const owner = await this.lock(key);
+    try {
+      return await run();
+    } finally {
+      await this.unlock(key, owner);
+    }
   }
 
   /** `'reject-new'`, before a login's write: throws `SessionLimitError` when the user is at the limit. */
-  async admitSession(user: string): Promise<void> {
+  async checkSessionLimit(user: string): Promise<void> {
     const max = this.options.maxSessionsPerUser as number;
     if (this.options.maxSessionsPolicy !== 'reject-new') return;
     if ((await this.liveSessionsOf(user)).length >= max) throw new SessionLimitError(max);
   }
 
   /**
-   * `'evict-oldest'`, after a login's write: ends the user's sessions beyond the limit, the least
-   * recently active first. Every process that races here sees the same order and keeps the same
-   * sessions, so concurrent logins settle on the `max` newest. A failure is logged, not thrown:
-   * the login is already stored and its cookie set; the next login trims again.
+   * `'evict-oldest'`, after a login's write: ends the user's other sessions beyond the limit, the
+   * least recently active first; the session that logged in always stays. A store failure is
+   * logged, not thrown: the login is stored and its cookie set, and the next login trims again.
    */
-  async evictBeyondLimit(user: string): Promise<void> {
+  async evictBeyondLimit(user: string, keep: string): Promise<void> {
     if (this.options.maxSessionsPolicy !== 'evict-oldest') return;
+    const max = this.options.maxSessionsPerUser as number;
     try {
-      const surplus = (await this.liveSessionsOf(user)).slice(this.options.maxSessionsPerUser);
-      for (const record of surplus) {
-        await this.storeCall(() => this.store.destroy(record.key));
-        this.events.emit('revoked', { key: record.key, userId: user, reason: 'evicted' });
-      }
-    } catch {
+      const others = (await this.liveSessionsOf(user)).filter((record) => record.key !== keep);
+      const surplus = others
+        .sort((a, b) => b.lastActiveAt - a.lastActiveAt || b.createdAt - a.createdAt)
+        .slice(max - 1);
+      await Promise.all(
+        surplus.map(async ({ key }) => {
+          await this.storeCall(() => this.store.destroy(key));
+          this.events.emit('revoked', { key, userId: user, reason: 'evicted' });
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof SessionStoreUnavailableError)) throw error;
       this.logger.warn(
         'Sessions over maxSessionsPerUser could not be ended (the store failed); the next login of the user trims them.',
       );
     }
+  }
+
+  /** The user's live sessions. */
+  private async liveSessionsOf(user: string): Promise<SessionRecord[]> {
+    const now = Date.now();
+    const records = await this.storeCall(() => this.store.listForUser(user));
+    return records.filter((record) => !this.isExpired(record, now));
   }
 
   isExpired(record: SessionRecord, now: number): boolean {

@@ -312,6 +312,11 @@ function resolveCookie(value: unknown, deployed: boolean): ResolvedCookieOptions
   };
 }
 
+/** Whether a store can lock (needed by `concurrency: 'serialize'` and `maxSessionsPerUser`). */
+function hasLocks(store: SessionStore): boolean {
+  return typeof store.acquireLock === 'function' && typeof store.releaseLock === 'function';
+}
+
 function isStore(value: unknown): value is SessionStore {
   if (typeof value !== 'object' || value === null) return false;
   const store = value as Record<string, unknown>;
@@ -421,9 +426,19 @@ export function resolveSessionOptions(
       "'maxSessionsPerUser' needs mode: 'store': sealed sessions live in cookies, which cannot be counted.",
     );
   }
+  if (maxSessionsPerUser !== undefined && options.store && !hasLocks(options.store)) {
+    throw new SessionConfigError(
+      "'maxSessionsPerUser' needs a store with acquireLock/releaseLock (logins of one user take turns); this store has none. Use a built-in store.",
+    );
+  }
   const maxSessionsPolicy = options.maxSessionsPolicy ?? 'evict-oldest';
   if (!['evict-oldest', 'reject-new'].includes(maxSessionsPolicy)) {
     throw new SessionConfigError("'maxSessionsPolicy' must be 'evict-oldest' or 'reject-new'.");
+  }
+  if (options.maxSessionsPolicy !== undefined && maxSessionsPerUser === undefined) {
+    throw new SessionConfigError(
+      "'maxSessionsPolicy' has no effect without 'maxSessionsPerUser'. Set the limit, or remove the policy.",
+    );
   }
   if (options.trustProxy !== undefined && typeof options.trustProxy !== 'boolean') {
     throw new SessionConfigError("'trustProxy' must be true, false or left unset.");
@@ -432,12 +447,7 @@ export function resolveSessionOptions(
   if (!['merge', 'serialize', 'optimistic'].includes(concurrency)) {
     throw new SessionConfigError("'concurrency' must be 'merge', 'serialize' or 'optimistic'.");
   }
-  if (
-    concurrency === 'serialize' &&
-    options.store &&
-    (typeof options.store.acquireLock !== 'function' ||
-      typeof options.store.releaseLock !== 'function')
-  ) {
+  if (concurrency === 'serialize' && options.store && !hasLocks(options.store)) {
     throw new SessionConfigError(
       "'concurrency: \"serialize\"' needs a store with acquireLock/releaseLock; this store has none. Use a built-in store or choose 'merge' / 'optimistic'.",
     );

@@ -374,6 +374,30 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
    */
   commit(options: { explicit?: boolean } = {}): Promise<void> | undefined {
     if (this.state !== 'loaded') return undefined;
+    if (this.manager.options.maxSessionsPerUser !== undefined) {
+      const user = this.pendingUser();
+      if (user !== null && user !== this.storedUser) return this.commitLogin(user, options);
+    }
+    return this.commitChanges(options);
+  }
+
+  /**
+   * A commit that makes the session `user`'s while sessions per user are limited (REV-3): under
+   * the user's lock, the limit is checked before anything changes (a refused login leaves the
+   * session as it was), then the commit, then the eviction of the user's oldest other sessions.
+   */
+  private async commitLogin(user: string, options: { explicit?: boolean }): Promise<void> {
+    const m = this.manager;
+    await m.withUserLock(user, async () => {
+      await m.checkSessionLimit(user);
+      await this.commitChanges(options);
+      // Nothing was stored when the cookie could not be set: then there is nothing to trim for.
+      if (this.storedUser === user) await m.evictBeyondLimit(user, this.storedKey as string);
+    });
+  }
+
+  /** {@link commit} itself: the delta of this request, written in one store call. */
+  private commitChanges(options: { explicit?: boolean }): Promise<void> | undefined {
     const m = this.manager;
     const now = Date.now();
     const { set, unset } = this.delta();
@@ -435,9 +459,6 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     now: number,
   ): Promise<void> | undefined {
     const m = this.manager;
-    if (write && m.limitsSessions(write.userId, this.storedUser)) {
-      return this.storeLogin(write, write.userId, sendCookie, now);
-    }
     if (write) {
       const saving = m.saveNow(write);
       if (saving) return saving.then(() => this.stored(write, sendCookie, now));
@@ -456,20 +477,6 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
         });
     }
     return this.sendCookie(sendCookie, now);
-  }
-
-  /** A write that makes the session `user`'s while sessions per user are limited (REV-3). */
-  private async storeLogin(
-    write: SessionWrite,
-    user: string,
-    sendCookie: boolean,
-    now: number,
-  ): Promise<void> {
-    const m = this.manager;
-    await m.admitSession(user);
-    await m.saveNow(write);
-    this.stored(write, sendCookie, now);
-    await m.evictBeyondLimit(user);
   }
 
   private stored(write: SessionWrite, sendCookie: boolean, now: number): undefined {

@@ -8,9 +8,9 @@ import {
   SessionCsrfGuard,
   MemorySessionStore,
   type SessionModuleOptions,
-  type SessionStore,
 } from '../src/index.js';
 import { createFixtureApp, sessionCookie } from './support/app.js';
+import { overriding } from './support/stores.js';
 
 interface Data {
   n?: number;
@@ -275,14 +275,9 @@ describe('SessionCsrfGuard and session.createCsrfToken() (e2e)', () => {
   it('answers 503, not 403, when the store cannot load the session (FAIL-1)', async () => {
     const backing = new MemorySessionStore();
     let down = false;
-    const store: SessionStore = {
+    const store = overriding(backing, {
       load: (key) => (down ? Promise.reject(new Error('ECONNREFUSED')) : backing.load(key)),
-      save: (write) => backing.save(write),
-      touch: (key, times) => backing.touch(key, times),
-      destroy: (key) => backing.destroy(key),
-      listForUser: (userId) => backing.listForUser(userId),
-      destroyForUser: (userId, except) => backing.destroyForUser(userId, except),
-    };
+    });
     const http = await boot({ store });
     const { cookie, token } = await visit(http);
     down = true;

@@ -131,12 +131,14 @@ export interface SessionModuleOptions {
   /**
    * `'store'` mode: the most sessions one user (the `userKey` value) may hold at once (REV-3). When
    * a session becomes a user's (a login) and the user would hold more, `maxSessionsPolicy` decides.
+   * Logins of one user take turns under a store lock, so the store needs `acquireLock` (every
+   * built-in store has it).
    * @default undefined (no limit)
    */
   maxSessionsPerUser?: number;
   /**
-   * - `'evict-oldest'`: the login goes through and the user's sessions with the oldest recorded
-   *   activity end, so that `maxSessionsPerUser` remain; their next request is anonymous.
+   * - `'evict-oldest'`: the login goes through and the user's other sessions with the oldest
+   *   recorded activity end, so that `maxSessionsPerUser` remain; their next request is anonymous.
    * - `'reject-new'`: the login is refused with 403 (`SessionLimitException`) and nothing is
    *   written; the user logs out elsewhere first.
    * @default 'evict-oldest'

@@ -47,3 +47,24 @@ export async function storesUnderTest(
   };
   return { stores, dropSchema };
 }
+
+/**
+ * A store that forwards every call to `backing` except the ones in `overrides`: a real store with
+ * one failing method, say.
+ */
+export function overriding(
+  backing: MemorySessionStore,
+  overrides: Partial<SessionStore>,
+): SessionStore {
+  return {
+    load: (key) => backing.load(key),
+    save: (write) => backing.save(write),
+    touch: (key, times) => backing.touch(key, times),
+    destroy: (key) => backing.destroy(key),
+    listForUser: (userId) => backing.listForUser(userId),
+    destroyForUser: (userId, except) => backing.destroyForUser(userId, except),
+    acquireLock: (key, owner, ttl) => backing.acquireLock(key, owner, ttl),
+    releaseLock: (key, owner) => backing.releaseLock(key, owner),
+    ...overrides,
+  };
+}
