@@ -86,7 +86,7 @@ export class SessionEvents {
   }
 
   /** The ref of a storage key (see {@link SessionEvent.ref}). */
-  ref(key: string): string {
+  private ref(key: string): string {
     return createHmac('sha256', this.refKey).update(key).digest('base64url').slice(0, 16);
   }
 

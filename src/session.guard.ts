@@ -30,16 +30,19 @@ export function admitSession(
   failure: (error: unknown) => unknown,
 ): true | Promise<true> {
   if (sessions.routeInfo(context).hooked) return true;
+  // settle() releases the lock whether it succeeds or fails.
   let settling: Promise<void> | undefined;
   try {
     settling = session.settle(true);
   } catch (error) {
-    return refuseSession(session, failure(error));
+    throw failure(error);
   }
   if (!settling) return true;
   return settling.then(
     () => true as const,
-    (error: unknown) => refuseSession(session, failure(error)),
+    (error: unknown) => {
+      throw failure(error);
+    },
   );
 }
 

@@ -418,7 +418,7 @@ export class SessionManager {
    * that no other login of the user interleaves with.
    */
   async withUserLock<R>(user: string, run: () => Promise<R>): Promise<R> {
-    const key = `user-limit:${createHash('sha256').update(user).digest('base64url')}`;
+    const key = derivedKey('user-limit', user);
     const owner = await this.lock(key);
     try {
       return await run();
@@ -461,8 +461,8 @@ export class SessionManager {
     }
   }
 
-  /** The user's live sessions. */
-  private async liveSessionsOf(user: string): Promise<SessionRecord[]> {
+  /** The user's live sessions, in no particular order. */
+  async liveSessionsOf(user: string): Promise<SessionRecord[]> {
     const now = Date.now();
     const records = await this.storeCall(() => this.store.listForUser(user));
     return records.filter((record) => !this.isExpired(record, now));
@@ -617,10 +617,6 @@ export class SessionManager {
 }
 
 /**
- * A store call's error as the runtime reports it: session errors (gone, conflict, not
- * serializable…) say what happened; anything else is the backend failing.
- */
-/**
  * `res.end` while the request's session waits to be settled ({@link SessionManager.settleBeforeEnd}):
  * settles it, then ends the response as asked, at once when there was nothing to write.
  */
@@ -648,6 +644,10 @@ function endAfterSession(this: SessionResponse, ...args: unknown[]): SessionResp
   return this;
 }
 
+/**
+ * A store call's error as the runtime reports it: session errors (gone, conflict, not
+ * serializable…) say what happened; anything else is the backend failing.
+ */
 function storeFailure(error: unknown): SessionError {
   return error instanceof SessionError ? error : new SessionStoreUnavailableError(error);
 }

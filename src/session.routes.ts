@@ -219,9 +219,8 @@ function finish(req: SessionRequest, value: unknown): unknown {
 async function failed(req: SessionRequest, error: unknown, committing: boolean): Promise<never> {
   const session = req[SESSION_HANDLE];
   if (committing) {
-    // The commit itself failed: nothing of it stands.
+    // The commit itself failed: nothing of it stands (settle() has released the lock).
     session?.rollback();
-    await session?.release();
   } else {
     await session?.settle(false);
   }

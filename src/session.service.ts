@@ -55,14 +55,8 @@ export class SessionService {
   async listForUser<T extends object = Record<string, unknown>>(
     userId: string | number,
   ): Promise<SessionInfo<T>[]> {
-    const now = Date.now();
-    const records = await this.sessions.storeCall(() =>
-      this.sessions.store.listForUser(String(userId)),
-    );
-    return records
-      .filter((record) => !this.sessions.isExpired(record, now))
-      .sort((a, b) => a.createdAt - b.createdAt)
-      .map((record) => toInfo<T>(record));
+    const records = await this.sessions.liveSessionsOf(String(userId));
+    return records.sort((a, b) => a.createdAt - b.createdAt).map((record) => toInfo<T>(record));
   }
 
   /**

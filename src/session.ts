@@ -161,8 +161,6 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   private lockWanted = false;
   private lockHeld: { key: string; owner: string } | undefined;
 
-  private endHooked = false;
-
   constructor(
     private readonly manager: SessionManager,
     private readonly exchange: SessionExchange | undefined,
@@ -396,6 +394,25 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     });
   }
 
+  /**
+   * Whether a new session stays unstored: nothing written to it, no `saveUninitialized`, no CSRF
+   * token handed out. A dead cookie the request carried is then cleared.
+   */
+  private skipsCreate(set: Record<string, string>): boolean {
+    const m = this.manager;
+    if (Object.keys(set).length > 0 || m.options.saveUninitialized || this.persistRequested) {
+      return false;
+    }
+    if (this.deadCookie && this.exchange) m.clearCookie(this.exchange);
+    this.deadCookie = false;
+    return true;
+  }
+
+  /** Whether activity is to be recorded: asked for with `touch()`, or `touchAfter` has passed. */
+  private touchDue(now: number): boolean {
+    return this.touchRequested || now - this.lastActive >= this.touchAfter();
+  }
+
   /** {@link commit} itself: the delta of this request, written in one store call. */
   private commitChanges(options: { explicit?: boolean }): Promise<void> | undefined {
     const m = this.manager;
@@ -410,21 +427,22 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
       if (!this.rotate) this.rotateToken();
       if (this.storedUser !== null && user !== null) this.keepOnly(set);
     }
+    // The session's own idle timeout belongs to the browser's session, not to its data: a write
+    // that replaces the data (regenerate({ keep: false }), another user) keeps it.
+    if (this.replace && this.idleTimeout < m.options.idleTimeout) {
+      set[IDLE_TIMEOUT_KEY] = String(this.idleTimeout);
+    }
 
     if (m.sealer) return this.commitSealed(options.explicit === true, now, set, unset, user);
 
     let write: SessionWrite | undefined;
     let touchOnly = false;
     if (!persisted) {
-      if (Object.keys(set).length === 0 && !m.options.saveUninitialized && !this.persistRequested) {
-        if (this.deadCookie && this.exchange) m.clearCookie(this.exchange);
-        this.deadCookie = false;
-        return undefined;
-      }
+      if (this.skipsCreate(set)) return undefined;
       write = this.buildWrite('create', now, set, [], user);
     } else if (this.replace || this.rotate || unset.length > 0 || Object.keys(set).length > 0) {
       write = this.buildWrite('update', now, set, unset, user);
-    } else if (this.touchRequested || now - this.lastActive >= this.touchAfter()) {
+    } else if (this.touchDue(now)) {
       touchOnly = true;
     } else if (!this.reissue) {
       return undefined;
@@ -515,17 +533,8 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     const persisted = this.storedKey !== undefined;
     const changed = this.replace || this.rotate || unset.length > 0 || Object.keys(set).length > 0;
     if (!persisted) {
-      if (Object.keys(set).length === 0 && !m.options.saveUninitialized && !this.persistRequested) {
-        if (this.deadCookie) m.clearCookie(http);
-        this.deadCookie = false;
-        return undefined;
-      }
-    } else if (
-      !changed &&
-      !this.reissue &&
-      !this.touchRequested &&
-      now - this.lastActive < this.touchAfter()
-    ) {
+      if (this.skipsCreate(set)) return undefined;
+    } else if (!changed && !this.reissue && !this.touchDue(now)) {
       return undefined;
     }
     if (!m.canSetCookie(http, explicit)) return undefined;
@@ -675,8 +684,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     // A hooked route handler commits the session after it returns. Otherwise (a guard, an
     // interceptor or middleware used it on a route whose handler does not take it) the response
     // commits it just before it ends.
-    if (this.exchange && !this.routeCommits && !this.endHooked) {
-      this.endHooked = true;
+    if (this.exchange && !this.routeCommits) {
       this.manager.settleBeforeEnd(this.exchange.res);
     }
   }
@@ -691,7 +699,8 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
    * promise only while the store is written.
    */
   settleAtEnd(status: number): Promise<void> | undefined {
-    if (this.routeCommits || this.state !== 'loaded') return undefined;
+    // Hooked only once loaded (see loaded()); the route may have committed it since.
+    if (this.routeCommits) return undefined;
     return this.settle(status < 400);
   }
 
@@ -876,10 +885,6 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   private keepOnly(set: Record<string, string>): void {
     for (const key of this.keys()) if (!(key in set)) this.remove(key);
     this.replace = true;
-    // The session's own idle timeout is not the previous user's data: it stays.
-    if (this.idleTimeout < this.manager.options.idleTimeout) {
-      set[IDLE_TIMEOUT_KEY] = String(this.idleTimeout);
-    }
   }
 
   private async doDestroy(): Promise<void> {
@@ -923,11 +928,6 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   private delta(): { set: Record<string, string>; unset: string[] } {
     // After a regenerate that starts empty, the store drops everything: write every live key.
     const base = this.replace ? undefined : this.texts;
-    if (this.replace && this.idleTimeout < this.manager.options.idleTimeout) {
-      // The session's own idle timeout belongs to the browser's session, not to its data: it stays.
-      this.values[IDLE_TIMEOUT_KEY] = this.idleTimeout;
-      this.touched.add(IDLE_TIMEOUT_KEY);
-    }
     const set: Record<string, string> = Object.create(null);
     for (const key of this.touched) {
       let text: string | undefined;
@@ -1026,8 +1026,8 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
 }
 
 /** A sealed session seen as a store record, so that one set of expiry rules covers both modes. */
-function sealedRecord(session: SealedSession, moduleIdleTimeout: number): SessionRecord {
-  const idleTimeout = idleTimeoutOf(session.data[IDLE_TIMEOUT_KEY], moduleIdleTimeout);
+function sealedRecord(session: SealedSession, idleTimeout: number): SessionRecord {
+  // The session's own idle timeout, if any, is in its data, where isExpired() applies it.
   return {
     key: session.id,
     data: session.data,
@@ -1157,7 +1157,6 @@ const HANDLE_TRAPS: ProxyHandler<SessionHandle<object>> = {
     return target.isLoaded ? Reflect.ownKeys(target.data) : [];
   },
   getOwnPropertyDescriptor(target, prop) {
-    if (typeof prop !== 'string' || !target.isLoaded || !target.has(prop)) return undefined;
-    return { value: target.read(prop), writable: true, enumerable: true, configurable: true };
+    return target.isLoaded ? Reflect.getOwnPropertyDescriptor(target.data, prop) : undefined;
   },
 };

@@ -151,6 +151,8 @@ export class MemorySessionStore implements SessionStore {
     const now = Date.now();
     let entry: Entry;
     let stored: Record<string, string> = {};
+    // A write without data changes (a rotation) keeps the encoded data as it is.
+    const changes = write.replace || write.unset.length > 0 || Object.keys(write.set).length > 0;
     if (write.kind === 'create') {
       if (this.live(write.key, now)) throw new SessionGoneError();
       // New entries join at the young end of the Map unmarked; only later use earns a second chance.
@@ -166,7 +168,8 @@ export class MemorySessionStore implements SessionStore {
       const existing = this.live(from, now);
       if (!existing) throw new SessionGoneError();
       entry = existing;
-      stored = decodeFields(entry.data);
+      // The stored data is needed to check expectations and to apply a delta, not to replace it.
+      if (write.expect || (changes && !write.replace)) stored = decodeFields(entry.data);
       if (write.expect) {
         for (const name of Object.keys(write.expect)) {
           const text = Object.hasOwn(stored, name) ? stored[name] : null;
@@ -175,7 +178,7 @@ export class MemorySessionStore implements SessionStore {
       }
       if (write.previousKey !== undefined) this.remove(write.previousKey);
     }
-    applyFields(entry, write, stored);
+    if (changes) applyFields(entry, write, stored);
     if (write.kind === 'update') entry.used = true;
     entry.lastActiveAt = write.lastActiveAt;
     entry.expiresAt = write.expiresAt;

@@ -1,5 +1,5 @@
-import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { randomBase64url } from '../utils/random.js';
+import { deriveKeys, macText, sameMac } from './secret-keys.js';
 
 const CSRF_INFO = 'nestjs-sessions/v1 csrf token';
 /** Length of `<nonce>.<mac>`: a 16-byte nonce and a 32-byte HMAC, both base64url. */
@@ -18,13 +18,13 @@ export class SessionCsrfTokens {
   private readonly keys: readonly Buffer[];
 
   constructor(secrets: readonly (string | Buffer)[]) {
-    this.keys = secrets.map((secret) => Buffer.from(hkdfSync('sha256', secret, '', CSRF_INFO, 32)));
+    this.keys = deriveKeys(secrets, CSRF_INFO);
   }
 
   /** A new token for the session with this id. */
   issue(sessionId: string): string {
     const nonce = randomBase64url(16);
-    return `${nonce}.${this.mac(this.keys[0], sessionId, nonce)}`;
+    return `${nonce}.${macText(this.keys[0], `${sessionId}.${nonce}`)}`;
   }
 
   /**
@@ -35,19 +35,11 @@ export class SessionCsrfTokens {
     if (typeof token !== 'string' || token.length !== TOKEN_LENGTH || !TOKEN.test(token)) {
       return false;
     }
-    const nonce = token.slice(0, 22);
-    const presented = Buffer.from(token.slice(23), 'latin1');
+    const message = `${sessionId}.${token.slice(0, 22)}`;
+    const presented = token.slice(23);
     // Every key is tried, so the time taken does not say which one matched.
     let valid = false;
-    for (const key of this.keys) {
-      const expected = Buffer.from(this.mac(key, sessionId, nonce), 'latin1');
-      valid = timingSafeEqual(presented, expected) || valid;
-    }
+    for (const key of this.keys) valid = sameMac(presented, macText(key, message)) || valid;
     return valid;
-  }
-
-  // Compared as base64url text, like the cookie signature: one spelling per MAC.
-  private mac(key: Buffer, sessionId: string, nonce: string): string {
-    return createHmac('sha256', key).update(`${sessionId}.${nonce}`).digest('base64url');
   }
 }

@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto';
+import { deriveKeys } from './secret-keys.js';
 import { fillRandom } from '../utils/random.js';
 import { parseStoredJson, stringifySessionValue } from '../utils/json.js';
 
@@ -52,8 +53,7 @@ export class SessionSealer {
 
   constructor(secrets: readonly (string | Buffer)[], cookieName: string) {
     const name = Buffer.from(cookieName);
-    this.keys = secrets.map((secret) => {
-      const key = Buffer.from(hkdfSync('sha256', secret, '', SEALING_INFO, 32));
+    this.keys = deriveKeys(secrets, SEALING_INFO).map((key) => {
       const kid = createHmac('sha256', key).update('key id').digest().subarray(0, KID_BYTES);
       return { key, kid, aad: Buffer.concat([Buffer.from([VERSION]), kid, name]) };
     });

@@ -1,6 +1,7 @@
 import * as crypto from 'node:crypto';
-import { createHash, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { randomBase64url } from '../utils/random.js';
+import { deriveKeys, macText, sameMac } from './secret-keys.js';
 
 /** One-shot hashing (Node 20.12+) skips the Hash object; older versions fall back. */
 const oneShotHash = (crypto as { hash?: (alg: string, data: string, enc: 'base64url') => string })
@@ -29,9 +30,7 @@ export class SessionTokenSigner {
   private readonly prefix: string;
 
   constructor(secrets: readonly (string | Buffer)[], cookieName: string) {
-    this.keys = secrets.map((secret) =>
-      Buffer.from(hkdfSync('sha256', secret, '', SIGNING_INFO, 32)),
-    );
+    this.keys = deriveKeys(secrets, SIGNING_INFO);
     this.prefix = `${cookieName}=`;
   }
 
@@ -49,7 +48,7 @@ export class SessionTokenSigner {
 
   /** The cookie value for a token, signed with the first secret. */
   sign(token: string): string {
-    return `${token}.${this.mac(this.keys[0], token)}`;
+    return `${token}.${macText(this.keys[0], this.prefix + token)}`;
   }
 
   /**
@@ -60,19 +59,12 @@ export class SessionTokenSigner {
   verify(value: string): VerifiedToken | undefined {
     if (value.length !== B64_32 * 2 + 1 || !SIGNED_VALUE.test(value)) return undefined;
     const token = value.slice(0, B64_32);
-    const presented = Buffer.from(value.slice(B64_32 + 1), 'latin1');
+    const presented = value.slice(B64_32 + 1);
     for (let i = 0; i < this.keys.length; i++) {
-      const expected = Buffer.from(this.mac(this.keys[i], token), 'latin1');
-      if (timingSafeEqual(presented, expected)) return { token, stale: i > 0 };
+      if (sameMac(presented, macText(this.keys[i], this.prefix + token))) {
+        return { token, stale: i > 0 };
+      }
     }
     return undefined;
-  }
-
-  // Compared as base64url text, not decoded bytes: base64url decoding ignores the spare bits of the
-  // last character, so comparing bytes would accept more than one spelling of a signature.
-  private mac(key: Buffer, token: string): string {
-    return createHmac('sha256', key)
-      .update(this.prefix + token)
-      .digest('base64url');
   }
 }

@@ -101,7 +101,7 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): 
   });
 }
 
-/** A network error worded for logs and messages: its kind and code, never a URL or header. */
+/** A credential store call that did not answer in time. */
 class StoreTimeout extends Error {
   constructor(ms: number) {
     super(`no answer within ${ms} ms`);
@@ -118,6 +118,7 @@ function describeStoreError(error: unknown): string {
     : error.name;
 }
 
+/** A network error worded for logs and messages: its kind and code, never a URL or header. */
 function describeRequestError(error: unknown, timeout: number): string {
   const err = error as { name?: unknown; cause?: { code?: unknown } };
   if (err?.name === 'TimeoutError') return `timed out after ${timeout} ms`;
@@ -432,8 +433,8 @@ export class SharedSessionClient implements OnApplicationShutdown {
     if (saved === undefined) this.warnUnfenced();
     else if (!saved) {
       // The login outlived the lock and another process may have logged in meanwhile: its
-      // credential is the shared one. Use it if it is there; never overwrite it.
-      this.warnLockLost();
+      // credential is the shared one. Use it if it is there; never overwrite it. (The lock's
+      // release, which fails too, reports the lost lock.)
       const latest = await this.storeCall('read the credential', (store) => store.get(this.name));
       const adoptedLatest = this.adopt(latest, stale);
       if (adoptedLatest) return adoptedLatest;
