@@ -47,6 +47,14 @@ describe('Sealed stateless sessions (e2e)', () => {
     expect(again.body.data).toEqual({ name: 'bea', cart: ['a'] });
   });
 
+  it('keeps data whose only key looks like a tag ($date, $$x) as it was written (ST-11)', async () => {
+    for (const data of [{ $date: 'not a date' }, { $$x: 1 }, { $binary: { $date: 'x' } }]) {
+      const cookie = sessionCookie(await http.post('/set').send(data).expect(200))!;
+      const read = await http.get('/read').set('Cookie', cookie).expect(200);
+      expect(read.body).toEqual({ data, isNew: false });
+    }
+  });
+
   it('guards, predicates, regenerate and destroy behave as in store mode', async () => {
     await http.get('/admin').expect(401);
     const user = sessionCookie(await http.post('/login').send({ userId: 'u', role: 'user' }))!;

@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto';
 import { deriveKeys } from './secret-keys.js';
 import { fillRandom } from '../utils/random.js';
-import { parseStoredJson, stringifySessionValue } from '../utils/json.js';
+import { parseJsonEnvelope } from '../utils/json.js';
 
 const VERSION = 1;
 const SEALING_INFO = 'nestjs-sessions/v1 sealed cookie';
@@ -120,7 +120,7 @@ function serialize(s: SealedSession): string {
 function deserialize(text: string): SealedSession | undefined {
   let parsed: unknown;
   try {
-    parsed = parseStoredJson(text);
+    parsed = parseJsonEnvelope(text);
   } catch {
     return undefined;
   }
@@ -139,7 +139,8 @@ function deserialize(text: string): SealedSession | undefined {
   }
   const source = p.d as Record<string, unknown>;
   const data: Record<string, string> = {};
-  for (const key of Object.keys(source)) data[key] = stringifySessionValue(source[key]) as string;
+  // Values stay JSON texts, tags and all: parseStoredJson() revives them when they are read.
+  for (const key of Object.keys(source)) data[key] = JSON.stringify(source[key]);
   return {
     id: p.i,
     userId: p.u as string | null,

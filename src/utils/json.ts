@@ -77,6 +77,21 @@ function revive(this: unknown, key: string, value: unknown): unknown {
   return value;
 }
 
+function dropForbidden(key: string, value: unknown): unknown {
+  return FORBIDDEN_KEYS.has(key) ? undefined : value;
+}
+
+/**
+ * Parses JSON that holds session texts (a sealed cookie's envelope): drops `__proto__`,
+ * `constructor` and `prototype` keys at every depth (IN-2) and revives nothing, so that each value
+ * can be written back with `JSON.stringify` as the text it was, its tags revived only when read.
+ */
+export function parseJsonEnvelope(text: string): unknown {
+  const risky =
+    text.includes('__proto__') || text.includes('constructor') || text.includes('prototype');
+  return risky ? JSON.parse(text, dropForbidden) : JSON.parse(text);
+}
+
 /**
  * Parses stored JSON: drops `__proto__`, `constructor` and `prototype` keys at every depth, so that
  * stored data can never pollute a prototype (IN-2), and turns the tagged dates and bytes of
