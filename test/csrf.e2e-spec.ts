@@ -1,6 +1,6 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
-import { Controller, Get, HttpCode, Post, Req, type INestApplication } from '@nestjs/common';
-import { APP_GUARD } from '@nestjs/core';
+import { describe, expect, it } from '@jest/globals';
+import { Controller, Get, HttpCode, Post, Req } from '@nestjs/common';
+import { setTimeout as sleep } from 'node:timers/promises';
 import request from 'supertest';
 import {
   AllowCrossSite,
@@ -9,7 +9,7 @@ import {
   MemorySessionStore,
   type SessionModuleOptions,
 } from '../src/index.js';
-import { createFixtureApp, sessionCookie } from './support/app.js';
+import { guardedAppPerTest, sessionCookie } from './support/app.js';
 import { overriding } from './support/stores.js';
 
 interface Data {
@@ -71,7 +71,7 @@ class CsrfController {
   @Post('slow')
   @HttpCode(200)
   async slow() {
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    await sleep(400);
     return 'done';
   }
 
@@ -90,19 +90,9 @@ class CsrfController {
 }
 
 describe('SessionCsrfGuard and session.createCsrfToken() (e2e)', () => {
-  let app: INestApplication | undefined;
-  afterEach(async () => {
-    await app?.close();
-    app = undefined;
-  });
-
-  async function boot(options: Partial<SessionModuleOptions> = {}) {
-    app = await createFixtureApp(options, {
-      controllers: [CsrfController],
-      providers: [{ provide: APP_GUARD, useClass: SessionCsrfGuard }],
-    });
-    return request(app.getHttpServer());
-  }
+  const bootApp = guardedAppPerTest(CsrfController, SessionCsrfGuard);
+  const boot = async (options: Partial<SessionModuleOptions> = {}) =>
+    request((await bootApp(options)).getHttpServer());
 
   /** A new visitor asks for a token: the session is created for it. */
   async function visit(http: ReturnType<typeof request>) {

@@ -1,27 +1,17 @@
 import { afterEach, describe, expect, it, jest } from '@jest/globals';
-import type { INestApplication, LoggerService } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
+import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import {
   MemorySessionStore,
-  SessionModule,
   SessionService,
   type SessionEvent,
   type SessionModuleOptions,
 } from '../src/index.js';
-import { FixtureController } from './fixtures/fixture.controller.js';
-import { TEST_SECRET, sessionCookie } from './support/app.js';
+import { TEST_SECRET, createFixtureApp, sessionCookie } from './support/app.js';
 import { advanceClock, fakeClock } from './support/clock.js';
+import { capturingLogger } from './support/logger.js';
 
 /** A logger that keeps every line, at every level. */
-function capturingLogger(): LoggerService & { lines: string[] } {
-  const lines: string[] = [];
-  const keep = (...args: unknown[]) => {
-    lines.push(args.map((arg) => (typeof arg === 'string' ? arg : JSON.stringify(arg))).join(' '));
-  };
-  return { lines, log: keep, warn: keep, error: keep, debug: keep, verbose: keep, fatal: keep };
-}
-
 describe('Session events (e2e)', () => {
   let app: INestApplication | undefined;
   afterEach(async () => {
@@ -33,18 +23,11 @@ describe('Session events (e2e)', () => {
   async function boot(options: Partial<SessionModuleOptions> = {}) {
     const events: SessionEvent[] = [];
     const logger = capturingLogger();
-    const moduleRef = await Test.createTestingModule({
-      imports: [
-        SessionModule.forRoot({
-          secret: TEST_SECRET,
-          onEvent: (event) => events.push(event),
-          ...options,
-        }),
-      ],
-      controllers: [FixtureController],
-    }).compile();
-    app = moduleRef.createNestApplication({ logger });
-    await app.init();
+    app = await createFixtureApp(
+      { onEvent: (event) => events.push(event), ...options },
+      {},
+      { logger },
+    );
     return { events, logger, http: request(app.getHttpServer()) };
   }
 

@@ -13,11 +13,9 @@ import {
 } from '@nestjs/common';
 import { of, type Observable } from 'rxjs';
 import request from 'supertest';
-import { Test } from '@nestjs/testing';
-import { Session, SessionGuard, SessionModule, SessionService } from '../src/index.js';
-import { FixtureController } from './fixtures/fixture.controller.js';
+import { Session, SessionGuard, SessionService } from '../src/index.js';
 import { SessionTokenSigner } from '../src/transport/session-token.js';
-import { createFixtureApp, sessionCookie, sessionSetCookie, TEST_SECRET } from './support/app.js';
+import { createFixtureApp, sessionCookie, sessionSetCookie } from './support/app.js';
 import { CountingStore } from './support/counting-store.js';
 
 describe('Session lifecycle (e2e)', () => {
@@ -529,16 +527,17 @@ describe('Sessions used outside the route handler (e2e)', () => {
   });
 
   it('saves what middleware wrote, before the response ends', async () => {
-    const moduleRef = await Test.createTestingModule({
-      imports: [SessionModule.forRoot({ secret: TEST_SECRET })],
-      controllers: [FixtureController, OutsideController],
-    }).compile();
-    const withMiddleware = moduleRef.createNestApplication({ logger: false });
-    withMiddleware.use((req: VisitRequest, _res: unknown, next: () => void) => {
-      if (req.path === '/outside/visits') return next();
-      void countVisit(req).then(next);
-    });
-    await withMiddleware.init();
+    const withMiddleware = await createFixtureApp(
+      {},
+      { controllers: [OutsideController] },
+      {
+        beforeInit: (app) =>
+          app.use((req: VisitRequest, _res: unknown, next: () => void) => {
+            if (req.path === '/outside/visits') return next();
+            void countVisit(req).then(next);
+          }),
+      },
+    );
     try {
       const client = request(withMiddleware.getHttpServer());
       const first = await client.get('/plain').expect(200);

@@ -1,6 +1,5 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
-import { Controller, Get, HttpCode, Post, type INestApplication } from '@nestjs/common';
-import { APP_GUARD } from '@nestjs/core';
+import { describe, expect, it } from '@jest/globals';
+import { Controller, Get, HttpCode, Post } from '@nestjs/common';
 import request from 'supertest';
 import {
   AllowCrossSite,
@@ -8,7 +7,7 @@ import {
   SessionOriginGuard,
   type SessionModuleOptions,
 } from '../src/index.js';
-import { createFixtureApp, sessionCookie } from './support/app.js';
+import { guardedAppPerTest, sessionCookie } from './support/app.js';
 
 @Controller('origin')
 class OriginController {
@@ -40,21 +39,14 @@ const viaProxy = (http: ReturnType<typeof request>) =>
     .set('Origin', 'https://shop.example.com');
 
 describe('SessionOriginGuard (e2e)', () => {
-  let app: INestApplication | undefined;
-  afterEach(async () => {
-    await app?.close();
-    app = undefined;
-  });
+  const bootApp = guardedAppPerTest(OriginController, SessionOriginGuard);
 
   async function boot(options: Partial<SessionModuleOptions> = {}) {
-    app = await createFixtureApp(options, {
-      controllers: [OriginController],
-      providers: [{ provide: APP_GUARD, useClass: SessionOriginGuard }],
-    });
+    const app = await bootApp(options);
     // Listening on one port: the Origin of "this host" must stay the same across requests.
     await app.listen(0, '127.0.0.1');
     const self = (await app.getUrl()).replace('[::1]', '127.0.0.1');
-    return { http: request(self), self };
+    return { http: request(self), self, app };
   }
 
   it('refuses a cross-site POST with the session cookie, lets the same origin and GETs through (CSRF-1)', async () => {
@@ -94,7 +86,7 @@ describe('SessionOriginGuard (e2e)', () => {
     const strict = await boot();
     await strict.http.post('/origin/write').expect(403);
     await strict.http.post('/origin/write').set('Origin', 'null').expect(403);
-    await app!.close();
+    await strict.app.close();
     const lenient = await boot({ allowMissingOrigin: true });
     await lenient.http.post('/origin/write').expect(200);
     await lenient.http.post('/origin/write').set('Origin', 'https://evil.example').expect(403);
@@ -117,8 +109,8 @@ describe('SessionOriginGuard (e2e)', () => {
   });
 
   it("follows Express's trust proxy setting when trustProxy is unset", async () => {
-    const { http } = await boot();
-    const express = app!.getHttpAdapter().getInstance() as {
+    const { http, app } = await boot();
+    const express = app.getHttpAdapter().getInstance() as {
       set(name: string, value: unknown): void;
     };
     express.set('trust proxy', true);
@@ -128,7 +120,7 @@ describe('SessionOriginGuard (e2e)', () => {
   it('compares with X-Forwarded-Host only when a proxy is trusted', async () => {
     const behind = await boot({ trustProxy: true });
     await viaProxy(behind.http).expect(200);
-    await app!.close();
+    await behind.app.close();
     const direct = await boot({ trustProxy: false });
     await viaProxy(direct.http).expect(403);
   });

@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import type { LoggerService } from '@nestjs/common';
 import type {
   SharedCredentialStore,
   SharedSessionClientOptions,
@@ -17,6 +16,7 @@ import {
   loginBackoffDelay,
   resolveUpstreamUrl,
 } from './index.js';
+import { capturingLogger } from '../../test/support/logger.js';
 
 const USER = 'svc-account';
 const PASSWORD = 'hunter2-Sup3r-Secret-Pa55word';
@@ -135,15 +135,6 @@ async function startUpstream(): Promise<TestUpstream> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   upstream.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return upstream;
-}
-
-/** A LoggerService that keeps every line. */
-function capturingLogger(): LoggerService & { lines: string[] } {
-  const lines: string[] = [];
-  const keep = (...args: unknown[]) => {
-    lines.push(args.map((arg) => (typeof arg === 'string' ? arg : JSON.stringify(arg))).join(' '));
-  };
-  return { lines, log: keep, warn: keep, error: keep, debug: keep, verbose: keep, fatal: keep };
 }
 
 /** `store` with its `set` replaced: a late, failing or legacy store over a working one. */

@@ -1,4 +1,6 @@
-import type { INestApplication, ModuleMetadata } from '@nestjs/common';
+import { afterEach } from '@jest/globals';
+import type { INestApplication, LoggerService, ModuleMetadata, Type } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
 import { SessionModule, type SessionModuleOptions } from '../../src/index.js';
@@ -8,19 +10,49 @@ import { FixtureController } from '../fixtures/fixture.controller.js';
 export const TEST_SECRET = 'k7Qp2vXn9LrT4wYz8BcFh3JmS6dGa1EuN5oKiWq0VtR';
 export const OLD_SECRET = 'Zr8Yq3Wn6Tp1Vm4Xk9Lb2Hc7Fd5Gs0Ja8Ue3Oi6Nm1';
 
+/** How {@link createFixtureApp} starts the app. */
+export interface FixtureAppSetup {
+  /** The app's logger. @default false (silent) */
+  logger?: LoggerService | false;
+  /** Runs before `init()`: Express middleware, say. */
+  beforeInit?(app: INestApplication): void;
+}
+
 /** Boots the fixture app with SessionModule.forRoot(options). */
 export async function createFixtureApp(
   options: Partial<SessionModuleOptions> = {},
   extra: ModuleMetadata = {},
+  setup: FixtureAppSetup = {},
 ): Promise<INestApplication> {
   const moduleRef = await Test.createTestingModule({
     imports: [SessionModule.forRoot({ secret: TEST_SECRET, ...options }), ...(extra.imports ?? [])],
     controllers: [FixtureController, ...(extra.controllers ?? [])],
     providers: extra.providers ?? [],
   }).compile();
-  const app = moduleRef.createNestApplication({ logger: false });
+  const app = moduleRef.createNestApplication({ logger: setup.logger ?? false });
+  setup.beforeInit?.(app);
   await app.init();
   return app;
+}
+
+/**
+ * For a spec that boots one app per test, with a guard on every route: `boot(options)` starts the
+ * fixture app with `controller` and `guard` as `APP_GUARD`; the app is closed after its test.
+ */
+export function guardedAppPerTest(
+  controller: Type,
+  guard: Type,
+): (options?: Partial<SessionModuleOptions>) => Promise<INestApplication> {
+  let app: INestApplication | undefined;
+  afterEach(async () => {
+    await app?.close();
+    app = undefined;
+  });
+  return async (options = {}) =>
+    (app = await createFixtureApp(options, {
+      controllers: [controller],
+      providers: [{ provide: APP_GUARD, useClass: guard }],
+    }));
 }
 
 /** The session cookie (`name=value`) from a response, or undefined. */

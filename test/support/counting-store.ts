@@ -28,14 +28,17 @@ export class CountingStore extends MemorySessionStore {
     this.count('load');
     return super.loadSync(key);
   }
-  override save(write: Parameters<SessionStore['save']>[0]) {
+  private recordSave(write: Parameters<SessionStore['save']>[0]): void {
     this.count('save');
     this.saves.push(write);
+  }
+
+  override save(write: Parameters<SessionStore['save']>[0]) {
+    this.recordSave(write);
     return super.save(write);
   }
   override saveSync(write: Parameters<SessionStore['save']>[0]) {
-    this.count('save');
-    this.saves.push(write);
+    this.recordSave(write);
     return super.saveSync(write);
   }
   override touch(...args: Parameters<SessionStore['touch']>) {

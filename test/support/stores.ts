@@ -6,7 +6,7 @@ import { RedisSessionStore } from '../../src/redis/index.js';
 import { SERVICES, describeWithService, dropPostgresSchema } from './services.js';
 
 /** One of the built-in stores, as a spec runs its tests on it. */
-export interface StoreUnderTest {
+interface StoreUnderTest {
   readonly name: 'memory' | 'redis' | 'postgres';
   /** `describe`, or one that skips with a printed reason when the service is absent (CI: fails). */
   readonly describe: typeof describe;

@@ -12,10 +12,12 @@ export class UpstreamTarget implements OnApplicationShutdown {
   ) {}
 
   /**
-   * The number of logins the upstream has seen (all workers' together), from its `GET /stats`;
-   * `null` when the upstream has no such route (an upstream that is not the sample's fake).
+   * The number of logins the upstream has seen (all workers' together), from its `GET /stats` (or
+   * the fake itself when it runs in this process); `null` when the upstream has no such route (an upstream that is not the sample's fake).
    */
   async loginCount(): Promise<number | null> {
+    // The fake runs in this process: ask it, not its HTTP route.
+    if (this.fake) return this.fake.stats().logins;
     try {
       const response = await fetch(new URL('/stats', this.url), {
         signal: AbortSignal.timeout(2_000),
