@@ -15,6 +15,7 @@ export type SessionErrorCode =
   | 'SESSION_TOO_LARGE'
   | 'SESSION_NOT_SERIALIZABLE'
   | 'SESSION_INVALID_KEY'
+  | 'SESSION_INVALID_USER'
   | 'SESSION_INVALID_TIMEOUT'
   | 'SESSION_NOT_LOADED'
   | 'SESSION_GONE'
@@ -196,6 +197,7 @@ export function toHttpException(error: unknown): unknown {
     case 'SESSION_COOKIE_TOO_LARGE':
       return new SessionTooLargeException();
     case 'SESSION_INVALID_KEY':
+    case 'SESSION_INVALID_USER':
       return new BadRequestException(error.message);
     case 'SESSION_UNSUPPORTED':
       return new NotImplementedException(error.message);

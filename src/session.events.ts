@@ -54,22 +54,28 @@ export interface SessionEventInput {
 }
 
 /**
- * Lifecycle at debug level, revocations at log level, forged or tampered cookies as warnings (a
- * cookie whose session is merely gone is routine: debug).
+ * Lifecycle at verbose level (every visitor's first request makes one: routine, and floodable),
+ * revocations at log level, forged or tampered cookies as warnings (a cookie whose session is
+ * merely gone is routine: verbose). `undefined`: not a security event.
  */
 function levelOf(type: SessionEventType, reason: string | undefined): LogLevel {
   if (type === 'revoked') return 'log';
   if (type === 'invalid' && reason !== 'unknown') return 'warn';
-  return 'debug';
+  return 'verbose';
+}
+
+/** Events that say something about an attack or an account, logged whatever `logEvents` says. */
+function isSecurityEvent(type: SessionEventType, reason: string | undefined): boolean {
+  return type === 'revoked' || (type === 'invalid' && reason !== 'unknown');
 }
 
 /** At most one warning per this interval; the ones in between are counted in the next. */
 const WARN_INTERVAL_MS = 10_000;
 
 /**
- * Sends session events to the `onEvent` listener and to the log (OBS-1): lifecycle events at debug
- * level, revocations at log level, forged or tampered cookies as warnings (at most one per 10 s,
- * with a count of the others). Costs nothing when neither is on.
+ * Sends session events to the `onEvent` listener and to the log (OBS-1): revocations at log level,
+ * forged or tampered cookies as warnings (at most one per 10 s, with a count of the others), and,
+ * with `logEvents: true`, lifecycle events at verbose level. Costs nothing when neither is on.
  */
 export class SessionEvents {
   private readonly refKey: Buffer;
@@ -80,6 +86,8 @@ export class SessionEvents {
     secret: string | Buffer,
     private readonly listener: ((event: SessionEvent) => void) | undefined,
     private readonly logger: Logger | undefined,
+    /** Log lifecycle events too, not only security events. */
+    private readonly logLifecycle = true,
   ) {
     // Its own key: a ref says nothing about the signing key, and refs differ between apps.
     this.refKey = createHmac('sha256', secret).update('nestjs-sessions event refs').digest();
@@ -92,7 +100,10 @@ export class SessionEvents {
 
   emit(type: SessionEventType, input: SessionEventInput = {}): void {
     const level = levelOf(type, input.reason);
-    const logging = this.logger !== undefined && Logger.isLevelEnabled(level);
+    const logging =
+      this.logger !== undefined &&
+      (this.logLifecycle || isSecurityEvent(type, input.reason)) &&
+      Logger.isLevelEnabled(level);
     if (!this.listener && !logging) return;
     const event: SessionEvent = {
       type,

@@ -41,8 +41,6 @@ import { randomBase64url } from './utils/random.js';
 const CHUNK_MARK = '~';
 /** Room kept in each chunk cookie for its `.N` name suffix and the count mark. */
 const CHUNK_OVERHEAD = 8;
-/** At most this many same-name cookies are tried per request (CK-15), bounding store reads. */
-const MAX_COOKIES_TRIED = 3;
 
 /** A response whose `end` first settles the request's session: the `end` it had before. */
 const ORIGINAL_END = Symbol('session:original-end');
@@ -97,7 +95,8 @@ export class SessionManager {
     this.events = new SessionEvents(
       options.secrets[0],
       options.onEvent,
-      options.logEvents ? this.logger : undefined,
+      options.logEvents === false ? undefined : this.logger,
+      options.logEvents === true,
     );
     if (options.mode === 'sealed') {
       this.sealer = new SessionSealer(options.secrets, options.cookie.name);
@@ -130,10 +129,21 @@ export class SessionManager {
     return session.sealedAt < notBefore && !(Array.isArray(keep) && keep.includes(session.id));
   }
 
-  /** Puts a sealed session's id on the deny list until it would have expired anyway. */
-  async revoke(id: string, until: number): Promise<void> {
+  /**
+   * Puts a sealed session's id on the deny list until it would have expired anyway. A session with a
+   * user is denied until its absolute expiry, with a record that is never evicted (`retain`). An
+   * anonymous one opens nothing of a user's: its record lives only as long as a copy of its cookie
+   * could (`anonymousIdleTimeout` from now) and may be evicted, so a flood of anonymous logouts can
+   * neither pile up nor push out the records that matter.
+   */
+  async revoke(id: string, anonymous: boolean, absoluteExpiresAt: number): Promise<void> {
     const store = this.requireRevocation();
-    await this.upsert(store, denyKey(id), { denied: true }, until);
+    if (!anonymous) {
+      await this.upsert(store, denyKey(id), { denied: true }, absoluteExpiresAt, true);
+      return;
+    }
+    const until = Math.min(Date.now() + this.options.anonymousIdleTimeout, absoluteExpiresAt);
+    await this.upsert(store, denyKey(id), { denied: true }, until, false);
   }
 
   /** Revokes every sealed session of a user sealed before now, except the listed ids. */
@@ -142,7 +152,7 @@ export class SessionManager {
     const now = Date.now();
     const data = { notBefore: now, keep: except };
     // Sessions sealed before now expire within absoluteTimeout; the record is useless after that.
-    await this.upsert(store, notBeforeKey(userId), data, now + this.options.absoluteTimeout);
+    await this.upsert(store, notBeforeKey(userId), data, now + this.options.absoluteTimeout, true);
   }
 
   private requireRevocation(): SessionStore {
@@ -161,6 +171,7 @@ export class SessionManager {
     key: string,
     data: Record<string, unknown>,
     until: number,
+    retain: boolean,
   ): Promise<void> {
     const now = Date.now();
     const set: Record<string, string> = {};
@@ -169,6 +180,7 @@ export class SessionManager {
       key,
       set,
       unset: [],
+      retain,
       userId: null,
       createdAt: now,
       lastActiveAt: now,
@@ -336,10 +348,9 @@ export class SessionManager {
     return new SessionHandle(this, undefined, key);
   }
 
-  /** Values of our cookie in the request, at most a few. */
+  /** Every value of our cookie in the request (duplicates come from cookie tossing, CK-15). */
   cookieValues(req: IncomingMessage): string[] {
-    const values = readCookieValues(req.headers.cookie, this.options.cookie.name);
-    return values.length > MAX_COOKIES_TRIED ? values.slice(0, MAX_COOKIES_TRIED) : values;
+    return readCookieValues(req.headers.cookie, this.options.cookie.name);
   }
 
   /**
@@ -469,12 +480,14 @@ export class SessionManager {
   }
 
   isExpired(record: SessionRecord, now: number): boolean {
-    const { idleTimeout, absoluteTimeout } = this.options;
+    const { idleTimeout, anonymousIdleTimeout, absoluteTimeout } = this.options;
+    let idle = idleTimeoutOf(record.data[IDLE_TIMEOUT_KEY], idleTimeout);
+    if (record.userId === null && anonymousIdleTimeout < idle) idle = anonymousIdleTimeout;
     return (
       now >= record.expiresAt ||
       now >= record.absoluteExpiresAt ||
       now >= record.createdAt + absoluteTimeout ||
-      now >= record.lastActiveAt + idleTimeoutOf(record.data[IDLE_TIMEOUT_KEY], idleTimeout)
+      now >= record.lastActiveAt + idle
     );
   }
 

@@ -13,7 +13,7 @@ import { SessionGuard } from './session.guard.js';
 import { SessionOriginGuard } from './session-origin.guard.js';
 import { SessionCsrfGuard } from './session-csrf.guard.js';
 import { SessionManager } from './session.manager.js';
-import { hookSessionRoutes } from './session.routes.js';
+import { anyRouteLocks, hookSessionRoutes } from './session.routes.js';
 import { ConfigurableSessionModule, SESSION_MODULE_OPTIONS } from './session.module-definition.js';
 import type { SessionModuleOptions } from './interfaces/session-options.interface.js';
 import { resolveSessionOptions } from './session.options.js';
@@ -34,6 +34,12 @@ function createManager(options: SessionModuleOptions): SessionManager {
     logger.warn(
       'Sessions are kept in memory: they are lost on restart and not shared between processes. ' +
         'Pass a store (RedisSessionStore, PostgresSessionStore) in production.',
+    );
+  }
+  if (resolved.revocationStore instanceof MemorySessionStore && resolved.production) {
+    logger.warn(
+      "The revocationStore keeps revocations in this process's memory: after a restart, or on another " +
+        'instance, a revoked cookie works again. Use RedisSessionStore or PostgresSessionStore in production.',
     );
   }
   return new SessionManager(resolved, store);
@@ -87,6 +93,18 @@ export class SessionModule
   }
 
   configure(_consumer: MiddlewareConsumer): void {
+    const { store, sealer } = this.manager;
+    if (anyRouteLocks(this.modules)) {
+      if (sealer) {
+        logger.warn(
+          "@SessionLock() has no effect in 'sealed' mode: every request carries its own copy of the session, and of concurrent changes the last one sent wins. Use mode: 'store' where that matters.",
+        );
+      } else if (!(store.acquireLock && store.releaseLock)) {
+        throw new SessionConfigError(
+          '@SessionLock() needs a store with acquireLock/releaseLock; this store has none. Use a built-in store (memory, Redis, PostgreSQL), or remove @SessionLock().',
+        );
+      }
+    }
     // Before Nest builds its routes: the commit hook goes on the routes that use the session only.
     hookSessionRoutes(this.modules);
     // `req.session` becomes a lazy getter on the Express app's request prototype, so requests that

@@ -27,6 +27,7 @@ const KNOWN_OPTIONS = new Set([
   'revocationStore',
   'cookie',
   'idleTimeout',
+  'anonymousIdleTimeout',
   'absoluteTimeout',
   'touchAfter',
   'saveUninitialized',
@@ -44,6 +45,7 @@ const KNOWN_OPTIONS = new Set([
   'trustedOrigins',
   'allowMissingOrigin',
   'clearSiteData',
+  'cacheControl',
 ]);
 const KNOWN_COOKIE_OPTIONS = new Set([
   'name',
@@ -79,6 +81,8 @@ export interface ResolvedSessionOptions {
   readonly revocationStore: SessionStore | undefined;
   readonly cookie: ResolvedCookieOptions;
   readonly idleTimeout: number;
+  /** The idle timeout of sessions without a user; at most `idleTimeout`. */
+  readonly anonymousIdleTimeout: number;
   readonly absoluteTimeout: number;
   readonly touchAfter: number;
   readonly saveUninitialized: boolean;
@@ -97,7 +101,9 @@ export interface ResolvedSessionOptions {
   readonly trustedOrigins: readonly string[];
   readonly allowMissingOrigin: boolean;
   readonly onEvent: ((event: SessionEvent) => void) | undefined;
-  readonly logEvents: boolean;
+  readonly logEvents: boolean | 'security';
+  /** `Cache-Control: private, no-store` on responses that read a session with a user. */
+  readonly cacheControl: boolean;
   readonly production: boolean;
   /** Things worth a warning at boot that are not errors. */
   readonly warnings: readonly string[];
@@ -132,6 +138,12 @@ function boolean(value: unknown, name: string, fallback: boolean): boolean {
   if (value === undefined) return fallback;
   if (typeof value !== 'boolean') throw new SessionConfigError(`'${name}' must be true or false.`);
   return value;
+}
+
+function resolveLogEvents(value: unknown): boolean | 'security' {
+  if (value === undefined) return 'security';
+  if (value === true || value === false || value === 'security') return value;
+  throw new SessionConfigError("'logEvents' must be true, false or 'security'.");
 }
 
 /** Why a secret is weak, or `undefined` when it looks fine. */
@@ -396,6 +408,15 @@ export function resolveSessionOptions(
       `'absoluteTimeout' (${absoluteTimeout} ms) is shorter than 'idleTimeout' (${idleTimeout} ms); make it at least as long.`,
     );
   }
+  const anonymousIdleTimeout =
+    options.anonymousIdleTimeout === undefined
+      ? Math.min(10 * 60_000, idleTimeout)
+      : duration(options.anonymousIdleTimeout, 'anonymousIdleTimeout', idleTimeout);
+  if (anonymousIdleTimeout > idleTimeout) {
+    throw new SessionConfigError(
+      `'anonymousIdleTimeout' (${anonymousIdleTimeout} ms) is longer than 'idleTimeout' (${idleTimeout} ms); make it at most as long.`,
+    );
+  }
   const touchAfter = duration(
     options.touchAfter,
     'touchAfter',
@@ -468,6 +489,7 @@ export function resolveSessionOptions(
     lockTtl,
     cookie,
     idleTimeout,
+    anonymousIdleTimeout,
     absoluteTimeout,
     touchAfter,
     saveUninitialized: boolean(options.saveUninitialized, 'saveUninitialized', false),
@@ -481,7 +503,8 @@ export function resolveSessionOptions(
     trustedOrigins: resolveOrigins(options.trustedOrigins),
     allowMissingOrigin: boolean(options.allowMissingOrigin, 'allowMissingOrigin', false),
     onEvent: options.onEvent,
-    logEvents: boolean(options.logEvents, 'logEvents', true),
+    logEvents: resolveLogEvents(options.logEvents),
+    cacheControl: boolean(options.cacheControl, 'cacheControl', true),
     production,
     warnings,
   };

@@ -146,6 +146,21 @@ export function hookSessionRoutes(modules: ModulesContainer): void {
   }
 }
 
+/** Whether any route handler or controller of the app asks for `@SessionLock()`. */
+export function anyRouteLocks(modules: ModulesContainer): boolean {
+  for (const module of modules.values()) {
+    for (const wrapper of module.controllers.values()) {
+      const controller = wrapper.metatype as Type | null;
+      if (!controller?.prototype) continue;
+      if (Reflect.getMetadata(SESSION_LOCK_KEY, controller) === true) return true;
+      for (const [, , handler] of routeHandlers(controller)) {
+        if (Reflect.getMetadata(SESSION_LOCK_KEY, handler) === true) return true;
+      }
+    }
+  }
+  return false;
+}
+
 function hookHandler(owner: object, name: string, original: Handler): void {
   const args: Record<string, { index: number }> =
     Reflect.getMetadata(ROUTE_ARGS_METADATA, owner.constructor, name) ?? {};

@@ -8,12 +8,17 @@ import {
 import type { SessionRecord, SessionWrite } from './interfaces/session-store.interface.js';
 import { ROUTE_COMMITS } from './session.constants.js';
 import type { SessionManager, SessionRequest } from './session.manager.js';
-import { MAX_COOKIE_BYTES } from './transport/session-cookie.js';
+import { MAX_COOKIE_BYTES, MAX_COOKIES_LOOKED_UP } from './transport/session-cookie.js';
 import type { SealedSession } from './transport/session-sealer.js';
 import { SessionTokenSigner } from './transport/session-token.js';
 import { parseDuration } from './utils/duration.js';
 import { IDLE_TIMEOUT_KEY, idleTimeoutOf } from './utils/idle-timeout.js';
-import { isForbiddenKey, parseStoredJson, stringifySessionValue } from './utils/json.js';
+import {
+  isForbiddenKey,
+  isPortableText,
+  parseStoredJson,
+  stringifySessionValue,
+} from './utils/json.js';
 
 /** Options of {@link Session.regenerate}. */
 export interface SessionRegenerateOptions<T> {
@@ -110,7 +115,16 @@ export interface SessionExchange {
 }
 
 function userIdOf(value: unknown): string | null {
-  if (typeof value === 'string' && value.length > 0) return value;
+  if (typeof value === 'string' && value.length > 0) {
+    // Every store must be able to index it (PostgreSQL's text cannot hold a NUL).
+    if (!isPortableText(value)) {
+      throw new SessionError(
+        'SESSION_INVALID_USER',
+        'A session user id cannot contain the NUL character or unpaired surrogates',
+      );
+    }
+    return value;
+  }
   if (typeof value === 'number' && Number.isFinite(value)) return String(value);
   return null;
 }
@@ -218,7 +232,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
 
   get expiresAt(): Date {
     this.assertLoaded();
-    return new Date(this.expiryFrom(this.lastActive));
+    return new Date(this.expiryFrom(this.lastActive, this.pendingUser()));
   }
 
   get<K extends keyof T & string>(key: K): T[K] | undefined {
@@ -483,7 +497,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
       return this.stored(write, sendCookie, now);
     }
     if (touchOnly) {
-      const times = { lastActiveAt: now, expiresAt: this.expiryFrom(now) };
+      const times = { lastActiveAt: now, expiresAt: this.expiryFrom(now, this.storedUser) };
       // A session destroyed meanwhile stays destroyed; this request only read it.
       return m
         .storeCall(() => m.store.touch(this.storedKey as string, times))
@@ -565,7 +579,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     };
     if (write.previousKey !== undefined && m.options.revocationStore) {
       // The old id's cookie may have been copied: it must not outlive the regenerate.
-      return m.revoke(write.previousKey, this.absoluteExpiry).then(done);
+      return m.revoke(write.previousKey, this.storedUser === null, this.absoluteExpiry).then(done);
     }
     done();
     return undefined;
@@ -594,8 +608,16 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   /** @internal */
   write(key: string, value: unknown): void {
     if (value === undefined) return this.remove(key);
-    if (typeof key !== 'string' || isForbiddenKey(key) || key === IDLE_TIMEOUT_KEY) {
-      throw new SessionError('SESSION_INVALID_KEY', `"${String(key)}" cannot be a session key`);
+    if (
+      typeof key !== 'string' ||
+      isForbiddenKey(key) ||
+      key === IDLE_TIMEOUT_KEY ||
+      !isPortableText(key)
+    ) {
+      throw new SessionError(
+        'SESSION_INVALID_KEY',
+        `${JSON.stringify(key)} cannot be a session key`,
+      );
     }
     this.removed.delete(key);
     this.touched.add(key);
@@ -652,13 +674,19 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     return this.key;
   }
 
-  private expiryFrom(lastActive: number): number {
-    return Math.min(lastActive + this.idleTimeout, this.absoluteExpiry);
+  private expiryFrom(lastActive: number, user: string | null): number {
+    return Math.min(lastActive + this.idleFor(user), this.absoluteExpiry);
+  }
+
+  /** The idle timeout that applies: the session's own, and at most `anonymousIdleTimeout` without a user. */
+  private idleFor(user: string | null): number {
+    const { anonymousIdleTimeout } = this.manager.options;
+    return user === null ? Math.min(this.idleTimeout, anonymousIdleTimeout) : this.idleTimeout;
   }
 
   /** Activity is recorded at least this often: `touchAfter`, or half a shorter idle timeout. */
   private touchAfter(): number {
-    return Math.min(this.manager.options.touchAfter, Math.floor(this.idleTimeout / 2));
+    return Math.min(this.manager.options.touchAfter, Math.floor(this.idleFor(this.storedUser) / 2));
   }
 
   /** Starts loading: the record named by `loadKey`, or the one the request's cookie points to. */
@@ -712,6 +740,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   settle(succeeded: boolean): Promise<void> | undefined {
     let committing: Promise<void> | undefined;
     try {
+      this.keepPrivate();
       if (succeeded || this.manager.options.commitOnError) committing = this.commit();
       else this.rollback();
     } catch (error) {
@@ -723,19 +752,43 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     return (committing ?? Promise.resolve()).finally(() => this.release());
   }
 
-  /** Store mode: the first cookie value that verifies and names a live record, from `from` on. */
-  private loadSigned(values: readonly string[], from: number): Promise<void> | undefined {
+  /**
+   * A response that read a logged-in session shows that user's data: `Cache-Control: private,
+   * no-store`, so that neither a shared cache nor the back button after logout shows it again,
+   * unless the handler chose its own (`cacheControl: false` turns this off).
+   */
+  private keepPrivate(): void {
+    const res = this.exchange?.res;
+    if (!res || res.headersSent || !this.manager.options.cacheControl) return;
+    if (this.state !== 'loaded' || (this.storedUser === null && this.pendingUser() === null))
+      return;
+    if (res.getHeader('cache-control') === undefined) {
+      res.setHeader('Cache-Control', 'private, no-store');
+    }
+  }
+
+  /**
+   * Store mode: the first cookie value that verifies and names a live record, from `from` on. Every
+   * copy's signature is checked; only verified ones reach the store, at most a few (CK-15).
+   */
+  private loadSigned(
+    values: readonly string[],
+    from: number,
+    lookups = 0,
+  ): Promise<void> | undefined {
     const m = this.manager;
-    for (let i = from; i < values.length; i++) {
+    for (let i = from; i < values.length && lookups < MAX_COOKIES_LOOKED_UP; i++) {
       const verified = m.signer.verify(values[i]);
       if (!verified) {
         m.events.emit('invalid', { reason: 'signature' });
         continue;
       }
+      lookups++;
       const found = this.loadLocked(SessionTokenSigner.storageKey(verified.token), true);
       if (found instanceof Promise) {
+        const tried = lookups;
         return found.then((record) =>
-          record ? this.adoptFromCookie(record, verified) : this.loadSigned(values, i + 1),
+          record ? this.adoptFromCookie(record, verified) : this.loadSigned(values, i + 1, tried),
         );
       }
       if (found) return this.adoptFromCookie(found, verified);
@@ -756,7 +809,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
         m.events.emit('invalid', { reason: 'seal' });
         continue;
       }
-      const record = sealedRecord(opened.session, m.options.idleTimeout);
+      const record = sealedRecord(opened.session, m.options);
       if (m.isExpired(record, now)) {
         m.expired(record, now);
         continue;
@@ -892,7 +945,9 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     const m = this.manager;
     const hadSession = this.storedKey !== undefined;
     if (hadSession && m.sealer) {
-      if (m.options.revocationStore) await m.revoke(this.storedKey as string, this.absoluteExpiry);
+      if (m.options.revocationStore) {
+        await m.revoke(this.storedKey as string, this.storedUser === null, this.absoluteExpiry);
+      }
     } else if (hadSession) {
       await m.storeCall(() => m.store.destroy(this.storedKey as string));
     }
@@ -934,6 +989,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
       try {
         text = stringifySessionValue(this.values[key]);
       } catch (cause) {
+        if (cause instanceof SessionError) throw cause;
         throw new SessionError(
           'SESSION_NOT_SERIALIZABLE',
           `Session key "${key}" holds a value that cannot be saved as JSON`,
@@ -976,7 +1032,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
       userId,
       createdAt: this.created,
       lastActiveAt: now,
-      expiresAt: this.expiryFrom(now),
+      expiresAt: this.expiryFrom(now, userId),
       absoluteExpiresAt: this.absoluteExpiry,
     };
   }
@@ -1026,15 +1082,19 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
 }
 
 /** A sealed session seen as a store record, so that one set of expiry rules covers both modes. */
-function sealedRecord(session: SealedSession, idleTimeout: number): SessionRecord {
+function sealedRecord(
+  session: SealedSession,
+  options: { idleTimeout: number; anonymousIdleTimeout: number },
+): SessionRecord {
   // The session's own idle timeout, if any, is in its data, where isExpired() applies it.
+  const idle = session.userId === null ? options.anonymousIdleTimeout : options.idleTimeout;
   return {
     key: session.id,
     data: session.data,
     userId: session.userId,
     createdAt: session.createdAt,
     lastActiveAt: session.lastActiveAt,
-    expiresAt: Math.min(session.lastActiveAt + idleTimeout, session.absoluteExpiresAt),
+    expiresAt: Math.min(session.lastActiveAt + idle, session.absoluteExpiresAt),
     absoluteExpiresAt: session.absoluteExpiresAt,
     version: 0,
   };

@@ -96,6 +96,37 @@ for (const { name, describe: describeStore, options } of STORES) {
       app = undefined;
       await resolved.store?.close?.();
     });
+
+    it('keeps NUL and unpaired surrogates in values exactly, and refuses them in keys and user ids with 400, never a 500', async () => {
+      const resolved = options();
+      app = await createFixtureApp(resolved);
+      const http = request(app.getHttpServer());
+      const odd = {
+        item: 'a\u0000b',
+        lone: '\ud800',
+        low: 'x\udc00',
+        pair: '😀',
+        deep: ['\u0000'],
+      };
+      const saved = await http.post('/set').send(odd).expect(200);
+      const cookie = sessionCookie(saved)!;
+      const read = await http.get('/read').set('Cookie', cookie).expect(200);
+      expect(read.body.data).toEqual(odd);
+      await http.post('/set').set('Cookie', cookie).send({ 'bad\u0000key': 1 }).expect(400);
+      await http
+        .post('/set')
+        .set('Cookie', cookie)
+        .send({ nested: { 'k\ud800': 1 } })
+        .expect(400);
+      await http.post('/login').set('Cookie', cookie).send({ userId: 'a\u0000b' }).expect(400);
+      await http.post('/login').set('Cookie', cookie).send({ userId: '\udfff' }).expect(400);
+      // Nothing of the refused requests was written.
+      const after = await http.get('/read').set('Cookie', cookie).expect(200);
+      expect(after.body.data).toEqual(odd);
+      await app.close();
+      app = undefined;
+      await resolved.store?.close?.();
+    });
   });
 }
 

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { INestApplication } from '@nestjs/common';
 import fc from 'fast-check';
 import request from 'supertest';
@@ -153,6 +153,34 @@ describe('Session cookies and tokens (e2e)', () => {
     expect(res.body.userId).toBe('ck15');
   });
 
+  it('uses the genuine cookie behind any number of forged copies, and reaches the store only for signed ones (CK-15, cookie tossing)', async () => {
+    const cookie = await login('tossed');
+    const forged = Array.from(
+      { length: 40 },
+      () => `sid=${SessionTokenSigner.mint()}.${'A'.repeat(43)}`,
+    ).join('; ');
+    store.reset();
+    const res = await http.get('/guarded').set('Cookie', `${forged}; ${cookie}`).expect(200);
+    expect(res.body.userId).toBe('tossed');
+    expect(store.calls.load).toBe(1);
+    // Correctly signed copies whose sessions are gone are looked up, but only a few of them.
+    const dead: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const gone = await login(`gone${i}`);
+      await http.post('/destroy').set('Cookie', gone).expect(200);
+      dead.push(gone);
+    }
+    store.reset();
+    await http
+      .get('/guarded')
+      .set('Cookie', `${dead.slice(0, 2).join('; ')}; ${cookie}`)
+      .expect(200);
+    expect(store.calls.load).toBe(3);
+    store.reset();
+    await http.get('/guarded').set('Cookie', `${dead.join('; ')}; ${cookie}`);
+    expect(store.calls.load).toBe(3);
+  });
+
   it('re-issues a cookie signed with an old secret under the new one, and refuses it once the old secret is gone (KEY-3, KEY-4)', async () => {
     const shared = new CountingStore();
     const oldApp = await createFixtureApp({ store: shared, secret: OLD_SECRET });
@@ -262,5 +290,39 @@ describe('Session cookies and tokens (e2e)', () => {
     expect(set.status).toBe(400);
     expect(set.body.message).toMatch(/cannot be a session key/);
     expect(({} as Record<string, unknown>).x).toBeUndefined();
+  });
+});
+
+describe('Private responses (e2e)', () => {
+  let app: INestApplication | undefined;
+  afterEach(async () => {
+    await app?.close();
+    app = undefined;
+  });
+
+  it('marks a response that read a logged-in session private, no-store, so the back button after logout shows nothing', async () => {
+    app = await createFixtureApp();
+    const http = request(app.getHttpServer());
+    const cookie = sessionCookie(await http.post('/login').send({ userId: 'cached' }))!;
+    const page = await http.get('/guarded').set('Cookie', cookie).expect(200);
+    expect(page.headers['cache-control']).toBe('private, no-store');
+    expect(page.headers.vary).toMatch(/Cookie/);
+    // The handler's own choice stands.
+    const own = await http.get('/cacheable').set('Cookie', cookie).expect(200);
+    expect(own.headers['cache-control']).toBe('private, max-age=60');
+    // Nothing to hide: an anonymous session, a route that never reads the session.
+    const anonymous = sessionCookie(await http.post('/set').send({ name: 'a' }))!;
+    const read = await http.get('/read').set('Cookie', anonymous).expect(200);
+    expect(read.headers['cache-control']).toBeUndefined();
+    const plain = await http.get('/plain').set('Cookie', cookie).expect(200);
+    expect(plain.headers['cache-control']).toBeUndefined();
+  });
+
+  it('leaves Cache-Control alone with cacheControl: false', async () => {
+    app = await createFixtureApp({ cacheControl: false });
+    const http = request(app.getHttpServer());
+    const cookie = sessionCookie(await http.post('/login').send({ userId: 'cached' }))!;
+    const page = await http.get('/guarded').set('Cookie', cookie).expect(200);
+    expect(page.headers['cache-control']).toBeUndefined();
   });
 });

@@ -97,7 +97,7 @@ describe('Session events (e2e)', () => {
     fakeClock();
     const store = new MemorySessionStore();
     // Written by an instance with a longer idle timeout, read by one with a shorter one.
-    const lenient = await boot({ store, idleTimeout: '2h' });
+    const lenient = await boot({ store, idleTimeout: '2h', anonymousIdleTimeout: '2h' });
     const cookie = sessionCookie(await lenient.http.post('/set').send({ name: 'ann' }))!;
     await app!.close();
     const strict = await boot({ store, idleTimeout: '30m' });
@@ -115,8 +115,20 @@ describe('Session events (e2e)', () => {
     await store.close();
   });
 
-  it('logs every event with a keyed hash of the id, never a token, an id or the secret (OBS-1)', async () => {
+  it('logs no line per visitor by default: a flood of first visits stays out of the log, forged cookies do not (log volume)', async () => {
     const { logger, http } = await boot({ onEvent: undefined });
+    for (let i = 0; i < 30; i++) {
+      const cookie = sessionCookie(await http.post('/set').send({ n: i }).expect(200))!;
+      await http.post('/destroy').set('Cookie', cookie).expect(200);
+    }
+    const sessionLines = () => logger.lines.filter((line) => line.startsWith('Session '));
+    expect(sessionLines()).toEqual([]);
+    await http.get('/read').set('Cookie', 'sid=forged.value').expect(200);
+    expect(sessionLines()).toEqual([expect.stringMatching(/^Session invalid reason signature/)]);
+  });
+
+  it('logs every event with a keyed hash of the id, never a token, an id or the secret (OBS-1)', async () => {
+    const { logger, http } = await boot({ onEvent: undefined, logEvents: true });
     const created = await http.post('/set').send({ name: 'ann' }).expect(200);
     const first = sessionCookie(created)!;
     const firstId = (await http.get('/id').set('Cookie', first).expect(200)).body.id as string;

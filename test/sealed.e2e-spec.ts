@@ -263,6 +263,20 @@ describe('Sealed sessions with revocation (e2e, REV-5)', () => {
       .expect((r) => expect(r.body.isNew).toBe(true));
   });
 
+  it("keeps an anonymous session's deny-list entry only as long as a copy of its cookie could live", async () => {
+    revocation.sweep();
+    const before = revocation.size;
+    for (let i = 0; i < 20; i++) {
+      const cookie = sessionCookie(await http.post('/set').send({ name: `anon${i}` }))!;
+      await http.post('/destroy').set('Cookie', cookie).expect(200);
+      await http.get('/guarded').set('Cookie', cookie).expect(401);
+    }
+    expect(revocation.size).toBe(before + 20);
+    // anonymousIdleTimeout (10 minutes) later, a copy would have expired by itself: so have they.
+    revocation.sweep(Date.now() + 10 * 60_000 + 1000);
+    expect(revocation.size).toBeLessThanOrEqual(before);
+  });
+
   it('logs a user out everywhere except the current session', async () => {
     const a = sessionCookie(await http.post('/login').send({ userId: 'r3' }))!;
     const b = sessionCookie(await http.post('/login').send({ userId: 'r3' }))!;

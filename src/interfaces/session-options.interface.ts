@@ -97,6 +97,14 @@ export interface SessionModuleOptions {
   cookie?: SessionCookieOptions;
   /** A session unused for this long ends. @default '30m' */
   idleTimeout?: SessionDuration;
+  /**
+   * The idle timeout of a session without a user (no `userKey` value): a cart, a first visit. It
+   * is shorter than `idleTimeout` so that a flood of first visits costs little and expires fast
+   * (stores keep a session only until it expires); a session that logs in gets `idleTimeout`.
+   * Never longer than `idleTimeout`.
+   * @default '10m' (or `idleTimeout` when that is shorter)
+   */
+  anonymousIdleTimeout?: SessionDuration;
   /** A session ends this long after it was created, however active. @default '12h' */
   absoluteTimeout?: SessionDuration;
   /**
@@ -177,11 +185,21 @@ export interface SessionModuleOptions {
    */
   onEvent?: (event: SessionEvent) => void;
   /**
-   * Log the same events through Nest's logger (context `SessionModule`): lifecycle at debug level,
-   * revocations at log level, invalid cookies as warnings.
+   * Log the same events through Nest's logger (context `SessionModule`). `'security'`: revocations
+   * at log level and forged or tampered cookies as warnings (at most one per 10 s); `true`: also
+   * the lifecycle of every session (created, regenerated, destroyed, expired) at verbose level,
+   * a line per visitor; `false`: nothing.
+   * @default 'security'
+   */
+  logEvents?: boolean | 'security';
+  /**
+   * Send `Cache-Control: private, no-store` on responses that read a session with a user, unless
+   * the handler set its own `Cache-Control`: a browser's back button or a shared cache then cannot
+   * show one user's page after logout or to another user (as Spring Security does by default).
+   * Responses that set or clear the session cookie always get `no-store`.
    * @default true
    */
-  logEvents?: boolean;
+  cacheControl?: boolean;
 }
 
 /** What `forRootAsync`'s `useClass` / `useExisting` class provides. */

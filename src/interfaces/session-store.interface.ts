@@ -56,6 +56,12 @@ export interface SessionWrite extends SessionTimes {
   readonly expect?: Readonly<Record<string, string | null>>;
   readonly createdAt: number;
   readonly absoluteExpiresAt: number;
+  /**
+   * The record must never be evicted to make room before it expires: a revocation record, which,
+   * forgotten, would make a revoked cookie valid again. A bounded store that has no room left but
+   * such records refuses the write (rejects, so the request answers 503) instead.
+   */
+  readonly retain?: boolean;
 }
 
 /** What a store reports from its health check. */

@@ -21,6 +21,60 @@ describe('MemorySessionStore', () => {
     await store.close();
   });
 
+  it('evicts sessions without a user first, so anonymous traffic cannot push out a logged-in one (eviction by flooding)', async () => {
+    const store = new MemorySessionStore({ maxSessions: 4 });
+    const users = [createWrite({}, { userId: 'u1' }), createWrite({}, { userId: 'u2' })];
+    for (const w of users) await store.save(w);
+    const flood = Array.from({ length: 200 }, (_, n) => createWrite({ n }));
+    for (const w of flood) await store.save(w);
+    expect(store.size).toBe(4);
+    for (const w of users) expect(await store.load(w.key)).not.toBeNull();
+    // Only the newest anonymous sessions are left.
+    expect(await store.load(flood[0].key)).toBeNull();
+    expect(await store.load(flood[199].key)).not.toBeNull();
+    // With no anonymous session left, a user's least recently used one goes (u1 and u2 were read).
+    const more = [createWrite({}, { userId: 'u3' }), createWrite({}, { userId: 'u4' })];
+    for (const w of more) await store.save(w);
+    await store.save(createWrite({}, { userId: 'u5' }));
+    expect(await store.load(users[0].key)).not.toBeNull();
+    expect(await store.load(users[1].key)).not.toBeNull();
+    expect(await store.load(more[0].key)).toBeNull();
+    await store.close();
+  });
+
+  it('moves a session between the eviction groups when it logs in and out', async () => {
+    const store = new MemorySessionStore({ maxSessions: 2 });
+    const session = createWrite({});
+    await store.save(session);
+    await store.save({ ...session, kind: 'update', userId: 'u1' });
+    await store.save(createWrite({ a: 1 }));
+    await store.save(createWrite({ a: 2 }));
+    expect((await store.load(session.key))?.userId).toBe('u1');
+    expect(await store.listForUser('u1')).toHaveLength(1);
+    await store.save({ ...session, kind: 'update', userId: null });
+    // Anonymous again: newer anonymous sessions push it out (after its second chance).
+    for (let a = 3; a < 7; a++) await store.save(createWrite({ a }));
+    expect(await store.load(session.key)).toBeNull();
+    expect(await store.listForUser('u1')).toHaveLength(0);
+    await store.close();
+  });
+
+  it('never evicts a retained record (revocation): a store full of them refuses the write instead of forgetting one', async () => {
+    const store = new MemorySessionStore({ maxSessions: 3 });
+    const kept = [createWrite({ d: 1 }, { retain: true }), createWrite({ d: 2 }, { retain: true })];
+    for (const w of kept) await store.save(w);
+    for (let n = 0; n < 50; n++) await store.save(createWrite({ n }));
+    for (const w of kept) expect(await store.load(w.key)).not.toBeNull();
+    await store.save(createWrite({ d: 3 }, { retain: true }));
+    await expect(store.save(createWrite({ d: 4 }, { retain: true }))).rejects.toThrow(/full/);
+    await expect(store.save(createWrite({ n: 51 }))).rejects.toThrow(/full/);
+    for (const w of kept) expect(await store.load(w.key)).not.toBeNull();
+    // Expiry still frees room.
+    store.sweep(Date.now() + 120_000);
+    await store.save(createWrite({ d: 5 }, { retain: true }));
+    await store.close();
+  });
+
   it('sweeps expired sessions without being asked', async () => {
     const store = new MemorySessionStore({ sweepInterval: 20 });
     await store.save(createWrite({ a: 1 }, { expiresAt: Date.now() + 10 }));

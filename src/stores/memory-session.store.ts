@@ -9,7 +9,14 @@ import type {
 
 /** Options of {@link MemorySessionStore}. */
 export interface MemorySessionStoreOptions {
-  /** Most sessions kept; past it the least recently used is evicted. @default 10000 */
+  /**
+   * Most sessions kept. Past it a session is evicted to make room: one without a user first (the
+   * least recently used of those, by the CLOCK approximation), a user's only when no anonymous
+   * session is left, so anonymous traffic cannot push out a logged-in session while those fit.
+   * Records written with `retain` (revocation records) are never evicted: when only they are left,
+   * the write is refused (503) rather than one forgotten.
+   * @default 10000
+   */
   maxSessions?: number;
   /** How often expired sessions are swept, in milliseconds. @default 60000 */
   sweepInterval?: number;
@@ -23,6 +30,8 @@ export interface MemorySessionStoreOptions {
 class Entry {
   /** Read or written since the evictor last passed it (CLOCK, an approximation of LRU). */
   used = false;
+  /** Never evicted to make room (a revocation record). */
+  retain = false;
   version = 0;
   userId: string | null = null;
 
@@ -97,12 +106,21 @@ function applyFields(entry: Entry, write: SessionWrite, stored: Record<string, s
 
 /**
  * Sessions in this process's memory: the default store, for development, tests and single-process
- * apps. Bounded (past `maxSessions` the least recently used sessions are evicted, by the CLOCK
- * approximation of LRU), swept for expired entries by an unref'ed timer, O(1) per operation. Values are JSON texts, so nothing a
- * caller holds is shared with the store. Sessions are lost on restart and not shared between processes.
+ * apps. Bounded (past `maxSessions` sessions are evicted: anonymous ones first, each group by the
+ * CLOCK approximation of LRU; `retain` records never), swept for expired entries by an unref'ed
+ * timer, O(1) per operation. Values are JSON texts, so nothing a caller holds is shared with the
+ * store. Sessions are lost on restart and not shared between processes.
+ *
+ * Fit to be a `revocationStore` for one process only: its records are lost on restart (a revoked
+ * cookie would work again) and other instances do not see them. Use Redis or PostgreSQL there.
  */
 export class MemorySessionStore implements SessionStore {
-  private readonly sessions = new Map<string, Entry>();
+  /** Sessions with a user: evicted only when no anonymous session is left. */
+  private readonly owned = new Map<string, Entry>();
+  /** Sessions without a user: evicted first. */
+  private readonly anonymous = new Map<string, Entry>();
+  /** Records written with `retain` (revocation records): never evicted. */
+  private readonly retained = new Map<string, Entry>();
   /** User id → the key of its one session, or a Set when it has several (most users have one). */
   private readonly users = new Map<string, string | Set<string>>();
   private readonly locks = new Map<string, { owner: string; expiresAt: number }>();
@@ -120,7 +138,7 @@ export class MemorySessionStore implements SessionStore {
 
   /** Number of sessions held, expired ones not yet swept included. */
   get size(): number {
-    return this.sessions.size;
+    return this.owned.size + this.anonymous.size + this.retained.size;
   }
 
   async load(key: string): Promise<SessionRecord | null> {
@@ -184,17 +202,24 @@ export class MemorySessionStore implements SessionStore {
     entry.expiresAt = write.expiresAt;
     entry.absoluteExpiresAt = write.absoluteExpiresAt;
     entry.version += 1;
-    if (!this.sessions.has(write.key)) {
-      // New, or renamed by a regenerate (the old key is already out of the index).
-      entry.userId = write.userId;
-      this.index(write.key, entry.userId);
-      this.sessions.set(write.key, entry);
-      this.evict();
-    } else if (entry.userId !== write.userId) {
-      this.unindex(write.key, entry.userId);
-      entry.userId = write.userId;
-      this.index(write.key, entry.userId);
+    if (write.kind === 'update' && write.previousKey === undefined) {
+      // Stays under its key: it moves only when a login or a logout changes its eviction group.
+      if (entry.userId === write.userId && (entry.retain || !write.retain)) return;
+      this.remove(write.key);
+    } else if (write.kind === 'create') {
+      this.makeRoom();
     }
+    // New, renamed by a regenerate (the old key is already out), or moving between groups.
+    if (write.retain) entry.retain = true;
+    entry.userId = write.userId;
+    this.index(write.key, entry.userId);
+    this.mapOf(entry).set(write.key, entry);
+  }
+
+  /** The map an entry lives in, by what it is. */
+  private mapOf(entry: Entry): Map<string, Entry> {
+    if (entry.retain) return this.retained;
+    return entry.userId === null ? this.anonymous : this.owned;
   }
 
   async touch(key: string, times: SessionTimes): Promise<boolean> {
@@ -243,7 +268,7 @@ export class MemorySessionStore implements SessionStore {
   }
 
   async checkHealth(): Promise<SessionStoreHealth> {
-    return { ok: true, store: 'memory', details: { sessions: this.sessions.size } };
+    return { ok: true, store: 'memory', details: { sessions: this.size } };
   }
 
   async close(): Promise<void> {
@@ -254,17 +279,24 @@ export class MemorySessionStore implements SessionStore {
   sweep(now = Date.now()): number {
     for (const [key, lock] of this.locks) if (lock.expiresAt <= now) this.locks.delete(key);
     let removed = 0;
-    for (const [key, entry] of this.sessions) {
-      if (entry.expiresAt <= now) {
-        this.remove(key);
-        removed++;
+    for (const map of [this.owned, this.anonymous, this.retained]) {
+      for (const [key, entry] of map) {
+        if (entry.expiresAt <= now) {
+          map.delete(key);
+          this.unindex(key, entry.userId);
+          removed++;
+        }
       }
     }
     return removed;
   }
 
+  private find(key: string): Entry | undefined {
+    return this.owned.get(key) ?? this.anonymous.get(key) ?? this.retained.get(key);
+  }
+
   private live(key: string, now: number): Entry | undefined {
-    const entry = this.sessions.get(key);
+    const entry = this.find(key);
     if (entry && entry.expiresAt <= now) {
       this.remove(key);
       return undefined;
@@ -273,9 +305,9 @@ export class MemorySessionStore implements SessionStore {
   }
 
   private remove(key: string): void {
-    const entry = this.sessions.get(key);
+    const entry = this.find(key);
     if (!entry) return;
-    this.sessions.delete(key);
+    this.mapOf(entry).delete(key);
     this.unindex(key, entry.userId);
   }
 
@@ -305,14 +337,25 @@ export class MemorySessionStore implements SessionStore {
     }
   }
 
-  /** CLOCK: the oldest entries get a second chance if used since the last pass, else go. */
-  private evict(): void {
-    while (this.sessions.size > this.maxSessions) {
-      const [key, entry] = this.sessions.entries().next().value as [string, Entry];
-      this.sessions.delete(key);
+  /**
+   * Makes room for one more entry: evicts an anonymous session if there is one, else a user's
+   * (CLOCK within each group: the oldest entries get a second chance if used since the last pass,
+   * else go). Retained records are never evicted; when only they fill the store, the write is
+   * refused.
+   */
+  private makeRoom(): void {
+    while (this.size >= this.maxSessions) {
+      const group = this.anonymous.size > 0 ? this.anonymous : this.owned;
+      if (group.size === 0) {
+        throw new Error(
+          `MemorySessionStore is full of records that must be kept (maxSessions ${this.maxSessions}); refusing the write rather than forgetting one`,
+        );
+      }
+      const [key, entry] = group.entries().next().value as [string, Entry];
+      group.delete(key);
       if (entry.used) {
         entry.used = false;
-        this.sessions.set(key, entry);
+        group.set(key, entry);
       } else {
         this.unindex(key, entry.userId);
       }

@@ -9,6 +9,12 @@ export const MAX_COOKIE_HEADER = 8192;
 export const MAX_COOKIE_BYTES = 4096;
 
 /**
+ * At most this many verified same-name cookies are looked up per request (CK-15), bounding store
+ * reads; every copy's signature is checked (the header's size bounds them, a check is cheap).
+ */
+export const MAX_COOKIES_LOOKED_UP = 3;
+
+/**
  * Every value of the cookie `name` in a Cookie header, in order. A browser can send the same name
  * twice (cookie tossing from a sibling domain or path); we return all of them so that a forged copy
  * can never shadow the genuine one (CK-15). Values over 4096 bytes are skipped.

@@ -1,4 +1,26 @@
+import { SessionError } from '../session.errors.js';
+
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/**
+ * Text some backends cannot keep: the NUL character (PostgreSQL `text` and `jsonb`) and UTF-16
+ * surrogates without their pair (not Unicode; `jsonb` refuses them, UTF-8 cannot encode them).
+ */
+const UNPORTABLE = /\0|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** Whether every store can keep this text as it is (see {@link UNPORTABLE}). */
+export function isPortableText(text: string): boolean {
+  return !UNPORTABLE.test(text);
+}
+
+function assertPortableKey(key: string): void {
+  if (!isPortableText(key)) {
+    throw new SessionError(
+      'SESSION_INVALID_KEY',
+      'Session data keys cannot contain the NUL character or unpaired surrogates',
+    );
+  }
+}
 
 /** True for keys that could reach an object's prototype when copied around (IN-2). */
 export function isForbiddenKey(key: string): boolean {
@@ -9,17 +31,23 @@ export function isForbiddenKey(key: string): boolean {
  * The JSON text of a session value. JSON has no dates or bytes, so they are written as tagged
  * objects that {@link parseStoredJson} turns back (ST-11): a `Date` as `{"$date": "<ISO 8601>"}`
  * (`null` for an invalid date), a `Buffer` or `Uint8Array` as `{"$binary": "<base64>"}` (read back
- * as a `Buffer`). An object of the application's that looks like a tag (one key starting with `$`)
- * is escaped with one more `$` and read back as it was. Nothing else is revived: no classes, no
- * code. `undefined` for what JSON cannot hold.
+ * as a `Buffer`), a string with a NUL or an unpaired surrogate as `{"$utf16": "<base64>"}` (so
+ * every store keeps it exactly, PostgreSQL's `jsonb` included). An object of the application's that
+ * looks like a tag (one key starting with `$`) is escaped with one more `$` and read back as it
+ * was. Nothing else is revived: no classes, no code. `undefined` for what JSON cannot hold.
+ * @throws {SessionError} `SESSION_INVALID_KEY` for an object key with a NUL or an unpaired surrogate.
  */
 export function stringifySessionValue(value: unknown): string | undefined {
   // The replacer makes JSON.stringify several times slower: only when something needs it.
   return needsTags(value, 0) ? JSON.stringify(value, encodeTagged) : JSON.stringify(value);
 }
 
-/** Whether a value holds a date, bytes or a tag-like object (a walk is cheaper than the replacer). */
+/**
+ * Whether a value holds a date, bytes, an unportable string or a tag-like object (a walk is cheaper
+ * than the replacer).
+ */
 function needsTags(value: unknown, depth: number): boolean {
+  if (typeof value === 'string') return !isPortableText(value);
   if (typeof value !== 'object' || value === null) return false;
   // Too deep to walk cheaply: let the replacer decide (JSON.stringify also fails on cycles).
   if (depth > 64) return true;
@@ -30,6 +58,7 @@ function needsTags(value: unknown, depth: number): boolean {
   for (const key in value) {
     keys++;
     tagLike = key.startsWith('$');
+    assertPortableKey(key);
     if (needsTags((value as Record<string, unknown>)[key], depth + 1)) return true;
   }
   return keys === 1 && tagLike;
@@ -38,6 +67,9 @@ function needsTags(value: unknown, depth: number): boolean {
 function encodeTagged(this: Record<string, unknown>, key: string, value: unknown): unknown {
   // `value` went through toJSON() already; the holder still has the original.
   const original = this[key];
+  if (typeof value === 'string' && !isPortableText(value)) {
+    return { $utf16: Buffer.from(value, 'utf16le').toString('base64') };
+  }
   if (original instanceof Date) {
     return { $date: Number.isNaN(original.getTime()) ? null : original.toISOString() };
   }
@@ -46,6 +78,8 @@ function encodeTagged(this: Record<string, unknown>, key: string, value: unknown
     return { $binary: bytes.toString('base64') };
   }
   if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    // Past the walk's depth, keys are checked here.
+    for (const name in value) assertPortableKey(name);
     const sole = soleKey(value);
     if (sole?.startsWith('$')) return { [`$${sole}`]: (value as Record<string, unknown>)[sole] };
   }
@@ -72,6 +106,9 @@ function revive(this: unknown, key: string, value: unknown): unknown {
     return new Date(content === null ? Number.NaN : content);
   }
   if (tag === '$binary' && typeof content === 'string') return Buffer.from(content, 'base64');
+  if (tag === '$utf16' && typeof content === 'string') {
+    return Buffer.from(content, 'base64').toString('utf16le');
+  }
   // An escaped object of the application's: one `$` less, and nothing revived.
   if (tag.startsWith('$$')) return { [tag.slice(1)]: content };
   return value;
