@@ -1,8 +1,10 @@
-/** Jest in ESM mode (Nest 12 is ESM-only): see README "Development". */
-export default {
+/**
+ * Jest in ESM mode (Nest 12 is ESM-only): see README "Development". Three projects, all run by
+ * `npm test`: unit specs next to the code (no services), the e2e specs on Express, and the e2e
+ * specs that boot the fixture app again on Fastify.
+ */
+const shared = {
   testEnvironment: 'node',
-  testRegex: '.*\\.(spec|e2e-spec)\\.ts$',
-  roots: ['<rootDir>/src', '<rootDir>/test'],
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: {
     '^nestjs-sessions$': '<rootDir>/src/index.ts',
@@ -11,4 +13,29 @@ export default {
   },
   transform: { '^.+\\.ts$': ['ts-jest', { useESM: true }] },
   testTimeout: 30000,
+};
+
+/** Specs that boot their own apps on Express only (the sample app, instances, outages, upstream). */
+const EXPRESS_ONLY = [
+  'multi-instance',
+  'passport',
+  'postgres-outage',
+  'sample-app',
+  'store-outage',
+  'upstream',
+].map((name) => `/test/${name}\\.e2e-spec\\.ts$`);
+
+export default {
+  projects: [
+    { ...shared, displayName: 'unit', roots: ['<rootDir>/src'], testRegex: '.*\\.spec\\.ts$' },
+    { ...shared, displayName: 'e2e', roots: ['<rootDir>/test'], testRegex: '.*\\.e2e-spec\\.ts$' },
+    {
+      ...shared,
+      displayName: 'e2e-fastify',
+      roots: ['<rootDir>/test'],
+      testRegex: '.*\\.e2e-spec\\.ts$',
+      testPathIgnorePatterns: EXPRESS_ONLY,
+      setupFiles: ['<rootDir>/test/support/fastify-run.ts'],
+    },
+  ],
 };

@@ -1,13 +1,16 @@
-import type { IncomingMessage } from 'node:http';
 import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { SESSION_MANAGER } from './session.constants.js';
 import { SessionCsrfException, toHttpException } from './session.errors.js';
 import type { SessionHandle } from './session.js';
 import type { SessionManager } from './session.manager.js';
-import { requestToCheck } from './session-origin.guard.js';
-import { loadedSession } from './session.routes.js';
-import { admitSession, refuseSession } from './session.guard.js';
+import {
+  admitSession,
+  loadedSession,
+  refuseSession,
+  stateChangingRequest,
+} from './session.context.js';
+import type { RequestLike } from './http/request-info.js';
+import { SESSION_MANAGER } from './session.constants.js';
 
 /** Headers that carry the token, in the order they are read (`X-XSRF-TOKEN` is Angular's). */
 const TOKEN_HEADERS = ['x-csrf-token', 'x-xsrf-token'] as const;
@@ -35,7 +38,7 @@ export class SessionCsrfGuard implements CanActivate {
   ) {}
 
   canActivate(context: ExecutionContext): boolean | Promise<boolean> {
-    const req = requestToCheck(context, this.reflector);
+    const req = stateChangingRequest(context, this.reflector);
     if (!req) return true;
     const token = this.tokenOf(req);
     // No token: refused without loading the session.
@@ -46,12 +49,12 @@ export class SessionCsrfGuard implements CanActivate {
   }
 
   /** The token the request presents, or `undefined`. */
-  protected tokenOf(req: IncomingMessage): string | undefined {
+  protected tokenOf(req: RequestLike): string | undefined {
     for (const name of TOKEN_HEADERS) {
       const value = req.headers[name];
       if (typeof value === 'string' && value !== '') return value;
     }
-    const body = (req as IncomingMessage & { body?: unknown }).body;
+    const body = (req as RequestLike & { body?: unknown }).body;
     if (typeof body === 'object' && body !== null) {
       const value = (body as Record<string, unknown>)[TOKEN_FIELD];
       if (typeof value === 'string') return value;
@@ -73,6 +76,6 @@ export class SessionCsrfGuard implements CanActivate {
     if (session.isNew || !this.sessions.csrf.verify(session.id, token)) {
       return refuseSession(session, this.createException(context));
     }
-    return admitSession(this.sessions, session, context, toHttpException);
+    return admitSession(session, context, toHttpException);
   }
 }

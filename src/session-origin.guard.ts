@@ -1,36 +1,14 @@
-import type { IncomingMessage } from 'node:http';
 import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { ALLOW_CROSS_SITE_KEY, SESSION_MANAGER } from './session.constants.js';
+import { SESSION_MANAGER } from './session.constants.js';
 import { SessionCrossSiteException } from './session.errors.js';
 import type { SessionManager } from './session.manager.js';
-import { requestHost } from './transport/session-cookie.js';
+import { stateChangingRequest } from './session.context.js';
+import { requestHost, type RequestLike } from './http/request-info.js';
 
-/** Methods that must not change state, and so need no origin check (RFC 9110 §9.2.1). */
-const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
-
-function header(req: IncomingMessage, name: string): string | undefined {
+function header(req: RequestLike, name: string): string | undefined {
   const value = req.headers[name];
   return Array.isArray(value) ? value[0] : value;
-}
-
-/**
- * The request when it is one a cross-site check must look at: an HTTP request with a method that
- * may change state, on a route not marked `@AllowCrossSite()`. Otherwise `undefined`: browsers
- * send cookies with HTTP requests only (a GraphQL or WebSocket gateway checks its own).
- */
-export function requestToCheck(
-  context: ExecutionContext,
-  reflector: Reflector,
-): IncomingMessage | undefined {
-  if (context.getType() !== 'http') return undefined;
-  const req = context.getArgByIndex<IncomingMessage>(0);
-  if (SAFE_METHODS.has(req.method ?? 'GET')) return undefined;
-  const exempt = reflector.getAllAndOverride<boolean>(ALLOW_CROSS_SITE_KEY, [
-    context.getHandler(),
-    context.getClass(),
-  ]);
-  return exempt ? undefined : req;
 }
 
 /** `host[:port]` of an origin such as `https://app.example.com:8443`, or undefined when malformed. */
@@ -68,7 +46,7 @@ export class SessionOriginGuard implements CanActivate {
   ) {}
 
   canActivate(context: ExecutionContext): boolean {
-    const req = requestToCheck(context, this.reflector);
+    const req = stateChangingRequest(context, this.reflector);
     if (!req || this.isSameSite(req)) return true;
     throw this.createException(context);
   }
@@ -78,7 +56,7 @@ export class SessionOriginGuard implements CanActivate {
     return new SessionCrossSiteException();
   }
 
-  private isSameSite(req: IncomingMessage): boolean {
+  private isSameSite(req: RequestLike): boolean {
     const { trustedOrigins, allowMissingOrigin, trustProxy } = this.sessions.options;
     const origin = header(req, 'origin');
     const trusted = origin !== undefined && trustedOrigins.includes(origin.toLowerCase());

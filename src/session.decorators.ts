@@ -14,14 +14,10 @@ import {
 } from './session.constants.js';
 import { SessionGuard } from './session.guard.js';
 import type { Session as SessionContract } from './session.js';
-import { loadedSession } from './session.routes.js';
+import { loadedSession } from './session.context.js';
+import type { SessionPredicate } from './session.metadata.js';
 
-/** Decides whether a session may use a route: `true` to allow. May be async. */
-export type SessionPredicate<T extends object = Record<string, unknown>> = (
-  /** The session data, typed as the predicate declares it (keys may still be missing). */
-  data: T,
-  session: SessionContract<T>,
-) => boolean | Promise<boolean>;
+export type { SessionPredicate };
 
 /** Marks the method as one that takes the session, so that `SessionModule` hooks it. */
 function usesSession(target: object, key: string | symbol | undefined): void {

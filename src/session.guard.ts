@@ -1,7 +1,8 @@
 import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { ALLOW_ANONYMOUS_KEY, REQUIRE_SESSION_KEY, SESSION_MANAGER } from './session.constants.js';
-import type { SessionPredicate } from './session.decorators.js';
+import { admitSession, exchangeOf, refuseSession, sessionFor } from './session.context.js';
+import type { SessionPredicate } from './session.metadata.js';
 import {
   SessionForbiddenException,
   SessionStoreUnavailableError,
@@ -15,46 +16,6 @@ import type { SessionManager } from './session.manager.js';
 interface GuardRouteOptions {
   readonly allowAnonymous: boolean;
   readonly predicate: SessionPredicate | undefined;
-}
-
-/**
- * A guard lets a loaded session through. On a route whose handler does not commit the session (a
- * global guard on a route that does not use it), nothing commits after the handler: record the
- * activity, re-issue a rotated-key cookie and release a lock taken for the guard now, so the lock
- * is not held through the handler. `failure` maps what that throws.
- */
-export function admitSession(
-  sessions: SessionManager,
-  session: SessionHandle,
-  context: ExecutionContext,
-  failure: (error: unknown) => unknown,
-): true | Promise<true> {
-  if (sessions.routeInfo(context).hooked) return true;
-  // settle() releases the lock whether it succeeds or fails.
-  let settling: Promise<void> | undefined;
-  try {
-    settling = session.settle(true);
-  } catch (error) {
-    throw failure(error);
-  }
-  if (!settling) return true;
-  return settling.then(
-    () => true as const,
-    (error: unknown) => {
-      throw failure(error);
-    },
-  );
-}
-
-/**
- * A guard refuses a request: the handler will not run, so nothing else releases a lock taken while
- * loading. Releases it, if held, then throws `error`.
- */
-export function refuseSession(session: SessionHandle, error: unknown): never | Promise<never> {
-  if (!session.holdsLock) throw error;
-  return session.release().then(() => {
-    throw error;
-  });
 }
 
 /** Why {@link SessionGuard} refused a request. */
@@ -79,10 +40,11 @@ export class SessionGuard implements CanActivate {
 
   canActivate(context: ExecutionContext): boolean | Promise<boolean> {
     const route = this.routeOptions(context);
-    if (route.allowAnonymous) return true;
-    const session = this.sessions.forContext(context);
+    if (route.allowAnonymous || this.shouldSkip(context)) return true;
+    let session: SessionHandle;
     let loading: Promise<void> | undefined;
     try {
+      session = sessionFor(context, this.getRequestResponse(context));
       loading = session.loadNow();
     } catch (error) {
       throw this.failure(error, context);
@@ -114,7 +76,7 @@ export class SessionGuard implements CanActivate {
   }
 
   private admit(session: SessionHandle, context: ExecutionContext): boolean | Promise<boolean> {
-    return admitSession(this.sessions, session, context, (error) => this.failure(error, context));
+    return admitSession(session, context, (error) => this.failure(error, context));
   }
 
   private deny(
@@ -150,6 +112,26 @@ export class SessionGuard implements CanActivate {
       this.routes.set(handler, options);
     }
     return options;
+  }
+
+  /**
+   * The request and response whose session the guard checks. Override for a context the library
+   * does not know (a custom transport); the default handles HTTP on Express and Fastify and GraphQL
+   * over HTTP.
+   */
+  protected getRequestResponse(context: ExecutionContext): {
+    req: object;
+    res: object | undefined;
+  } {
+    return exchangeOf(context);
+  }
+
+  /**
+   * Return `true` to let a request through without looking at its session (a health probe, an
+   * internal caller), as `@AllowAnonymous()` does per route. Synchronous: it runs on every request.
+   */
+  protected shouldSkip(_context: ExecutionContext): boolean {
+    return false;
   }
 
   /**

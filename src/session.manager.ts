@@ -1,14 +1,7 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createHash, randomInt } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Logger, type ExecutionContext } from '@nestjs/common';
-import {
-  ROUTE_COMMITS,
-  SESSION_HANDLE,
-  SESSION_LOCK_KEY,
-  SESSION_RUNTIME,
-} from './session.constants.js';
-import { isHookedRoute, takesSession } from './session.routes.js';
+import { Logger } from '@nestjs/common';
+import type { SessionCarrier } from './core/session-carrier.js';
 import {
   SessionError,
   SessionGoneError,
@@ -25,11 +18,10 @@ import type {
 import { SessionSealer, type SealedSession } from './transport/session-sealer.js';
 import { SessionEvents } from './session.events.js';
 import type { ResolvedSessionOptions } from './session.options.js';
-import { SessionHandle, type SessionExchange } from './session.js';
+import { SessionHandle } from './session.js';
 import {
   MAX_COOKIE_BYTES,
   SessionCookieWriter,
-  isSecureRequest,
   readCookieValues,
 } from './transport/session-cookie.js';
 import { SessionCsrfTokens } from './transport/csrf-token.js';
@@ -41,27 +33,6 @@ import { randomBase64url } from './utils/random.js';
 const CHUNK_MARK = '~';
 /** Room kept in each chunk cookie for its `.N` name suffix and the count mark. */
 const CHUNK_OVERHEAD = 8;
-
-/** A response whose `end` first settles the request's session: the `end` it had before. */
-const ORIGINAL_END = Symbol('session:original-end');
-type SessionResponse = ServerResponse & { [ORIGINAL_END]?: ServerResponse['end'] };
-
-/** A request as the session runtime marks it: its session, and (on the prototype) the runtime. */
-export type SessionRequest = IncomingMessage & {
-  [SESSION_HANDLE]?: SessionHandle;
-  [ROUTE_COMMITS]?: boolean;
-  [SESSION_RUNTIME]?: SessionManager;
-};
-
-/** What a route needs from the session, read once from its decorators. */
-interface RouteSessionInfo {
-  /** A handler parameter takes the session: load it before the handler runs. */
-  readonly usesSession: boolean;
-  /** `@SessionLock()` on the handler or its controller. */
-  readonly lock: boolean;
-  /** `SessionModule` hooked the handler: the session is committed after it returns. */
-  readonly hooked: boolean;
-}
 
 /**
  * The session runtime shared by the route hook, guard, decorators and service: resolved options,
@@ -78,7 +49,6 @@ export class SessionManager {
   readonly events: SessionEvents;
   private readonly logger = new Logger('SessionModule');
   private warnedInsecure = false;
-  private readonly routes = new WeakMap<object, RouteSessionInfo>();
   /** Per-key FIFO of this process's requests waiting for a session lock. */
   private readonly lockQueues = new Map<string, Array<() => void>>();
 
@@ -195,43 +165,14 @@ export class SessionManager {
     }
   }
 
-  /** The session of a request, created on first use. */
-  handleFor(req: IncomingMessage, res: ServerResponse): SessionHandle {
-    const request = req as SessionRequest;
-    return (request[SESSION_HANDLE] ??= new SessionHandle(this, { req, res }));
+  /** A new session handle for one exchange on `carrier`. */
+  createHandle(carrier: SessionCarrier): SessionHandle {
+    return new SessionHandle(this, carrier);
   }
 
-  /**
-   * Makes `req.session` (express-session's place, used by Passport and Nest's own `@Session()`)
-   * a lazy getter on the Express app's request prototype: nothing happens per request until
-   * something reads it. Returns false when the HTTP adapter has no such prototype.
-   */
-  installRequestProperty(requestPrototype: object | undefined): boolean {
-    if (!requestPrototype) return false;
-    Object.defineProperty(requestPrototype, SESSION_RUNTIME, { configurable: true, value: this });
-    const handleFor = this.handleFor.bind(this);
-    Object.defineProperty(requestPrototype, 'session', {
-      configurable: true,
-      get(this: IncomingMessage & { res: ServerResponse }) {
-        return handleFor(this, this.res).proxy;
-      },
-      set(this: object, value: unknown) {
-        Object.defineProperty(this, 'session', { value, writable: true, configurable: true });
-      },
-    });
-    return true;
-  }
-
-  /**
-   * Makes the response settle its request's session (commit, or roll back after an error status)
-   * before it ends: for a session that a guard, an interceptor or middleware used on a route whose
-   * handler does not take it, which no hooked handler commits. Once per response, no closure.
-   */
-  settleBeforeEnd(res: ServerResponse): void {
-    const response = res as SessionResponse;
-    if (response[ORIGINAL_END]) return;
-    response[ORIGINAL_END] = response.end;
-    response.end = endAfterSession as ServerResponse['end'];
+  /** Whether a Cookie header carries the session cookie (eager loading skips requests without one). */
+  presentsCookie(header: string | undefined): boolean {
+    return header !== undefined && header.includes(`${this.options.cookie.name}=`);
   }
 
   /** A session settled as the response ended could not be saved: the response goes out as it was. */
@@ -241,32 +182,6 @@ export class SessionManager {
         error instanceof Error ? `${error.name}: ${error.message}` : String(error)
       }`,
     );
-  }
-
-  /** The session behind a Nest execution context, with the route's lock setting applied. */
-  forContext(context: ExecutionContext): SessionHandle {
-    // The request and response of an HTTP context (switchToHttp() allocates three closures per call).
-    const handle = this.handleFor(context.getArgByIndex(0), context.getArgByIndex(1));
-    if (this.routeInfo(context).lock) handle.requireLock();
-    return handle;
-  }
-
-  /** What the route needs from the session (cached per handler). */
-  routeInfo(context: ExecutionContext): RouteSessionInfo {
-    const handler = context.getHandler();
-    let info = this.routes.get(handler);
-    if (!info) {
-      const controller = context.getClass();
-      info = {
-        usesSession: takesSession(controller, handler as (...args: unknown[]) => unknown),
-        lock:
-          Reflect.getMetadata(SESSION_LOCK_KEY, handler) === true ||
-          Reflect.getMetadata(SESSION_LOCK_KEY, controller) === true,
-        hooked: isHookedRoute(handler),
-      };
-      this.routes.set(handler, info);
-    }
-    return info;
   }
 
   /**
@@ -349,8 +264,8 @@ export class SessionManager {
   }
 
   /** Every value of our cookie in the request (duplicates come from cookie tossing, CK-15). */
-  cookieValues(req: IncomingMessage): string[] {
-    return readCookieValues(req.headers.cookie, this.options.cookie.name);
+  cookieValues(http: SessionCarrier): string[] {
+    return readCookieValues(http.cookieHeader(), this.options.cookie.name);
   }
 
   /**
@@ -504,8 +419,8 @@ export class SessionManager {
    * Whether a cookie can be set on this response: headers not yet sent, and `Secure` cookies only
    * over HTTPS (CK-2, with a warning). An explicit `save()` after headers were sent throws.
    */
-  canSetCookie({ req, res }: SessionExchange, explicit: boolean): boolean {
-    if (res.headersSent) {
+  canSetCookie(http: SessionCarrier, explicit: boolean): boolean {
+    if (http.headersSent()) {
       if (explicit) {
         throw new SessionError(
           'SESSION_HEADERS_SENT',
@@ -518,7 +433,7 @@ export class SessionManager {
       );
       return false;
     }
-    if (!this.cookie.secureFor(isSecureRequest(req, this.options.trustProxy)).send) {
+    if (!this.cookie.secureFor(http.isSecure(this.options.trustProxy)).send) {
       if (!this.warnedInsecure) {
         this.warnedInsecure = true;
         this.logger.warn(
@@ -536,33 +451,33 @@ export class SessionManager {
    * mode with `cookieChunks`), and expires the numbered cookies the request had but no longer needs.
    */
   setCookies(
-    { req, res }: SessionExchange,
+    http: SessionCarrier,
     parts: readonly string[],
     absoluteExpiresAt: number,
     now: number,
   ): void {
-    const { secure } = this.cookie.secureFor(isSecureRequest(req, this.options.trustProxy));
+    const { secure } = this.cookie.secureFor(http.isSecure(this.options.trustProxy));
     const name = this.cookie.name;
     parts.forEach((part, i) => {
       const value = i === 0 && parts.length > 1 ? `${parts.length}${CHUNK_MARK}${part}` : part;
       const chunkName = i === 0 ? name : `${name}.${i}`;
       this.replaceSetCookie(
-        res,
+        http,
         chunkName,
         this.cookie.serialize(value, secure, absoluteExpiresAt, now, chunkName),
       );
     });
-    this.clearChunks(req, res, parts.length, secure);
+    this.clearChunks(http, parts.length, secure);
   }
 
   /**
    * Sealed mode: the sealed values in the request, joined back together when the cookie was split
    * (`cookieChunks`). A missing part makes the value unusable, never an error.
    */
-  sealedValues(req: IncomingMessage): string[] {
-    const values = this.cookieValues(req);
+  sealedValues(http: SessionCarrier): string[] {
+    const values = this.cookieValues(http);
     if (this.options.cookieChunks === 1) return values;
-    const header = req.headers.cookie;
+    const header = http.cookieHeader();
     const joined: string[] = [];
     for (const value of values) {
       const mark = value.indexOf(CHUNK_MARK);
@@ -590,71 +505,43 @@ export class SessionManager {
     return Array.from({ length: count }, (_, i) => value.slice(i * room, (i + 1) * room));
   }
 
-  private clearChunks(req: IncomingMessage, res: ServerResponse, keep: number, secure: boolean) {
+  private clearChunks(http: SessionCarrier, keep: number, secure: boolean) {
     if (this.options.cookieChunks === 1) return;
     for (let i = Math.max(keep, 1); i < this.options.cookieChunks; i++) {
       const chunkName = `${this.cookie.name}.${i}`;
-      if (readCookieValues(req.headers.cookie, chunkName).length > 0) {
-        this.replaceSetCookie(res, chunkName, this.cookie.serializeClear(secure, chunkName));
+      if (readCookieValues(http.cookieHeader(), chunkName).length > 0) {
+        this.replaceSetCookie(http, chunkName, this.cookie.serializeClear(secure, chunkName));
       }
     }
   }
 
   /** Responses that depend on the session vary with the Cookie header (CK-12). */
-  varyOnCookie(res: ServerResponse): void {
-    if (res.headersSent) return;
-    const vary = res.getHeader('vary');
-    if (vary === undefined) res.setHeader('Vary', 'Cookie');
+  varyOnCookie(http: SessionCarrier): void {
+    if (http.headersSent()) return;
+    const vary = http.getHeader('vary');
+    if (vary === undefined) http.setHeader('Vary', 'Cookie');
     else if (!/(^|,)\s*(cookie|\*)\s*(,|$)/i.test(String(vary)))
-      res.setHeader('Vary', `${String(vary)}, Cookie`);
+      http.setHeader('Vary', `${String(vary)}, Cookie`);
   }
 
   /** Expires the cookie in the browser, with the same name, path and domain (CK-10). */
-  clearCookie({ req, res }: SessionExchange): void {
-    if (res.headersSent) return;
-    const { secure } = this.cookie.secureFor(isSecureRequest(req, this.options.trustProxy));
-    this.replaceSetCookie(res, this.cookie.name, this.cookie.serializeClear(secure));
-    this.clearChunks(req, res, 0, secure);
+  clearCookie(http: SessionCarrier): void {
+    if (http.headersSent()) return;
+    const { secure } = this.cookie.secureFor(http.isSecure(this.options.trustProxy));
+    this.replaceSetCookie(http, this.cookie.name, this.cookie.serializeClear(secure));
+    this.clearChunks(http, 0, secure);
   }
 
-  private replaceSetCookie(res: ServerResponse, name: string, header: string): void {
+  private replaceSetCookie(http: SessionCarrier, name: string, header: string): void {
     const prefix = `${name}=`;
-    const current = res.getHeader('set-cookie');
+    const current = http.getHeader('set-cookie') as string | string[] | undefined;
     const others = (Array.isArray(current) ? current : current ? [String(current)] : []).filter(
       (value) => !value.startsWith(prefix),
     );
-    res.setHeader('Set-Cookie', [...others, header]);
+    http.setHeader('Set-Cookie', [...others, header]);
     // Responses that carry a session cookie must never be cached (CK-12).
-    res.setHeader('Cache-Control', 'no-store');
+    http.setHeader('Cache-Control', 'no-store');
   }
-}
-
-/**
- * `res.end` while the request's session waits to be settled ({@link SessionManager.settleBeforeEnd}):
- * settles it, then ends the response as asked, at once when there was nothing to write.
- */
-function endAfterSession(this: SessionResponse, ...args: unknown[]): SessionResponse {
-  const end = this[ORIGINAL_END] as (...args: unknown[]) => SessionResponse;
-  this.end = end as ServerResponse['end'];
-  const req = this.req as SessionRequest;
-  let settling: Promise<void> | undefined;
-  try {
-    settling = req[SESSION_HANDLE]?.settleAtEnd(this.statusCode);
-  } catch (error) {
-    req[SESSION_RUNTIME]?.reportUnsaved(error);
-  }
-  if (!settling) return end.apply(this, args);
-  // Until the session is written, every end (an error handler's too) waits its turn.
-  const done = settling.catch((error: unknown) => req[SESSION_RUNTIME]?.reportUnsaved(error));
-  this.end = ((...later: unknown[]) => {
-    void done.then(() => end.apply(this, later));
-    return this;
-  }) as ServerResponse['end'];
-  void done.then(() => {
-    this.end = end as ServerResponse['end'];
-    end.apply(this, args);
-  });
-  return this;
 }
 
 /**

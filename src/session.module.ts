@@ -14,6 +14,7 @@ import { SessionOriginGuard } from './session-origin.guard.js';
 import { SessionCsrfGuard } from './session-csrf.guard.js';
 import { SessionManager } from './session.manager.js';
 import { anyRouteLocks, hookSessionRoutes } from './session.routes.js';
+import { installExpressSessions, installFastifySessions } from './http/request-session.js';
 import { ConfigurableSessionModule, SESSION_MODULE_OPTIONS } from './session.module-definition.js';
 import type { SessionModuleOptions } from './interfaces/session-options.interface.js';
 import { resolveSessionOptions } from './session.options.js';
@@ -107,14 +108,19 @@ export class SessionModule
     }
     // Before Nest builds its routes: the commit hook goes on the routes that use the session only.
     hookSessionRoutes(this.modules);
-    // `req.session` becomes a lazy getter on the Express app's request prototype, so requests that
-    // never touch the session run no session code at all (no middleware).
-    const instance = this.adapterHost?.httpAdapter?.getInstance?.() as
-      { request?: object } | undefined;
-    if (!this.manager.installRequestProperty(instance?.request)) {
+    // `req.session` becomes a lazy getter on the framework's requests, so requests that never
+    // touch the session run no session code at all (with `eager`, one check of the Cookie header).
+    const adapter = this.adapterHost?.httpAdapter;
+    if (!adapter) return; // An application without HTTP (microservices): SessionService only.
+    const instance: unknown = adapter.getInstance?.();
+    const { eager } = this.manager.options;
+    if (
+      !installExpressSessions(instance, this.manager, eager) &&
+      !installFastifySessions(instance, this.manager, eager)
+    ) {
       throw new SessionConfigError(
-        'The HTTP adapter is not Express: nestjs-sessions supports @nestjs/platform-express only. ' +
-          'Create the app with NestFactory.create(AppModule) (the Express default), not another adapter.',
+        `The HTTP adapter (${adapter.constructor?.name ?? 'unknown'}) is neither Express nor Fastify: ` +
+          'create the app with NestFactory.create(AppModule) or NestFactory.create(AppModule, new FastifyAdapter()).',
       );
     }
   }

@@ -46,6 +46,7 @@ const KNOWN_OPTIONS = new Set([
   'allowMissingOrigin',
   'clearSiteData',
   'cacheControl',
+  'eager',
 ]);
 const KNOWN_COOKIE_OPTIONS = new Set([
   'name',
@@ -87,7 +88,10 @@ export interface ResolvedSessionOptions {
   readonly touchAfter: number;
   readonly saveUninitialized: boolean;
   readonly commitOnError: boolean;
+  /** The data key that names the session's user (the part of `userKey` before a dot). */
   readonly userKey: string;
+  /** The field of that key's object that holds the user id (`passport.user`: `user`), if any. */
+  readonly userField: string | undefined;
   readonly maxSize: number;
   /** The most sessions one user may hold (REV-3), or undefined for no limit. */
   readonly maxSessionsPerUser: number | undefined;
@@ -104,6 +108,8 @@ export interface ResolvedSessionOptions {
   readonly logEvents: boolean | 'security';
   /** `Cache-Control: private, no-store` on responses that read a session with a user. */
   readonly cacheControl: boolean;
+  /** Load the session before the app's own middleware, for requests with the cookie. */
+  readonly eager: boolean;
   readonly production: boolean;
   /** Things worth a warning at boot that are not errors. */
   readonly warnings: readonly string[];
@@ -427,10 +433,13 @@ export function resolveSessionOptions(
       `'touchAfter' (${touchAfter} ms) must be shorter than 'idleTimeout' (${idleTimeout} ms), or sessions would expire while in use.`,
     );
   }
-  const userKey = options.userKey ?? 'userId';
-  if (typeof userKey !== 'string' || userKey.length === 0) {
-    throw new SessionConfigError("'userKey' must be a non-empty string.");
+  const userKeyOption = options.userKey ?? 'userId';
+  if (typeof userKeyOption !== 'string' || !/^[^.]+(\.[^.]+)?$/.test(userKeyOption)) {
+    throw new SessionConfigError(
+      "'userKey' must be a data key ('userId'), or a key and a field of its object ('passport.user').",
+    );
   }
+  const [userKey, userField] = userKeyOption.split('.') as [string, string | undefined];
   const maxSize = options.maxSize ?? 65_536;
   if (!Number.isInteger(maxSize) || maxSize < 64) {
     throw new SessionConfigError("'maxSize' must be a whole number of bytes, at least 64.");
@@ -495,6 +504,7 @@ export function resolveSessionOptions(
     saveUninitialized: boolean(options.saveUninitialized, 'saveUninitialized', false),
     commitOnError: boolean(options.commitOnError, 'commitOnError', false),
     userKey,
+    userField,
     maxSize,
     maxSessionsPerUser,
     maxSessionsPolicy,
@@ -505,6 +515,7 @@ export function resolveSessionOptions(
     onEvent: options.onEvent,
     logEvents: resolveLogEvents(options.logEvents),
     cacheControl: boolean(options.cacheControl, 'cacheControl', true),
+    eager: boolean(options.eager, 'eager', false),
     production,
     warnings,
   };

@@ -1,25 +1,23 @@
 import { createParamDecorator, type ExecutionContext, type Type } from '@nestjs/common';
 import { catchError, concatMap, isObservable } from 'rxjs';
 import { GUARDS_METADATA, PATH_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants.js';
-import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum.js';
 import type { ModulesContainer } from '@nestjs/core';
-import {
-  REQUIRE_SESSION_KEY,
-  ROUTE_COMMITS,
-  SESSION_HANDLE,
-  SESSION_LOCK_KEY,
-  SESSION_RUNTIME,
-  USES_SESSION_KEY,
-} from './session.constants.js';
+import { REQUIRE_SESSION_KEY } from './session.constants.js';
+import { isSessionRequest, loadedSession, sessionOfRequest } from './session.context.js';
 import { SessionGuard } from './session.guard.js';
 import { toHttpException } from './session.errors.js';
-import type { SessionHandle } from './session.js';
-import type { SessionRequest } from './session.manager.js';
+import {
+  NEST_REQUEST_PARAM,
+  ORIGINAL_HANDLER,
+  isHookedRoute,
+  locksSession,
+  routeInfo,
+  takesParam,
+  takesSession,
+} from './session.metadata.js';
+import { markRouteCommits } from './http/request-session.js';
 
 type Handler = (...args: unknown[]) => unknown;
-
-const NEST_SESSION_PARAM = `${RouteParamtypes.SESSION}:`;
-const NEST_REQUEST_PARAM = `${RouteParamtypes.REQUEST}:`;
 
 function guardedBySession(target: object): boolean {
   const guards: unknown[] = Reflect.getMetadata(GUARDS_METADATA, target) ?? [];
@@ -31,18 +29,6 @@ function guardedBySession(target: object): boolean {
   );
 }
 
-/** Whether a handler takes the session as a parameter: ours (`@Session()`, `@SessionId()`) or Nest's. */
-export function takesSession(controller: Type, handler: Handler): boolean {
-  if (Reflect.getMetadata(USES_SESSION_KEY, handler) === true) return true;
-  return takesParam(controller, handler, NEST_SESSION_PARAM);
-}
-
-function takesParam(controller: Type, handler: Handler, prefix: string): boolean {
-  const args: Record<string, unknown> =
-    Reflect.getMetadata(ROUTE_ARGS_METADATA, controller, handler.name) ?? {};
-  return Object.keys(args).some((key) => key.startsWith(prefix));
-}
-
 /**
  * Whether a route handler may use the session: a session parameter, a session guard, a lock, or
  * the request (`@Req()`, through which it can reach `req.session`).
@@ -51,53 +37,11 @@ function usesSession(controller: Type, handler: Handler): boolean {
   return (
     takesSession(controller, handler) ||
     takesParam(controller, handler, NEST_REQUEST_PARAM) ||
-    Reflect.getMetadata(SESSION_LOCK_KEY, handler) === true ||
-    Reflect.getMetadata(SESSION_LOCK_KEY, controller) === true ||
+    locksSession(controller, handler) ||
     Reflect.getMetadata(REQUIRE_SESSION_KEY, handler) !== undefined ||
     Reflect.getMetadata(REQUIRE_SESSION_KEY, controller) !== undefined ||
     guardedBySession(handler) ||
     guardedBySession(controller)
-  );
-}
-
-/** The original handler behind a hooked one. */
-const ORIGINAL_HANDLER = Symbol('session:original-handler');
-
-/** Whether `SessionModule` hooked this route handler (it commits the session after it returns). */
-export function isHookedRoute(handler: object): boolean {
-  return (handler as { [ORIGINAL_HANDLER]?: unknown })[ORIGINAL_HANDLER] !== undefined;
-}
-
-/**
- * The request's session, loaded (when `load`), and passed through `pick`; a promise of it while
- * the store is read, which Nest settles before the handler runs. Load failures become HTTP errors
- * (503 store down, 409 lock busy). Creating the session applies the route's `@SessionLock()`.
- */
-export function loadedSession<R>(
-  ctx: ExecutionContext,
-  pick: (session: SessionHandle) => R,
-  load: boolean,
-): R | Promise<R> {
-  const req = ctx.getArgByIndex<SessionRequest>(0);
-  const runtime = req[SESSION_RUNTIME];
-  if (!runtime) {
-    throw new Error(
-      'No session on this request: import SessionModule.forRoot() in the application module (Express adapter)',
-    );
-  }
-  const session = runtime.forContext(ctx);
-  let loading: Promise<void> | undefined;
-  try {
-    loading = load ? session.loadNow() : undefined;
-  } catch (error) {
-    throw toHttpException(error);
-  }
-  if (!loading) return pick(session);
-  return loading.then(
-    () => pick(session),
-    (error: unknown) => {
-      throw toHttpException(error);
-    },
   );
 }
 
@@ -107,12 +51,11 @@ export function loadedSession<R>(
  * session for locking before anything loads it.
  */
 const RouteExchange = createParamDecorator((_data: unknown, ctx: ExecutionContext) => {
-  const req = ctx.getArgByIndex<SessionRequest>(0);
-  const runtime = req[SESSION_RUNTIME];
-  if (!runtime) return req;
+  const req = ctx.getArgByIndex<object>(0);
+  if (!isSessionRequest(req)) return req;
   // From here on the hooked handler commits the session (whoever loaded it: a guard perhaps).
-  req[ROUTE_COMMITS] = true;
-  const route = runtime.routeInfo(ctx);
+  markRouteCommits(req);
+  const route = routeInfo(ctx);
   if (!(route.usesSession || route.lock)) return req;
   return loadedSession(ctx, () => req, route.usesSession);
 });
@@ -152,9 +95,8 @@ export function anyRouteLocks(modules: ModulesContainer): boolean {
     for (const wrapper of module.controllers.values()) {
       const controller = wrapper.metatype as Type | null;
       if (!controller?.prototype) continue;
-      if (Reflect.getMetadata(SESSION_LOCK_KEY, controller) === true) return true;
       for (const [, , handler] of routeHandlers(controller)) {
-        if (Reflect.getMetadata(SESSION_LOCK_KEY, handler) === true) return true;
+        if (locksSession(controller, handler)) return true;
       }
     }
   }
@@ -169,9 +111,9 @@ function hookHandler(owner: object, name: string, original: Handler): void {
   const hooked = function (this: unknown, ...params: unknown[]): unknown {
     // Called by Nest, the hidden argument is there; called directly (a unit test), it is not.
     if (params.length <= at) return original.apply(this, params);
-    const req = params[at] as SessionRequest;
+    const req = params[at] as object;
     params.length = at;
-    if (!req[SESSION_RUNTIME]) return original.apply(this, params);
+    if (!isSessionRequest(req)) return original.apply(this, params);
     return runHandler(original, this, params, req);
   };
   for (const key of Reflect.getOwnMetadataKeys(original)) {
@@ -187,12 +129,7 @@ function hookHandler(owner: object, name: string, original: Handler): void {
 }
 
 /** Runs a hooked handler: commit after success, rollback after failure (unless `commitOnError`). */
-function runHandler(
-  handler: Handler,
-  self: unknown,
-  params: unknown[],
-  req: SessionRequest,
-): unknown {
+function runHandler(handler: Handler, self: unknown, params: unknown[], req: object): unknown {
   let result: unknown;
   try {
     result = handler.apply(self, params);
@@ -215,8 +152,8 @@ function runHandler(
 }
 
 /** Commits the request's session, if anything loaded it; `value` when there was nothing to do. */
-function finish(req: SessionRequest, value: unknown): unknown {
-  const session = req[SESSION_HANDLE];
+function finish(req: object, value: unknown): unknown {
+  const session = sessionOfRequest(req);
   if (!session?.isLoaded) return value;
   let settling: Promise<void> | undefined;
   try {
@@ -231,8 +168,8 @@ function finish(req: SessionRequest, value: unknown): unknown {
   );
 }
 
-async function failed(req: SessionRequest, error: unknown, committing: boolean): Promise<never> {
-  const session = req[SESSION_HANDLE];
+async function failed(req: object, error: unknown, committing: boolean): Promise<never> {
+  const session = sessionOfRequest(req);
   if (committing) {
     // The commit itself failed: nothing of it stands (settle() has released the lock).
     session?.rollback();

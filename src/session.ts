@@ -1,4 +1,3 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   SessionCookieTooLargeError,
   SessionError,
@@ -6,8 +5,8 @@ import {
   SessionTooLargeError,
 } from './session.errors.js';
 import type { SessionRecord, SessionWrite } from './interfaces/session-store.interface.js';
-import { ROUTE_COMMITS } from './session.constants.js';
-import type { SessionManager, SessionRequest } from './session.manager.js';
+import type { SessionCarrier } from './core/session-carrier.js';
+import type { SessionManager } from './session.manager.js';
 import { MAX_COOKIE_BYTES, MAX_COOKIES_LOOKED_UP } from './transport/session-cookie.js';
 import type { SealedSession } from './transport/session-sealer.js';
 import { SessionTokenSigner } from './transport/session-token.js';
@@ -108,12 +107,6 @@ export interface Session<T extends object = Record<string, unknown>> {
 
 type State = 'unloaded' | 'loading' | 'loaded';
 
-/** The HTTP exchange a session belongs to; absent for `withSession`. */
-export interface SessionExchange {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
-}
-
 function userIdOf(value: unknown): string | null {
   if (typeof value === 'string' && value.length > 0) {
     // Every store must be able to index it (PostgreSQL's text cannot hold a NUL).
@@ -177,7 +170,8 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
 
   constructor(
     private readonly manager: SessionManager,
-    private readonly exchange: SessionExchange | undefined,
+    /** The transport of the request the session belongs to; absent for `withSession`. */
+    readonly carrier: SessionCarrier | undefined,
     private readonly loadKey?: string,
   ) {}
 
@@ -201,6 +195,16 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
       this.boundMethods.set(name, bound);
     }
     return bound;
+  }
+
+  /**
+   * @internal `data` for `req.session`, which middleware reads synchronously: loads the session
+   * first when that needs no waiting (a request without the cookie, an in-process store, a sealed
+   * cookie); otherwise throws as `data` does, naming `eager: true`.
+   */
+  dataNow(): Partial<T> {
+    if (this.state !== 'loaded') this.loadNow()?.catch(() => undefined);
+    return this.data;
   }
 
   // --- public API -------------------------------------------------------------------------
@@ -355,6 +359,16 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     return this.lockHeld !== undefined;
   }
 
+  /** The server-side id once the session is loaded (express-session's `req.sessionID`). */
+  get sessionId(): string | undefined {
+    return this.state === 'loaded' ? this.currentKey() : undefined;
+  }
+
+  /** @internal A session settled as the response ended could not be saved. */
+  reportUnsaved(error: unknown): void {
+    this.manager.reportUnsaved(error);
+  }
+
   /** Whether anything loaded the session during this request. */
   get isLoaded(): boolean {
     return this.state === 'loaded';
@@ -417,7 +431,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     if (Object.keys(set).length > 0 || m.options.saveUninitialized || this.persistRequested) {
       return false;
     }
-    if (this.deadCookie && this.exchange) m.clearCookie(this.exchange);
+    if (this.deadCookie && this.carrier) m.clearCookie(this.carrier);
     this.deadCookie = false;
     return true;
   }
@@ -463,7 +477,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     }
 
     const needsCookie = write?.kind === 'create' || this.rotate;
-    const http = this.exchange;
+    const http = this.carrier;
     let sendCookie = false;
     if (http) {
       const refresh = write !== undefined || touchOnly;
@@ -518,8 +532,8 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
 
   private sendCookie(send: boolean, now: number): undefined {
     const m = this.manager;
-    if (send && this.exchange && this.token !== undefined) {
-      m.setCookies(this.exchange, [m.signer.sign(this.token)], this.absoluteExpiry, now);
+    if (send && this.carrier && this.token !== undefined) {
+      m.setCookies(this.carrier, [m.signer.sign(this.token)], this.absoluteExpiry, now);
       this.reissue = false;
     }
     return undefined;
@@ -537,7 +551,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     user: string | null,
   ): Promise<void> | undefined {
     const m = this.manager;
-    const http = this.exchange;
+    const http = this.carrier;
     if (!http) {
       throw new SessionError(
         'SESSION_UNSUPPORTED',
@@ -661,7 +675,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     if (this.state !== 'loaded') {
       throw new SessionError(
         'SESSION_NOT_LOADED',
-        'The session is not loaded yet: take it with @Session(), protect the route with SessionGuard, or call `await req.session.load()` first',
+        'The session is not loaded yet: take it with @Session(), protect the route with SessionGuard, call `await req.session.load()` first, or set `eager: true` in SessionModule.forRoot() for middleware that reads req.session synchronously (Passport)',
       );
     }
   }
@@ -698,10 +712,10 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
         this.adopt(record, undefined);
       });
     }
-    const http = this.exchange;
+    const http = this.carrier;
     if (!http) return undefined;
-    m.varyOnCookie(http.res);
-    const values = m.sealer ? m.sealedValues(http.req) : m.cookieValues(http.req);
+    m.varyOnCookie(http);
+    const values = m.sealer ? m.sealedValues(http) : m.cookieValues(http);
     this.deadCookie = values.length > 0;
     return m.sealer ? this.openSealed(values, 0, Date.now()) : this.loadSigned(values, 0);
   }
@@ -712,13 +726,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     // A hooked route handler commits the session after it returns. Otherwise (a guard, an
     // interceptor or middleware used it on a route whose handler does not take it) the response
     // commits it just before it ends.
-    if (this.exchange && !this.routeCommits) {
-      this.manager.settleBeforeEnd(this.exchange.res);
-    }
-  }
-
-  private get routeCommits(): boolean {
-    return (this.exchange?.req as SessionRequest | undefined)?.[ROUTE_COMMITS] === true;
+    if (this.carrier && !this.carrier.routeCommits) this.carrier.settleBeforeResponse(this);
   }
 
   /**
@@ -728,7 +736,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
    */
   settleAtEnd(status: number): Promise<void> | undefined {
     // Hooked only once loaded (see loaded()); the route may have committed it since.
-    if (this.routeCommits) return undefined;
+    if (this.carrier?.routeCommits) return undefined;
     return this.settle(status < 400);
   }
 
@@ -758,12 +766,13 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
    * unless the handler chose its own (`cacheControl: false` turns this off).
    */
   private keepPrivate(): void {
-    const res = this.exchange?.res;
-    if (!res || res.headersSent || !this.manager.options.cacheControl) return;
-    if (this.state !== 'loaded' || (this.storedUser === null && this.pendingUser() === null))
+    const http = this.carrier;
+    if (!http || !this.manager.options.cacheControl || http.headersSent()) return;
+    if (this.state !== 'loaded' || (this.storedUser === null && this.pendingUser() === null)) {
       return;
-    if (res.getHeader('cache-control') === undefined) {
-      res.setHeader('Cache-Control', 'private, no-store');
+    }
+    if (http.getHeader('cache-control') === undefined) {
+      http.setHeader('Cache-Control', 'private, no-store');
     }
   }
 
@@ -859,7 +868,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     const owner = await m.lock(key);
     this.lockHeld = { key, owner };
     // Whatever way the request ends (even a guard or filter that skips the handler).
-    this.exchange?.res.once('close', () => void this.release());
+    this.carrier?.onClose(() => void this.release());
     try {
       const record = await m.loadLive(key, presented);
       if (!record) await this.release();
@@ -910,8 +919,16 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
 
   /** The session's user as this request leaves it (the `userKey` data key). */
   private pendingUser(): string | null {
-    const { userKey } = this.manager.options;
-    if (this.touched.has(userKey)) return userIdOf(this.values[userKey]);
+    const { userKey, userField } = this.manager.options;
+    if (this.touched.has(userKey)) {
+      const value = this.values[userKey];
+      if (userField === undefined) return userIdOf(value);
+      return userIdOf(
+        typeof value === 'object' && value !== null
+          ? (value as Record<string, unknown>)[userField]
+          : undefined,
+      );
+    }
     // Removing the key (a logout that keeps the session) is a change of user too.
     return this.removed.has(userKey) ? null : this.storedUser;
   }
@@ -954,11 +971,11 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     if (hadSession) m.events.emit('destroyed', { key: this.storedKey, userId: this.storedUser });
     this.startNew();
     this.deadCookie = false;
-    if (hadSession && this.exchange) {
-      m.clearCookie(this.exchange);
-      const { res } = this.exchange;
-      if (m.options.clearSiteData && !res.headersSent) {
-        res.setHeader('Clear-Site-Data', m.options.clearSiteData);
+    const http = this.carrier;
+    if (hadSession && http) {
+      m.clearCookie(http);
+      if (m.options.clearSiteData && !http.headersSent()) {
+        http.setHeader('Clear-Site-Data', m.options.clearSiteData);
       }
     }
   }
@@ -1195,17 +1212,17 @@ const HANDLE_TRAPS: ProxyHandler<SessionHandle<object>> = {
     }
     // Promise resolution probes `then`; the handle is not a thenable.
     if (typeof prop === 'symbol' || prop === 'then') return undefined;
-    return (target.data as Record<string, unknown>)[prop];
+    return (target.dataNow() as Record<string, unknown>)[prop];
   },
   set(target, prop, value) {
     // The API's members are read-only (`id` cannot be assigned: TOK-10).
     if (typeof prop === 'symbol' || PUBLIC_MEMBERS.has(prop)) return false;
-    (target.data as Record<string, unknown>)[prop] = value;
+    (target.dataNow() as Record<string, unknown>)[prop] = value;
     return true;
   },
   deleteProperty(target, prop) {
     if (typeof prop === 'symbol' || PUBLIC_MEMBERS.has(prop)) return false;
-    delete (target.data as Record<string, unknown>)[prop];
+    delete (target.dataNow() as Record<string, unknown>)[prop];
     return true;
   },
   has(target, prop) {

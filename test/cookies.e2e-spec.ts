@@ -5,6 +5,7 @@ import request from 'supertest';
 import { SessionTokenSigner } from '../src/transport/session-token.js';
 import {
   OLD_SECRET,
+  TEST_ADAPTER,
   TEST_SECRET,
   createFixtureApp,
   sessionCookie,
@@ -288,7 +289,10 @@ describe('Session cookies and tokens (e2e)', () => {
       .set('Cookie', cookie)
       .send(JSON.parse('{"__proto__":{"x":1}}'));
     expect(set.status).toBe(400);
-    expect(set.body.message).toMatch(/cannot be a session key/);
+    // Express parses the key and the session refuses it; Fastify's JSON parser refuses it first.
+    expect(set.body.message).toMatch(
+      TEST_ADAPTER === 'fastify' ? /not valid JSON/ : /cannot be a session key/,
+    );
     expect(({} as Record<string, unknown>).x).toBeUndefined();
   });
 });

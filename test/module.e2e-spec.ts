@@ -28,7 +28,7 @@ import {
 import { createSessionCookie } from '../src/testing/index.js';
 import { FixtureController } from './fixtures/fixture.controller.js';
 import { QuickStartController } from './fixtures/quick-start.controller.js';
-import { TEST_SECRET, sessionCookie } from './support/app.js';
+import { TEST_SECRET, initApp, sessionCookie } from './support/app.js';
 
 @Injectable()
 class AppConfig {
@@ -95,8 +95,7 @@ async function boot(
     controllers,
     providers: providers as Type[],
   }).compile();
-  app = moduleRef.createNestApplication({ logger: false });
-  await app.init();
+  app = await initApp(moduleRef as never);
   return request(app.getHttpServer());
 }
 
@@ -196,7 +195,7 @@ describe('SessionModule configuration (e2e)', () => {
   });
 
   it('hooks only the routes that use the session, keeping their metadata and direct calls', async () => {
-    const { isHookedRoute } = await import('../src/session.routes.js');
+    const { isHookedRoute } = await import('../src/session.metadata.js');
     const { PATH_METADATA } = await import('@nestjs/common/constants.js');
     const http = await boot(
       [SessionModule.forRoot({ secret: TEST_SECRET })],
@@ -246,7 +245,7 @@ describe('SessionModule configuration (e2e)', () => {
 });
 
 describe('Boot checks', () => {
-  it('refuses to boot on an HTTP adapter other than Express, saying what to change', async () => {
+  it('refuses to boot on an HTTP adapter other than Express or Fastify, saying what to change', async () => {
     class OtherAdapter extends ExpressAdapter {
       override getInstance<T = unknown>(): T {
         return {} as T;
@@ -256,7 +255,7 @@ describe('Boot checks', () => {
       imports: [SessionModule.forRoot({ secret: TEST_SECRET })],
     }).compile();
     const other = moduleRef.createNestApplication(new OtherAdapter(), { logger: false });
-    await expect(other.init()).rejects.toThrow(/supports @nestjs\/platform-express only/);
+    await expect(other.init()).rejects.toThrow(/is neither Express nor Fastify/);
     await moduleRef.close();
   });
 

@@ -7,7 +7,8 @@ import {
   SessionOriginGuard,
   type SessionModuleOptions,
 } from '../src/index.js';
-import { guardedAppPerTest, sessionCookie } from './support/app.js';
+import { APP_GUARD } from '@nestjs/core';
+import { TEST_ADAPTER, createFixtureApp, guardedAppPerTest, sessionCookie } from './support/app.js';
 
 @Controller('origin')
 class OriginController {
@@ -108,7 +109,23 @@ describe('SessionOriginGuard (e2e)', () => {
       .expect(200);
   });
 
-  it("follows Express's trust proxy setting when trustProxy is unset", async () => {
+  it("follows the framework's trust proxy setting when trustProxy is unset", async () => {
+    if (TEST_ADAPTER === 'fastify') {
+      const app = await createFixtureApp(
+        {},
+        {
+          controllers: [OriginController],
+          providers: [{ provide: APP_GUARD, useClass: SessionOriginGuard }],
+        },
+        { fastify: { trustProxy: true } },
+      );
+      try {
+        await viaProxy(request(app.getHttpServer())).expect(200);
+      } finally {
+        await app.close();
+      }
+      return;
+    }
     const { http, app } = await boot();
     const express = app.getHttpAdapter().getInstance() as {
       set(name: string, value: unknown): void;

@@ -120,8 +120,10 @@ export interface SessionModuleOptions {
   /**
    * Data key that names the session's user; it feeds the per-user index (list sessions, log out
    * everywhere). When it changes from one user to another, the session gets a new id and keeps only
-   * what this request wrote.
+   * what this request wrote. `'key.field'` reads a field of an object: `'passport.user'` for
+   * Passport, whose serializer should then give the user's id (`done(null, user.id)`).
    * @default 'userId'
+   * @example userKey: 'passport.user'
    */
   userKey?: string;
   /**
@@ -192,6 +194,15 @@ export interface SessionModuleOptions {
    * @default 'security'
    */
   logEvents?: boolean | 'security';
+  /**
+   * Load the session of every request that carries the session cookie before any middleware the
+   * app registers with `app.use()` runs, as express-session does: for middleware that reads
+   * `req.session` synchronously, such as Passport's `passport.session()`. Requests without the
+   * cookie still cost nothing; requests with it cost one store read even on routes that never use
+   * the session. A store that is down answers 503 there.
+   * @default false
+   */
+  eager?: boolean;
   /**
    * Send `Cache-Control: private, no-store` on responses that read a session with a user, unless
    * the handler set its own `Cache-Control`: a browser's back button or a shared cache then cannot

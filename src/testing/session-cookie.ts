@@ -22,7 +22,11 @@ export async function createSessionCookie(
   const now = Date.now();
   const set: Record<string, string> = {};
   for (const key of Object.keys(data)) set[key] = stringifySessionValue(data[key]) as string;
-  const user = data[options.userKey];
+  const top = data[options.userKey];
+  const user =
+    options.userField === undefined
+      ? top
+      : (top as Record<string, unknown> | undefined)?.[options.userField];
   await manager.store.save({
     kind: 'create',
     key: SessionTokenSigner.storageKey(token),

@@ -1,5 +1,3 @@
-import type { IncomingMessage } from 'node:http';
-import { TLSSocket } from 'node:tls';
 import { serialize } from 'cookie';
 import { MAX_COOKIE_AGE_MS, type ResolvedCookieOptions } from '../session.options.js';
 
@@ -37,39 +35,6 @@ export function readCookieValues(header: string | undefined, name: string): stri
     start = end + 1;
   }
   return values;
-}
-
-/** The first value of a proxy header such as `X-Forwarded-Proto`, trimmed and lowercased. */
-function firstForwarded(req: IncomingMessage, name: string): string | undefined {
-  const value = req.headers[name];
-  return (Array.isArray(value) ? value[0] : value)?.split(',')[0].trim().toLowerCase();
-}
-
-/**
- * Whether the request arrived over HTTPS, honouring the `trustProxy` option: `true` trusts
- * `X-Forwarded-Proto`, `false` only the TLS socket, unset follows Express (`req.secure`).
- */
-export function isSecureRequest(req: IncomingMessage, trustProxy: boolean | undefined): boolean {
-  if (req.socket instanceof TLSSocket && req.socket.encrypted) return true;
-  if (trustProxy === true) return firstForwarded(req, 'x-forwarded-proto') === 'https';
-  if (trustProxy === false) return false;
-  return (req as IncomingMessage & { secure?: boolean }).secure === true;
-}
-
-/**
- * The host the client addressed, lowercased, by the same rule: `X-Forwarded-Host` with
- * `trustProxy: true`, the `Host` header with `false`, and unset whatever Express's `trust proxy`
- * setting makes of them (`req.host`).
- */
-export function requestHost(
-  req: IncomingMessage,
-  trustProxy: boolean | undefined,
-): string | undefined {
-  const forwarded = trustProxy === true ? firstForwarded(req, 'x-forwarded-host') : undefined;
-  const express = trustProxy === undefined ? (req as { host?: unknown }).host : undefined;
-  return (
-    forwarded ?? (typeof express === 'string' ? express : req.headers.host)?.trim().toLowerCase()
-  );
 }
 
 /** Builds the session's `Set-Cookie` header values. */

@@ -2,6 +2,7 @@ import { afterEach } from '@jest/globals';
 import type { INestApplication, LoggerService, ModuleMetadata, Type } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
 import request from 'supertest';
 import { SessionModule, type SessionModuleOptions } from '../../src/index.js';
 import { FixtureController } from '../fixtures/fixture.controller.js';
@@ -10,12 +11,46 @@ import { FixtureController } from '../fixtures/fixture.controller.js';
 export const TEST_SECRET = 'k7Qp2vXn9LrT4wYz8BcFh3JmS6dGa1EuN5oKiWq0VtR';
 export const OLD_SECRET = 'Zr8Yq3Wn6Tp1Vm4Xk9Lb2Hc7Fd5Gs0Ja8Ue3Oi6Nm1';
 
+/** The HTTP adapters the e2e specs run on. */
+export type TestAdapter = 'express' | 'fastify';
+
+/**
+ * The adapter of this test run: `SESSION_TEST_ADAPTER=fastify` (the `e2e-fastify` Jest project)
+ * runs the e2e specs on Fastify; Express otherwise.
+ */
+export const TEST_ADAPTER: TestAdapter =
+  process.env.SESSION_TEST_ADAPTER === 'fastify' ? 'fastify' : 'express';
+
+/**
+ * Creates and initialises a Nest application from a compiled testing module on the run's adapter
+ * (Fastify needs `ready()` before supertest can use its server).
+ */
+export async function initApp(
+  moduleRef: { createNestApplication(...args: unknown[]): INestApplication },
+  options: FixtureAppSetup = {},
+  adapter: TestAdapter = TEST_ADAPTER,
+): Promise<INestApplication> {
+  const appOptions = { logger: options.logger ?? false };
+  const app =
+    adapter === 'fastify'
+      ? moduleRef.createNestApplication(new FastifyAdapter(options.fastify), appOptions)
+      : moduleRef.createNestApplication(appOptions);
+  options.beforeInit?.(app);
+  await app.init();
+  if (adapter === 'fastify') {
+    await (app.getHttpAdapter().getInstance() as { ready(): Promise<unknown> }).ready();
+  }
+  return app;
+}
+
 /** How {@link createFixtureApp} starts the app. */
 export interface FixtureAppSetup {
   /** The app's logger. @default false (silent) */
   logger?: LoggerService | false;
   /** Runs before `init()`: Express middleware, say. */
   beforeInit?(app: INestApplication): void;
+  /** Options of the Fastify instance, when the run is on Fastify. */
+  fastify?: ConstructorParameters<typeof FastifyAdapter>[0];
 }
 
 /** Boots the fixture app with SessionModule.forRoot(options). */
@@ -29,10 +64,7 @@ export async function createFixtureApp(
     controllers: [FixtureController, ...(extra.controllers ?? [])],
     providers: extra.providers ?? [],
   }).compile();
-  const app = moduleRef.createNestApplication({ logger: setup.logger ?? false });
-  setup.beforeInit?.(app);
-  await app.init();
-  return app;
+  return initApp(moduleRef as never, setup);
 }
 
 /**

@@ -1,0 +1,148 @@
+import type { ExecutionContext } from '@nestjs/common';
+import type { Reflector } from '@nestjs/core';
+import { ALLOW_CROSS_SITE_KEY } from './session.constants.js';
+import { SessionError, toHttpException } from './session.errors.js';
+import type { SessionHandle } from './session.js';
+import { routeInfo } from './session.metadata.js';
+import { existingSession, isSessionRequest, sessionOf } from './http/request-session.js';
+import type { RequestLike } from './http/request-info.js';
+
+/**
+ * The one bridge from a Nest `ExecutionContext` to a request, a response and a session handle,
+ * for every context type. Guards and decorators use it and never import each other.
+ */
+
+/** The request and response behind a context: HTTP (Express or Fastify) or a GraphQL operation over HTTP. */
+export function exchangeOf(context: ExecutionContext): { req: object; res: object | undefined } {
+  switch (context.getType<string>()) {
+    case 'http':
+      // switchToHttp() allocates three closures per call.
+      return { req: context.getArgByIndex(0), res: context.getArgByIndex(1) };
+    case 'graphql': {
+      // Apollo on Express puts { req, res } in the GraphQL context; Mercurius { request, reply }.
+      const gql = (context.getArgByIndex(2) ?? {}) as Record<string, unknown>;
+      const req = (gql.req ?? gql.request) as object | undefined;
+      if (req) return { req, res: (gql.res ?? gql.reply) as object | undefined };
+      break;
+    }
+  }
+  throw new SessionError(
+    'SESSION_UNSUPPORTED',
+    `Sessions are not available in a '${context.getType()}' context here: use SessionService to resolve a session from a Cookie header`,
+  );
+}
+
+/**
+ * The request when it is one a cross-site check must look at: an HTTP request with a method that
+ * may change state, on a route not marked `@AllowCrossSite()`. Otherwise `undefined`: browsers
+ * send cookies with HTTP requests only (a GraphQL or WebSocket gateway checks its own).
+ */
+export function stateChangingRequest(
+  context: ExecutionContext,
+  reflector: Reflector,
+): RequestLike | undefined {
+  if (context.getType() !== 'http') return undefined;
+  const req = context.getArgByIndex<RequestLike>(0);
+  if (SAFE_METHODS.has(req.method ?? 'GET')) return undefined;
+  const exempt = reflector.getAllAndOverride<boolean>(ALLOW_CROSS_SITE_KEY, [
+    context.getHandler(),
+    context.getClass(),
+  ]);
+  return exempt ? undefined : req;
+}
+
+/** Methods that must not change state, and so need no cross-site check (RFC 9110 §9.2.1). */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
+
+/**
+ * The session behind a context, created on first use, with the route's `@SessionLock()` applied.
+ * @throws {Error} when no `SessionModule` serves the request.
+ */
+export function sessionFor(
+  context: ExecutionContext,
+  { req, res }: { req: object; res: object | undefined } = exchangeOf(context),
+): SessionHandle {
+  const session = sessionOf<SessionHandle>(req, res);
+  if (!session) {
+    throw new SessionError(
+      'SESSION_CONFIG_INVALID',
+      'No session on this request: import SessionModule.forRoot() in the application module',
+    );
+  }
+  if (context.getType() === 'http' && routeInfo(context).lock) session.handle.requireLock();
+  return session.handle;
+}
+
+/** The session of a request if anything created it (for the route hook). */
+export function sessionOfRequest(req: object): SessionHandle | undefined {
+  return existingSession<SessionHandle>(req);
+}
+
+/** Whether a `SessionModule` serves this request. */
+export { isSessionRequest };
+
+/**
+ * The context's session, loaded (when `load`), and passed through `pick`; a promise of it while
+ * the store is read, which Nest settles before the handler runs. Load failures become HTTP errors
+ * (503 store down, 409 lock busy).
+ */
+export function loadedSession<R>(
+  context: ExecutionContext,
+  pick: (session: SessionHandle) => R,
+  load: boolean,
+): R | Promise<R> {
+  let session: SessionHandle;
+  let loading: Promise<void> | undefined;
+  try {
+    session = sessionFor(context);
+    loading = load ? session.loadNow() : undefined;
+  } catch (error) {
+    throw toHttpException(error);
+  }
+  if (!loading) return pick(session);
+  return loading.then(
+    () => pick(session),
+    (error: unknown) => {
+      throw toHttpException(error);
+    },
+  );
+}
+
+/**
+ * A guard lets a loaded session through. On a route whose handler does not commit the session (a
+ * global guard on a route that does not use it), nothing commits after the handler: record the
+ * activity, re-issue a rotated-key cookie and release a lock taken for the guard now, so the lock
+ * is not held through the handler. `failure` maps what that throws.
+ */
+export function admitSession(
+  session: SessionHandle,
+  context: ExecutionContext,
+  failure: (error: unknown) => unknown,
+): true | Promise<true> {
+  if (context.getType() === 'http' && routeInfo(context).hooked) return true;
+  // settle() releases the lock whether it succeeds or fails.
+  let settling: Promise<void> | undefined;
+  try {
+    settling = session.settle(true);
+  } catch (error) {
+    throw failure(error);
+  }
+  if (!settling) return true;
+  return settling.then(
+    () => true as const,
+    (error: unknown) => {
+      throw failure(error);
+    },
+  );
+}
+
+/**
+ * A guard refuses a request: the handler will not run, so nothing else releases a lock taken while
+ * loading. Releases it, if held, then throws `error`.
+ */
+export function refuseSession(session: SessionHandle, error: unknown): never | Promise<never> {
+  if (!session.holdsLock) throw error;
+  return session.release().then(() => {
+    throw error;
+  });
+}

@@ -1,0 +1,75 @@
+import type { ExecutionContext, Type } from '@nestjs/common';
+import { ROUTE_ARGS_METADATA } from '@nestjs/common/constants.js';
+import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum.js';
+import { SESSION_LOCK_KEY, USES_SESSION_KEY } from './session.constants.js';
+import type { Session } from './session.js';
+
+/** Decides whether a session may use a route: `true` to allow. May be async. */
+export type SessionPredicate<T extends object = Record<string, unknown>> = (
+  /** The session data, typed as the predicate declares it (keys may still be missing). */
+  data: T,
+  session: Session<T>,
+) => boolean | Promise<boolean>;
+
+type Handler = (...args: unknown[]) => unknown;
+
+/** Param keys of Nest's own `@Session()` and `@Req()`: `<paramtype>:<index>`. */
+export const NEST_SESSION_PARAM = `${RouteParamtypes.SESSION}:`;
+export const NEST_REQUEST_PARAM = `${RouteParamtypes.REQUEST}:`;
+
+/** The original handler behind one the route hook replaced. */
+export const ORIGINAL_HANDLER = Symbol.for('nestjs-sessions:original-handler');
+
+/** Whether `SessionModule` hooked this route handler (it commits the session after it returns). */
+export function isHookedRoute(handler: object): boolean {
+  return (handler as { [ORIGINAL_HANDLER]?: unknown })[ORIGINAL_HANDLER] !== undefined;
+}
+
+/** Whether one of a handler's parameters has a param key starting with `prefix`. */
+export function takesParam(controller: Type, handler: Handler, prefix: string): boolean {
+  const args: Record<string, unknown> =
+    Reflect.getMetadata(ROUTE_ARGS_METADATA, controller, handler.name) ?? {};
+  return Object.keys(args).some((key) => key.startsWith(prefix));
+}
+
+/** Whether a handler takes the session as a parameter: ours (`@Session()`, `@SessionId()`) or Nest's. */
+export function takesSession(controller: Type, handler: Handler): boolean {
+  if (Reflect.getMetadata(USES_SESSION_KEY, handler) === true) return true;
+  return takesParam(controller, handler, NEST_SESSION_PARAM);
+}
+
+/** `@SessionLock()` on a handler or its class. */
+export function locksSession(controller: object, handler: object): boolean {
+  return (
+    Reflect.getMetadata(SESSION_LOCK_KEY, handler) === true ||
+    Reflect.getMetadata(SESSION_LOCK_KEY, controller) === true
+  );
+}
+
+/** What a route needs from the session, read once from its decorators. */
+export interface RouteSessionInfo {
+  /** A handler parameter takes the session: load it before the handler runs. */
+  readonly usesSession: boolean;
+  /** `@SessionLock()` on the handler or its controller. */
+  readonly lock: boolean;
+  /** `SessionModule` hooked the handler: the session is committed after it returns. */
+  readonly hooked: boolean;
+}
+
+const routes = new WeakMap<object, RouteSessionInfo>();
+
+/** What the handler of a context needs from the session (read once per handler, then cached). */
+export function routeInfo(context: ExecutionContext): RouteSessionInfo {
+  const handler = context.getHandler();
+  let info = routes.get(handler);
+  if (!info) {
+    const controller = context.getClass();
+    info = {
+      usesSession: takesSession(controller, handler as Handler),
+      lock: locksSession(controller, handler),
+      hooked: isHookedRoute(handler),
+    };
+    routes.set(handler, info);
+  }
+  return info;
+}
