@@ -1321,9 +1321,9 @@ export class RedisSessionStore implements SessionStore {
     const node = key !== undefined && d.nodeOf ? (d.nodeOf(key) ?? '') : '';
     let health = this.health.get(node);
     if (!health) {
-      const name = node ? `Redis Cluster node ${node}` : this.description;
       health = new StoreAvailability({
-        name: name.startsWith('redis') ? `Redis (${name})` : name,
+        // 'redis 127.0.0.1:6379' → 'Redis 127.0.0.1:6379'
+        name: node ? `Redis Cluster node ${node}` : `Redis${this.description.slice(5)}`,
         logger: this.logger,
         probeInterval: this.probeInterval,
         describe: (error) =>
@@ -1378,10 +1378,14 @@ export class RedisSessionStore implements SessionStore {
     const extraSocket = (extra.socket ?? {}) as Record<string, unknown>;
     const client = redis.createClient({
       disableOfflineQueue: true,
+      // A PING a second keeps a healthy connection busy, so that the socket timeout below fires
+      // only on one that hangs (also while connecting, which the store cannot see).
+      pingInterval: 1000,
       ...extra,
       url,
       socket: {
         connectTimeout,
+        socketTimeout: Math.max(1500, connectTimeout),
         reconnectStrategy: (retries: number) => Math.min(50 * 2 ** Math.min(retries, 16), maxDelay),
         ...extraSocket,
       },
