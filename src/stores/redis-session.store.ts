@@ -446,6 +446,11 @@ interface Driver {
 
 type Rec = Record<string, unknown>;
 
+interface IoRedisPipelineLike {
+  call(command: string, ...args: string[]): IoRedisPipelineLike;
+  exec(): Promise<[Error | null, unknown][] | null>;
+}
+
 function optionsOf(client: Rec): Rec {
   const options = client.options;
   return options && typeof options === 'object' ? (options as Rec) : {};
@@ -455,7 +460,7 @@ function driverFor(client: unknown): Driver {
   const c = client as Rec | null;
   if (c && typeof c.call === 'function' && typeof c.isCluster === 'boolean') {
     const io = client as IoRedisClientLike & {
-      pipeline?(commands: string[][]): { exec(): Promise<[Error | null, unknown][] | null> };
+      pipeline?(): IoRedisPipelineLike;
       slots?: unknown;
     };
     const kind = io.isCluster ? 'ioredis-cluster' : 'ioredis';
@@ -469,7 +474,11 @@ function driverFor(client: unknown): Driver {
         const reply = await io.call(args[0], ...args.slice(1));
         return [reply, Number(await io.call('WAIT', ...wait))];
       }
-      const results = await io.pipeline([args, ['WAIT', ...wait]]).exec();
+      const results = await io
+        .pipeline()
+        .call(args[0], ...args.slice(1))
+        .call('WAIT', ...wait)
+        .exec();
       if (!results) throw new Error('the pipeline was not executed');
       const [[writeError, reply], [waitError, count]] = results;
       if (writeError) throw writeError;
