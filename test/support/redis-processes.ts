@@ -40,7 +40,12 @@ export function cli(port: number, ...args: string[]): string {
  * dir removed by `dispose()`. The shared server on 6379 is never touched.
  */
 export class RedisProcesses {
-  readonly dir = mkdtempSync(join(tmpdir(), 'sess-redis-'));
+  private tempDir: string | undefined;
+
+  /** The temp dir of this group's files, made on first use (a skipped suite leaves nothing). */
+  get dir(): string {
+    return (this.tempDir ??= mkdtempSync(join(tmpdir(), 'sess-redis-')));
+  }
   private readonly children = new Map<number, ChildProcess>();
   private readonly args = new Map<number, string[]>();
 
@@ -105,7 +110,7 @@ export class RedisProcesses {
 
   async dispose(): Promise<void> {
     await Promise.all([...this.children.keys()].map((port) => this.kill(port)));
-    rmSync(this.dir, { recursive: true, force: true });
+    if (this.tempDir) rmSync(this.tempDir, { recursive: true, force: true });
   }
 
   private async launch(port: number, args: string[]): Promise<void> {
