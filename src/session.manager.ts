@@ -28,6 +28,7 @@ import { SessionCsrfTokens } from './transport/csrf-token.js';
 import { SessionTokenSigner } from './transport/session-token.js';
 import { IDLE_TIMEOUT_KEY, idleTimeoutOf } from './utils/idle-timeout.js';
 import { randomBase64url } from './utils/random.js';
+import { SessionLockLeases } from './core/session-lock-lease.js';
 
 /** Marks the first of several numbered cookies: `<count>~<part>` (`~` is not base64url). */
 const CHUNK_MARK = '~';
@@ -51,6 +52,7 @@ export class SessionManager {
   private warnedInsecure = false;
   /** Per-key FIFO of this process's requests waiting for a session lock. */
   private readonly lockQueues = new Map<string, Array<() => void>>();
+  private leases: SessionLockLeases | undefined;
 
   /** The session store; in `'sealed'` mode a stand-in that refuses server-side operations. */
   readonly store: SessionStore;
@@ -202,7 +204,10 @@ export class SessionManager {
     const owner = randomBase64url(16);
     try {
       let delay = 2;
-      while (!(await this.storeCall(() => store.acquireLock!(key, owner, this.options.lockTtl)))) {
+      const { lockTtl, lockTimeout } = this.options;
+      const warn = (message: string) => this.logger.warn(message);
+      const leases = (this.leases ??= new SessionLockLeases(store, { lockTtl, lockTimeout, warn }));
+      while (!(await this.storeCall(() => leases.acquire(key, owner)))) {
         if (Date.now() >= deadline) throw new SessionLockTimeoutError();
         // Held by another instance: back off with jitter so waiters do not poll in step.
         await sleep(delay + randomInt(delay + 1));
@@ -218,7 +223,7 @@ export class SessionManager {
   /** Releases a lock taken with {@link lock}. Never throws: an unreleased lock expires after `lockTtl`. */
   async unlock(key: string, owner: string): Promise<void> {
     try {
-      await this.store.releaseLock?.(key, owner);
+      await (this.leases ? this.leases.release(key, owner) : this.store.releaseLock?.(key, owner));
     } catch {
       this.logger.warn('A session lock could not be released; it expires after lockTtl.');
     } finally {

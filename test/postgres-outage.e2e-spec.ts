@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { INestApplication } from '@nestjs/common';
 import pg from 'pg';
 import request from 'supertest';
@@ -96,6 +97,12 @@ describePg('Sample app with PostgreSQL: store outage (FAIL-1, FAIL-2, FAIL-3)', 
 
   it('recovers by itself when the database is back: the old cookie works, revoked stays revoked', async () => {
     await proxy.start();
+    // The store refuses at once while it knows the database is down, and probes it twice a second.
+    const back = Date.now();
+    while ((await http.get('/health')).status !== 200) {
+      expect(Date.now() - back).toBeLessThan(10_000);
+      await sleep(100);
+    }
 
     await http
       .get('/whoami')
@@ -119,6 +126,11 @@ describePg('Sample app with PostgreSQL: store outage (FAIL-1, FAIL-2, FAIL-3)', 
       await http.get('/').expect(200);
     } finally {
       proxy.blackhole(false);
+    }
+    const back = Date.now();
+    while ((await http.get('/health')).status !== 200) {
+      expect(Date.now() - back).toBeLessThan(10_000);
+      await sleep(100);
     }
 
     await http

@@ -108,6 +108,13 @@ export interface SessionStore {
   acquireLock?(key: string, owner: string, ttlMs: number): Promise<boolean>;
   /** Releases the lock if, and only if, `owner` still holds it (atomically). */
   releaseLock?(key: string, owner: string): Promise<void>;
+  /**
+   * Optional: extends the lock to `ttlMs` from now if, and only if, `owner` still holds it
+   * (atomically); resolves `false`, changing nothing, when it expired or is someone else's. With
+   * it the library holds locks as short leases that the holder renews, so that a lock whose holder
+   * vanished (or whose release was lost in an outage) ends within a lease, not within `lockTtl`.
+   */
+  renewLock?(key: string, owner: string, ttlMs: number): Promise<boolean>;
   /** Optional: reports whether the backend answers. */
   checkHealth?(): Promise<SessionStoreHealth>;
   /** Optional: releases timers and the clients the store created itself. */

@@ -267,6 +267,15 @@ export class MemorySessionStore implements SessionStore {
     if (this.locks.get(key)?.owner === owner) this.locks.delete(key);
   }
 
+  /** Extends the lock to `ttlMs` from now while `owner` holds it; `false` when it expired or is another's. */
+  async renewLock(key: string, owner: string, ttlMs: number): Promise<boolean> {
+    const now = Date.now();
+    const lock = this.locks.get(key);
+    if (!lock || lock.owner !== owner || lock.expiresAt <= now) return false;
+    lock.expiresAt = now + ttlMs;
+    return true;
+  }
+
   async checkHealth(): Promise<SessionStoreHealth> {
     return { ok: true, store: 'memory', details: { sessions: this.size } };
   }

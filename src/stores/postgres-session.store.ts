@@ -2,6 +2,7 @@ import { randomInt } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import type { Pool, PoolConfig, QueryConfig, QueryResult, QueryResultRow } from 'pg';
 import { SessionConflictError, SessionError, SessionGoneError } from '../session.errors.js';
+import { StoreAvailability } from './store-availability.js';
 import { parseDuration } from '../utils/duration.js';
 import type {
   SessionRecord,
@@ -226,6 +227,7 @@ interface Statements {
   exists: string;
   acquireLock: string;
   releaseLock: string;
+  renewLock: string;
 }
 
 function buildStatements(t: string, locks: string): Statements {
@@ -281,6 +283,8 @@ WHERE t.id_hash = batch.id_hash AND t.expires_at <= ${ts('$1')}`,
 ON CONFLICT (id_hash) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
 WHERE l.owner = excluded.owner OR l.expires_at <= ${ts('$4')}`,
     releaseLock: `DELETE FROM ${locks} WHERE id_hash = $1 AND owner = $2`,
+    renewLock: `UPDATE ${locks} SET expires_at = ${ts('$3')}
+WHERE id_hash = $1 AND owner = $2 AND expires_at > ${ts('$4')}`,
   };
 }
 
@@ -331,6 +335,17 @@ function safeMessage(error: unknown): string {
 
 type TimedQuery = QueryConfig & { query_timeout?: number };
 
+/**
+ * A server error that means the database cannot serve this pool at all: a missing database
+ * (3D000) or role / failed login (28000, 28P01), a connection exception (class 08), a shutdown or
+ * start-up (57P01..57P03), too many connections (53300).
+ */
+function isConnectionError(error: unknown): boolean {
+  if (!isServerError(error)) return true;
+  const code = (error as { code: string }).code;
+  return /^(08|3D000|28000|28P01|57P0[123]|53300)/.test(code);
+}
+
 /** An error reported by the server (SQLSTATE and severity): the connection itself is fine. */
 function isServerError(error: unknown): boolean {
   return (
@@ -342,6 +357,9 @@ function isServerError(error: unknown): boolean {
 }
 
 const logger = new Logger('PostgresSessionStore');
+
+/** Pause between two probes (`SELECT 1`) while the database is known to be down. */
+const PROBE_INTERVAL = 500;
 
 /**
  * Sessions in PostgreSQL through `pg`: one row per session keyed by the token hash, data as `jsonb`
@@ -382,6 +400,8 @@ export class PostgresSessionStore implements SessionStore {
   private pruneTimer: NodeJS.Timeout | undefined;
   private pruning: Promise<number> | undefined;
   private closed = false;
+  private readonly health: StoreAvailability;
+  private setupWarned = '';
 
   /**
    * @throws {SessionError} `SESSION_CONFIG_INVALID` when the options are wrong (neither or both of
@@ -437,8 +457,15 @@ export class PostgresSessionStore implements SessionStore {
       this.poolPromise.catch(() => undefined);
     }
 
-    // Start creating the table now so the first request does not wait; failures are retried by
-    // the next operation.
+    this.health = new StoreAvailability({
+      name: `PostgreSQL (${this.description()})`,
+      logger,
+      probeInterval: PROBE_INTERVAL,
+      describe: safeMessage,
+      probe: () => this.run(this.poolPromise as Promise<Pool>, 'SELECT 1', []),
+    });
+    // Start creating the table now so the first request does not wait; failures are logged once
+    // with their cause and retried by the next operation.
     this.prepare().catch(() => undefined);
     this.schedulePrune();
   }
@@ -576,6 +603,16 @@ export class PostgresSessionStore implements SessionStore {
     return result.rowCount === 1;
   }
 
+  /**
+   * Extends the lock to `ttlMs` from now if, and only if, `owner` holds it and it has not expired
+   * (one statement); `false` otherwise.
+   */
+  async renewLock(key: string, owner: string, ttlMs: number): Promise<boolean> {
+    const now = Date.now();
+    const result = await this.query(this.sql.renewLock, [key, owner, now + ttlMs, now]);
+    return result.rowCount === 1;
+  }
+
   /** Releases the lock if, and only if, `owner` still holds it (one statement). */
   async releaseLock(key: string, owner: string): Promise<void> {
     await this.query(this.sql.releaseLock, [key, owner]);
@@ -603,7 +640,7 @@ export class PostgresSessionStore implements SessionStore {
    * return health.ok ? indicator.up() : indicator.down(health.details);
    */
   async checkHealth(): Promise<SessionStoreHealth> {
-    const store = `postgres ${this.schema}.${this.tableName}`;
+    const store = this.description();
     const started = Date.now();
     try {
       await this.query('SELECT 1', [], false);
@@ -617,6 +654,7 @@ export class PostgresSessionStore implements SessionStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.health.close();
     if (this.pruneTimer) clearTimeout(this.pruneTimer);
     this.pruneTimer = undefined;
     if (!this.ownsPool) return;
@@ -631,8 +669,20 @@ export class PostgresSessionStore implements SessionStore {
     needsTable = true,
   ): Promise<QueryResult<R>> {
     if (this.closed) throw new Error('PostgresSessionStore is closed');
-    const pool = needsTable ? await this.prepare() : await this.pool();
-    return this.run<R>(pool, text, values);
+    // While the database is known to be down, refuse at once instead of waiting for a timeout.
+    const refusal = this.health.refusal();
+    if (refusal) throw refusal;
+    try {
+      const pool = needsTable ? await this.prepare() : await this.pool();
+      return await this.run<R>(pool, text, values);
+    } catch (error) {
+      if (isConnectionError(error)) this.health.suspect();
+      throw error;
+    }
+  }
+
+  private description(): string {
+    return `postgres ${this.schema}.${this.tableName}`;
   }
 
   /**
@@ -642,10 +692,11 @@ export class PostgresSessionStore implements SessionStore {
    * connection is discarded only when the connection, not the statement, failed.
    */
   private async run<R extends QueryResultRow>(
-    pool: Pool,
+    poolOrPromise: Pool | Promise<Pool>,
     text: string,
     values: unknown[],
   ): Promise<QueryResult<R>> {
+    const pool = await poolOrPromise;
     const client = await pool.connect();
     let broken: Error | undefined;
     // A checked-out client has no listener of its own; without one, losing the connection
@@ -694,9 +745,20 @@ export class PostgresSessionStore implements SessionStore {
         return pool;
       });
       this.ready = ready;
-      // A failed setup (database down at boot) is retried by the next operation.
-      ready.catch(() => {
+      // A failed setup (database down at boot) is retried by the next operation. Its cause is
+      // logged once: an unreachable server, a missing database or role as an outage; anything
+      // else (a role that may not create the table, say) as the setup problem it is.
+      ready.catch((error: unknown) => {
         if (this.ready === ready) this.ready = undefined;
+        if (this.closed) return;
+        if (isConnectionError(error)) {
+          this.health.down(error);
+        } else if (this.setupWarned !== safeMessage(error)) {
+          this.setupWarned = safeMessage(error);
+          logger.error(
+            `Could not prepare the session table ${this.description()}: ${this.setupWarned}. Session routes answer 503 until it exists; create it with postgresSessionSchema() or grant the role CREATE.`,
+          );
+        }
       });
     }
     return this.ready;

@@ -1,10 +1,12 @@
 import { Logger } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import {
+  SessionConfigError,
   SessionConflictError,
   SessionGoneError,
   SessionStoreUnavailableError,
 } from '../session.errors.js';
+import { StoreAvailability } from './store-availability.js';
 import type {
   SessionRecord,
   SessionStore,
@@ -20,13 +22,13 @@ import { parseDuration } from '../utils/duration.js';
 // client from a URL. These structural types accept the real clients of both libraries.
 // ---------------------------------------------------------------------------------------------
 
-/** A node-redis v5 client, as returned by `createClient()` from `redis` / `@redis/client`. */
+/** A node-redis v5/v6 client, as returned by `createClient()` from `redis` / `@redis/client`. */
 export interface NodeRedisClientLike {
   sendCommand(args: string[]): Promise<unknown>;
   readonly isReady: boolean;
 }
 
-/** A node-redis v5 cluster client, as returned by `createCluster()`. */
+/** A node-redis v5/v6 cluster client, as returned by `createCluster()`. */
 export interface NodeRedisClusterLike {
   sendCommand(
     firstKey: string | undefined,
@@ -36,25 +38,49 @@ export interface NodeRedisClusterLike {
   readonly masters: unknown;
 }
 
-/** An ioredis 5 client: `new Redis(...)` or `new Cluster(...)`. */
+/** A node-redis v5/v6 Sentinel client, as returned by `createSentinel()`. */
+export interface NodeRedisSentinelLike {
+  sendCommand(isReadonly: boolean | undefined, args: string[]): Promise<unknown>;
+  use<T>(
+    fn: (client: {
+      sendCommand(isReadonly: boolean | undefined, args: string[]): Promise<unknown>;
+    }) => Promise<T>,
+  ): Promise<T>;
+  getMasterNode(): unknown;
+  readonly isReady: boolean;
+}
+
+/** An ioredis 5/6 client: `new Redis(...)` (standalone or with `sentinels`) or `new Cluster(...)`. */
 export interface IoRedisClientLike {
   call(command: string, ...args: string[]): Promise<unknown>;
   readonly isCluster: boolean;
 }
 
 /** Any client {@link RedisSessionStore} accepts. */
-export type RedisSessionClient = NodeRedisClientLike | NodeRedisClusterLike | IoRedisClientLike;
+export type RedisSessionClient =
+  NodeRedisClientLike | NodeRedisClusterLike | NodeRedisSentinelLike | IoRedisClientLike;
+
+/** See {@link RedisSessionStoreOptions.waitForReplicas}. */
+export interface RedisSessionReplicaWait {
+  /** How many replicas must acknowledge each write. At least 1. */
+  readonly replicas: number;
+  /** Longest wait for them, in milliseconds or as a duration string; below `commandTimeout`. */
+  readonly timeout: number | string;
+}
 
 /** Options of {@link RedisSessionStore}. Give exactly one of `client` and `url`. */
 export interface RedisSessionStoreOptions {
   /**
-   * A connected client you own: node-redis v5 (`createClient()` / `createCluster()`) or ioredis 5
-   * (`new Redis()` / `new Cluster()`). The store never connects, reconnects or closes it. Configure
-   * it so that it fails fast when Redis is away instead of queueing commands forever:
-   * node-redis `{ disableOfflineQueue: true, socket: { connectTimeout: 1000, reconnectStrategy } }`;
-   * ioredis `{ enableOfflineQueue: false, connectTimeout: 1000, commandTimeout: 1000,
-   * maxRetriesPerRequest: 1 }`. Whatever you set, each store call still gives up after
-   * `commandTimeout`. Attach your own `'error'` listener (node-redis crashes the process without one).
+   * A connected client you own: node-redis v5/v6 (`createClient()`, `createCluster()`,
+   * `createSentinel()`) or ioredis 5/6 (`new Redis()`, with or without `sentinels`, or
+   * `new Cluster()`). The store never connects, reconnects or closes it, so configure it to fail
+   * fast when Redis is away and to drop a connection that hangs (a half-open connection left by a
+   * partition or a failover never heals by itself; see docs/redis.md):
+   * node-redis `{ disableOfflineQueue: true, pingInterval: 1000, socket: { connectTimeout: 1000,
+   * socketTimeout: 1500, reconnectStrategy } }`; ioredis `{ enableOfflineQueue: false,
+   * connectTimeout: 1000, socketTimeout: 1000, maxRetriesPerRequest: 1 }`. Whatever you set, each
+   * store call still gives up after `commandTimeout`, and while Redis is known to be down calls are
+   * refused at once. Attach your own `'error'` listener (node-redis crashes the process without one).
    * @example { client: createClient({ url: process.env.REDIS_URL, disableOfflineQueue: true }) }
    */
   client?: RedisSessionClient;
@@ -95,6 +121,24 @@ export interface RedisSessionStoreOptions {
    * @default 2000
    */
   maxReconnectDelay?: number | string;
+  /**
+   * Replicated durability: after each write (save, destroy, log out everywhere, lock acquire and
+   * renew) the store sends `WAIT replicas timeout` on the same connection and answers 503 (nothing
+   * claimed, no cookie) when fewer replicas acknowledged in time. With it, a write answered 200
+   * survives a failover (Sentinel or Cluster) and a kill of the primary. Costs one more round trip
+   * plus the replication delay on every write; reads are unchanged. `timeout` must be below
+   * `commandTimeout`. Pair it with Redis's `min-replicas-to-write` (see docs/redis.md).
+   * @default undefined (no wait: a failover may lose the writes of its last second)
+   * @example { replicas: 1, timeout: '500ms' }
+   */
+  waitForReplicas?: RedisSessionReplicaWait;
+  /**
+   * Pause between two health probes (`PING`) while Redis is known to be down. Calls are refused at
+   * once during that time instead of waiting `commandTimeout` each; the first probe that succeeds
+   * ends it.
+   * @default 500
+   */
+  probeInterval?: number | string;
 }
 
 /**
@@ -130,6 +174,7 @@ const DEFAULT_PREFIX = 'sess:';
 const DEFAULT_COMMAND_TIMEOUT = 1000;
 const DEFAULT_CONNECT_TIMEOUT = 1000;
 const DEFAULT_MAX_RECONNECT_DELAY = 2000;
+const DEFAULT_PROBE_INTERVAL = 500;
 
 // Lua shared by the scripts. `live` reads only the expiry field: a hash without it (a partial
 // write by something else) counts as absent. Batches keep `unpack` under Lua's stack limit.
@@ -165,11 +210,16 @@ end
 /**
  * SAVE: the whole delta write of one request.
  * KEYS: target session, source session (= target unless regenerating), new user index (optional).
+ * indexMode: '1' keeps the user index in the script (same slot); '0' leaves it to the caller;
+ * '2' is '0' but refuses with {3}, writing nothing, when the session joins a user's index (a new
+ * user, a create or a move), so that the caller adds the index entry first. The index is written
+ * only then: a save that keeps the user never touches it.
  * ARGV: now, kind, replace, indexMode, indexPrefix, targetMember, sourceMember, createdAt,
  *   lastActiveAt, expiresAt, absoluteExpiresAt, userId, userHash ('' = no user), baseVersion,
  *   #unset, #expect, unset fields…, expect (field, present, value) triples…, set field/value pairs…
  * Returns {1, previous user hash}; {0} when the record is missing (or, for a create, present);
- * {2} when an expected value changed. Nothing is written unless it returns 1.
+ * {2} when an expected value changed; {3} (mode '2') when the index entry must come first.
+ * Nothing is written unless it returns 1.
  */
 const SAVE_SCRIPT = `${LUA_HELPERS}
 local now = tonumber(ARGV[1])
@@ -183,6 +233,9 @@ else
   if not expected(source, 17 + tonumber(ARGV[15]), tonumber(ARGV[16])) then return {2} end
 end
 local oldHash = redis.call('HGET', source, '${F_USER_HASH}')
+local newHash = ARGV[13]
+local joins = newHash ~= '' and (ARGV[2] == 'create' or source ~= target or oldHash ~= newHash)
+if ARGV[4] == '2' and joins then return {3} end
 if ARGV[2] == 'create' then
   redis.call('DEL', target)
   redis.call('HSET', target, '${F_CREATED}', ARGV[8], '${F_VERSION}', ARGV[14])
@@ -205,7 +258,6 @@ for i = 17 + nUnset + tonumber(ARGV[16]) * 3, #ARGV do set[#set + 1] = ARGV[i] e
 batched('HSET', target, set)
 redis.call('HSET', target, '${F_ACTIVE}', ARGV[9], '${F_EXPIRES}', ARGV[10], '${F_ABSOLUTE}', ARGV[11])
 redis.call('HINCRBY', target, '${F_VERSION}', 1)
-local newHash = ARGV[13]
 if newHash == '' then
   redis.call('HDEL', target, '${F_USER}', '${F_USER_HASH}')
 else
@@ -215,7 +267,7 @@ if indexed then
   if oldHash and (oldHash ~= newHash or source ~= target) then
     redis.call('SREM', ARGV[5] .. oldHash, ARGV[7])
   end
-  if newHash ~= '' then
+  if joins then
     redis.call('SADD', KEYS[3], ARGV[6])
     extend(KEYS[3], ARGV[11], now)
   end
@@ -315,6 +367,13 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 `;
 
+/** RENEW: extends a lock only while its owner holds it. ARGV: owner, ttl ms. Returns 1 or 0. */
+const RENEW_SCRIPT = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`;
+
 /** UNLOCK: releases a lock only if its owner still holds it. ARGV: owner. */
 const UNLOCK_SCRIPT = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -359,6 +418,7 @@ const SCRIPTS = {
   indexAdd: script(INDEX_ADD_SCRIPT),
   destroyIfUser: script(DESTROY_IF_USER_SCRIPT),
   lock: script(LOCK_SCRIPT),
+  renew: script(RENEW_SCRIPT),
   unlock: script(UNLOCK_SCRIPT),
 } as const;
 
@@ -366,38 +426,159 @@ const SCRIPTS = {
 // Drivers: one `send` per client kind, routed by key on a Cluster.
 // ---------------------------------------------------------------------------------------------
 
-type ClientKind = 'node-redis' | 'node-redis-cluster' | 'ioredis' | 'ioredis-cluster';
+type ClientKind =
+  'node-redis' | 'node-redis-cluster' | 'node-redis-sentinel' | 'ioredis' | 'ioredis-cluster';
 
 interface Driver {
   readonly kind: ClientKind;
   /** Sends one command; `key` routes it on a Cluster (undefined: any node). */
   send(key: string | undefined, args: string[]): Promise<unknown>;
+  /**
+   * Sends a write and then `WAIT replicas timeout` on the same connection (WAIT counts the
+   * replication of that connection's writes). Resolves the write's reply and the WAIT count.
+   */
+  sendAndWait(key: string, args: string[], wait: [string, string]): Promise<[unknown, number]>;
+  /** On a Cluster, the node that serves `key` now (`host:port`), when the client tells. */
+  nodeOf?(key: string): string | undefined;
+  /** What the client lacks to heal a hung connection by itself, for one warning; or undefined. */
+  readonly healingAdvice?: string;
+}
+
+type Rec = Record<string, unknown>;
+
+interface IoRedisPipelineLike {
+  call(command: string, ...args: string[]): IoRedisPipelineLike;
+  exec(): Promise<[Error | null, unknown][] | null>;
+}
+
+function optionsOf(client: Rec): Rec {
+  const options = client.options;
+  return options && typeof options === 'object' ? (options as Rec) : {};
 }
 
 function driverFor(client: unknown): Driver {
-  const c = client as Record<string, unknown> | null;
+  const c = client as Rec | null;
   if (c && typeof c.call === 'function' && typeof c.isCluster === 'boolean') {
-    const io = client as IoRedisClientLike;
+    const io = client as IoRedisClientLike & {
+      pipeline?(): IoRedisPipelineLike;
+      slots?: unknown;
+    };
+    const kind = io.isCluster ? 'ioredis-cluster' : 'ioredis';
+    // A pipeline goes to one node over one connection, routed by its keyed command: WAIT included.
+    const sendAndWait = async (
+      _key: string,
+      args: string[],
+      wait: [string, string],
+    ): Promise<[unknown, number]> => {
+      if (typeof io.pipeline !== 'function') {
+        const reply = await io.call(args[0], ...args.slice(1));
+        return [reply, Number(await io.call('WAIT', ...wait))];
+      }
+      const results = await io
+        .pipeline()
+        .call(args[0], ...args.slice(1))
+        .call('WAIT', ...wait)
+        .exec();
+      if (!results) throw new Error('the pipeline was not executed');
+      const [[writeError, reply], [waitError, count]] = results;
+      if (writeError) throw writeError;
+      if (waitError) throw waitError;
+      return [reply, Number(count)];
+    };
+    const options = io.isCluster ? ((optionsOf(c).redisOptions ?? {}) as Rec) : optionsOf(c);
     return {
-      kind: io.isCluster ? 'ioredis-cluster' : 'ioredis',
+      kind,
       send: (_key, [command, ...args]) => io.call(command, ...args),
+      sendAndWait,
+      nodeOf: io.isCluster
+        ? (key) => {
+            const slots = io.slots as unknown[] | undefined;
+            const nodes = slots?.[slotOf(key)];
+            return Array.isArray(nodes) && typeof nodes[0] === 'string' ? nodes[0] : undefined;
+          }
+        : undefined,
+      healingAdvice:
+        typeof options.socketTimeout === 'number' && options.socketTimeout > 0
+          ? undefined
+          : 'set socketTimeout (e.g. 1000) on the ioredis client',
     };
   }
   if (c && typeof c.sendCommand === 'function') {
+    if (typeof c.getMasterNode === 'function' && typeof c.use === 'function') {
+      const sentinel = client as NodeRedisSentinelLike;
+      return {
+        kind: 'node-redis-sentinel',
+        send: (_key, args) => sentinel.sendCommand(false, args),
+        // One leased connection for both, so WAIT counts this write.
+        sendAndWait: (_key, args, wait) =>
+          sentinel.use(async (leased) => {
+            const reply = await leased.sendCommand(false, args);
+            return [reply, Number(await leased.sendCommand(false, ['WAIT', ...wait]))];
+          }),
+      };
+    }
     if ('masters' in c && typeof c.getRandomNode === 'function') {
-      const cluster = client as NodeRedisClusterLike;
+      const cluster = client as NodeRedisClusterLike & { slots?: unknown };
       return {
         kind: 'node-redis-cluster',
         send: (key, args) => cluster.sendCommand(key, false, args),
+        // Routed by the same key: the same master's connection.
+        sendAndWait: async (key, args, wait) => {
+          const reply = await cluster.sendCommand(key, false, args);
+          return [reply, Number(await cluster.sendCommand(key, false, ['WAIT', ...wait]))];
+        },
+        nodeOf: (key) => {
+          const shard = (cluster.slots as Array<{ master?: { address?: unknown } }> | undefined)?.[
+            slotOf(key)
+          ];
+          const address = shard?.master?.address;
+          return typeof address === 'string' ? address : undefined;
+        },
       };
     }
-    const single = client as NodeRedisClientLike;
-    return { kind: 'node-redis', send: (_key, args) => single.sendCommand(args) };
+    if (typeof c.isReady === 'boolean' && !('masters' in c) && typeof c.use !== 'function') {
+      const single = client as NodeRedisClientLike;
+      const options = optionsOf(c);
+      const socket = (options.socket ?? {}) as Rec;
+      return {
+        kind: 'node-redis',
+        send: (_key, args) => single.sendCommand(args),
+        sendAndWait: async (_key, args, wait) => {
+          const reply = await single.sendCommand(args);
+          return [reply, Number(await single.sendCommand(['WAIT', ...wait]))];
+        },
+        healingAdvice:
+          !('options' in c) ||
+          (typeof socket.socketTimeout === 'number' && socket.socketTimeout > 0)
+            ? undefined
+            : 'set socket.socketTimeout (e.g. 1500) and pingInterval (e.g. 1000) on the node-redis client',
+      };
+    }
   }
-  throw new TypeError(
-    'RedisSessionStore: `client` must be a node-redis v5 client or cluster (createClient / ' +
-      'createCluster from "redis") or an ioredis 5 client or Cluster',
+  throw new SessionConfigError(
+    'RedisSessionStore: `client` is of a kind the store does not know. Pass a node-redis v5/v6 ' +
+      'client from createClient(), createCluster() or createSentinel() (from "redis"), or an ' +
+      'ioredis 5/6 Redis or Cluster; a client pool, a legacy-mode client or a wrapper cannot be used.',
   );
+}
+
+/** The Redis Cluster slot of a key (CRC16/XMODEM of its hash tag, or of the whole key). */
+export function slotOf(key: string): number {
+  let start = key.indexOf('{');
+  let end = key.length;
+  if (start >= 0) {
+    const close = key.indexOf('}', start + 1);
+    if (close > start + 1) end = close;
+    else start = -1;
+  }
+  const bytes = Buffer.from(start >= 0 ? key.slice(start + 1, end) : key, 'utf8');
+  let crc = 0;
+  for (const byte of bytes) {
+    crc ^= byte << 8;
+    for (let i = 0; i < 8; i++)
+      crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc % 16384;
 }
 
 /** True when every key starting with `prefix` carries the same Cluster hash tag. */
@@ -417,7 +598,7 @@ function duration(name: string, value: number | string | undefined, fallback: nu
   if (value === undefined) return fallback;
   const ms = parseDuration(value);
   if (ms === undefined) {
-    throw new TypeError(
+    throw new SessionConfigError(
       `RedisSessionStore: ${name} must be a positive duration such as 1000 or '1s'`,
     );
   }
@@ -566,7 +747,7 @@ export class RedisSessionStore implements SessionStore {
    * is always `'single-node'`; with a `client` it follows the client kind and the `prefix`.
    */
   get topology(): RedisSessionTopology {
-    return this.topologyFor(this.driver?.kind ?? 'node-redis');
+    return this.topologyFor(this.topologyKind);
   }
 
   /** The key prefix in use. */
@@ -576,23 +757,28 @@ export class RedisSessionStore implements SessionStore {
 
   private driver: Driver | undefined;
   private readonly ready: Promise<Driver> | undefined;
-  private ownedClient: { close(): Promise<unknown>; destroy(): void; isReady: boolean } | undefined;
+  private ownedClient: OwnedClient | undefined;
   private closed = false;
   private readonly description: string;
   private readonly logger = new Logger('RedisSessionStore');
+  private readonly probeInterval: number;
+  private readonly replicaWait: [string, string] | undefined;
+  /** The whole server (`''`), or each Cluster node by address. */
+  private readonly health = new Map<string, StoreAvailability>();
+  private readonly topologyKind: ClientKind;
 
   /**
-   * @throws TypeError when neither or both of `client` and `url` are given, when the client is of
-   *   an unknown kind, or when an option is malformed.
+   * @throws SessionConfigError when neither or both of `client` and `url` are given, when the
+   *   client is of a kind the store does not know, or when an option is malformed.
    */
   constructor(options: RedisSessionStoreOptions) {
     if (!options || (options.client === undefined) === (options.url === undefined)) {
-      throw new TypeError('RedisSessionStore: pass exactly one of `client` or `url`');
+      throw new SessionConfigError('RedisSessionStore: pass exactly one of `client` or `url`');
     }
     const prefix = options.prefix ?? DEFAULT_PREFIX;
     // eslint-disable-next-line no-control-regex
     if (typeof prefix !== 'string' || prefix.length > 256 || /[\s\u0000-\u001f]/.test(prefix)) {
-      throw new TypeError(
+      throw new SessionConfigError(
         'RedisSessionStore: prefix must be a string of at most 256 visible characters',
       );
     }
@@ -602,14 +788,27 @@ export class RedisSessionStore implements SessionStore {
       options.commandTimeout,
       DEFAULT_COMMAND_TIMEOUT,
     );
+    this.probeInterval = duration('probeInterval', options.probeInterval, DEFAULT_PROBE_INTERVAL);
+    this.replicaWait = replicaWaitOf(options.waitForReplicas, this.commandTimeout);
     if (options.client !== undefined) {
       this.driver = driverFor(options.client);
+      this.topologyKind = this.driver.kind;
       this.description = `redis (${this.driver.kind})`;
+      if (this.driver.healingAdvice) {
+        this.logger.warn(
+          `The Redis client passed in cannot drop a connection that hangs (a half-open connection ` +
+            `after a partition or a failover), so sessions would stay unavailable until a restart: ` +
+            `${this.driver.healingAdvice}.`,
+        );
+      }
     } else {
       const url = options.url;
       if (typeof url !== 'string' || !/^rediss?:\/\//i.test(url)) {
-        throw new TypeError('RedisSessionStore: url must start with redis:// or rediss://');
+        throw new SessionConfigError(
+          'RedisSessionStore: url must start with redis:// or rediss://',
+        );
       }
+      this.topologyKind = 'node-redis';
       this.description = describeUrl(url);
       const connectTimeout = duration(
         'connectTimeout',
@@ -621,23 +820,31 @@ export class RedisSessionStore implements SessionStore {
         options.maxReconnectDelay,
         DEFAULT_MAX_RECONNECT_DELAY,
       );
-      this.ready = this.connectOwned(url, connectTimeout, maxDelay, options.clientOptions ?? {});
-      // Failures surface through the calls that await it; never as an unhandled rejection.
-      this.ready.catch(() => undefined);
+      this.ready = this.createOwned(url, connectTimeout, maxDelay, options.clientOptions ?? {});
+      this.ready.catch((error: unknown) => {
+        // A missing `redis` package cannot fix itself: say so once, loudly, at boot.
+        const reason = error instanceof Error ? error.message : String(error);
+        this.logger.error(`${redact(reason)}. Every session route answers 503 until then.`);
+      });
     }
   }
 
   /**
    * One `HGETALL`. Resolves `null` for a missing, partial or expired record (TO-3), and for a key
-   * that is not a storage hash (which never reaches Redis).
+   * that is not a storage hash (which never reaches Redis). On a Cluster without a hash tag in
+   * `prefix`, a session not found under its slot-tagged key is looked up once more under the
+   * layout of earlier versions (see the class notes on migration).
    * @throws SessionStoreUnavailableError when Redis fails or does not answer in time
    */
   async load(key: string): Promise<SessionRecord | null> {
     if (!STORAGE_KEY.test(key)) return null;
+    const redisKey = this.sessionKey(key);
     return this.call(async (d) => {
-      const redisKey = this.sessionKey(key);
-      return toRecord(key, await d.send(redisKey, ['HGETALL', redisKey]), Date.now());
-    });
+      const record = toRecord(key, await d.send(redisKey, ['HGETALL', redisKey]), Date.now());
+      if (record || !this.perSessionSlot) return record;
+      const legacy = this.legacyKey(key);
+      return toRecord(key, await d.send(legacy, ['HGETALL', legacy]), Date.now());
+    }, redisKey);
   }
 
   /**
@@ -646,7 +853,8 @@ export class RedisSessionStore implements SessionStore {
    * @throws SessionGoneError when a create finds a live record, or an update (or regenerate) finds
    *   none; nothing is written (LC-6, LC-7)
    * @throws SessionConflictError when a value listed in `write.expect` changed; nothing is written
-   * @throws SessionStoreUnavailableError when Redis fails or does not answer in time
+   * @throws SessionStoreUnavailableError when Redis fails or does not answer in time, or when
+   *   `waitForReplicas` is set and too few replicas acknowledged the write
    * @throws TypeError when a key is not a storage hash
    */
   async save(write: SessionWrite): Promise<void> {
@@ -655,18 +863,18 @@ export class RedisSessionStore implements SessionStore {
       throw new TypeError('RedisSessionStore: storage keys must be base64url hashes');
     }
     await this.call(async (d) => {
-      if (this.topologyFor(d.kind) === 'per-session-slot') return this.saveAcrossSlots(d, write);
+      if (this.perSessionSlot) return this.saveAcrossSlots(d, write);
       const userHash = write.userId === null ? '' : userHashOf(write.userId);
       const keys = [this.sessionKey(write.key), this.sessionKey(from)];
       if (userHash) keys.push(this.indexKey(userHash));
-      const [status] = (await this.eval(
+      const [status] = (await this.write(
         d,
         SCRIPTS.save,
         keys,
         this.saveArgs(write, '1', userHash),
       )) as [number];
       check(status);
-    });
+    }, this.sessionKey(from));
   }
 
   /**
@@ -675,32 +883,40 @@ export class RedisSessionStore implements SessionStore {
    */
   async touch(key: string, times: SessionTimes): Promise<boolean> {
     if (!STORAGE_KEY.test(key)) return false;
+    const args = [String(Date.now()), String(times.lastActiveAt), String(times.expiresAt)];
     return this.call(async (d) => {
-      const reply = await this.eval(
-        d,
-        SCRIPTS.touch,
-        [this.sessionKey(key)],
-        [String(Date.now()), String(times.lastActiveAt), String(times.expiresAt)],
-      );
-      return Number(reply) === 1;
-    });
+      if (Number(await this.eval(d, SCRIPTS.touch, [this.sessionKey(key)], args)) === 1) {
+        return true;
+      }
+      if (!this.perSessionSlot) return false;
+      return Number(await this.eval(d, SCRIPTS.touch, [this.legacyKey(key)], args)) === 1;
+    }, this.sessionKey(key));
   }
 
   /** Deletes the record and its user-index entry in one script. A missing record is not an error. */
   async destroy(key: string): Promise<void> {
     if (!STORAGE_KEY.test(key)) return;
     await this.call(async (d) => {
-      const perKey = this.topologyFor(d.kind) === 'per-session-slot';
-      const hash = await this.eval(
-        d,
-        SCRIPTS.destroy,
-        [this.sessionKey(key)],
-        [perKey ? '0' : '1', this.indexPrefix(), key],
-      );
-      if (perKey && typeof hash === 'string' && hash) {
-        await d.send(this.indexKey(hash), ['SREM', this.indexKey(hash), key]);
+      if (!this.perSessionSlot) {
+        await this.write(
+          d,
+          SCRIPTS.destroy,
+          [this.sessionKey(key)],
+          ['1', this.indexPrefix(), key],
+        );
+        return;
       }
-    });
+      const hashes = await Promise.all(
+        [this.sessionKey(key), this.legacyKey(key)].map((k) =>
+          this.write(d, SCRIPTS.destroy, [k], ['0', this.indexPrefix(), key]),
+        ),
+      );
+      for (const hash of new Set(hashes)) {
+        if (typeof hash === 'string' && hash) {
+          await d.send(this.indexKey(hash), ['SREM', this.indexKey(hash), key]);
+        }
+      }
+    }, this.sessionKey(key));
   }
 
   /**
@@ -711,7 +927,7 @@ export class RedisSessionStore implements SessionStore {
     const index = this.indexKey(userHashOf(userId));
     return this.call(async (d) => {
       const now = Date.now();
-      if (this.topologyFor(d.kind) !== 'per-session-slot') {
+      if (!this.perSessionSlot) {
         const reply = (await this.eval(
           d,
           SCRIPTS.list,
@@ -729,7 +945,10 @@ export class RedisSessionStore implements SessionStore {
       const found = await Promise.all(
         members.map(async (m) => {
           const key = this.sessionKey(m);
-          return toRecord(m, await d.send(key, ['HGETALL', key]), now);
+          const record = toRecord(m, await d.send(key, ['HGETALL', key]), now);
+          if (record) return record;
+          const legacy = this.legacyKey(m);
+          return toRecord(m, await d.send(legacy, ['HGETALL', legacy]), now);
         }),
       );
       const records: SessionRecord[] = [];
@@ -740,7 +959,7 @@ export class RedisSessionStore implements SessionStore {
       });
       if (stale.length > 0) await d.send(index, ['SREM', index, ...stale]);
       return records;
-    });
+    }, index);
   }
 
   /**
@@ -751,8 +970,8 @@ export class RedisSessionStore implements SessionStore {
     const index = this.indexKey(userHashOf(userId));
     return this.call(async (d) => {
       const now = String(Date.now());
-      if (this.topologyFor(d.kind) !== 'per-session-slot') {
-        const reply = await this.eval(
+      if (!this.perSessionSlot) {
+        const reply = await this.write(
           d,
           SCRIPTS.destroyUser,
           [index],
@@ -762,35 +981,47 @@ export class RedisSessionStore implements SessionStore {
       }
       const members = (await this.members(d, index)).filter((m) => !exceptKeys.includes(m));
       const deleted = await Promise.all(
-        members.map((m) =>
-          this.eval(d, SCRIPTS.destroyIfUser, [this.sessionKey(m)], [now, userId]),
+        members.flatMap((m) =>
+          [this.sessionKey(m), this.legacyKey(m)].map((k) =>
+            this.write(d, SCRIPTS.destroyIfUser, [k], [now, userId]),
+          ),
         ),
       );
       if (members.length > 0) await d.send(index, ['SREM', index, ...members]);
       return deleted.reduce<number>((sum, n) => sum + Number(n), 0);
-    });
+    }, index);
   }
 
   /**
    * Takes (or renews) the per-session lock used by `concurrency: 'serialize'` and
-   * `@SessionLock()`: one script on `<prefix>lock:<key>` (a key that is not a storage hash is
-   * hashed first), which expires after `ttlMs`. Resolves `false` while another owner holds it.
+   * `@SessionLock()`: one script on the session's lock key (a key that is not a storage hash is
+   * hashed first; on a Cluster it shares the session's slot), which expires after `ttlMs`.
+   * Resolves `false` while another owner holds it.
    */
   async acquireLock(key: string, owner: string, ttlMs: number): Promise<boolean> {
+    const lock = this.lockKey(key);
     return this.call(async (d) => {
-      const reply = await this.eval(
-        d,
-        SCRIPTS.lock,
-        [this.lockKey(key)],
-        [owner, String(Math.max(1, Math.ceil(ttlMs)))],
-      );
+      const reply = await this.write(d, SCRIPTS.lock, [lock], [owner, ttlArg(ttlMs)]);
       return Number(reply) === 1;
-    });
+    }, lock);
+  }
+
+  /**
+   * Extends the lock to `ttlMs` from now if, and only if, `owner` still holds it (one atomic
+   * script). Resolves `false`, changing nothing, when the lock expired or is someone else's.
+   */
+  async renewLock(key: string, owner: string, ttlMs: number): Promise<boolean> {
+    const lock = this.lockKey(key);
+    return this.call(async (d) => {
+      const reply = await this.write(d, SCRIPTS.renew, [lock], [owner, ttlArg(ttlMs)]);
+      return Number(reply) === 1;
+    }, lock);
   }
 
   /** Releases the lock if, and only if, `owner` still holds it (one atomic script). */
   async releaseLock(key: string, owner: string): Promise<void> {
-    await this.call((d) => this.eval(d, SCRIPTS.unlock, [this.lockKey(key)], [owner]));
+    const lock = this.lockKey(key);
+    await this.call((d) => this.eval(d, SCRIPTS.unlock, [lock], [owner]), lock);
   }
 
   /**
@@ -809,7 +1040,7 @@ export class RedisSessionStore implements SessionStore {
       return {
         ok: false,
         store: this.description,
-        details: { error: redact(cause instanceof Error ? cause.message : String(cause)) },
+        details: { error: redact(messageOf(cause)) },
       };
     }
   }
@@ -817,6 +1048,7 @@ export class RedisSessionStore implements SessionStore {
   /** Closes the client the store created from `url`. A client passed in is left alone. */
   async close(): Promise<void> {
     this.closed = true;
+    for (const health of this.health.values()) health.close();
     const client = this.ownedClient;
     this.ownedClient = undefined;
     if (!client) return;
@@ -829,19 +1061,32 @@ export class RedisSessionStore implements SessionStore {
 
   // --- internals ----------------------------------------------------------------------------
 
+  private get perSessionSlot(): boolean {
+    return this.topologyFor(this.topologyKind) === 'per-session-slot';
+  }
+
   private topologyFor(kind: ClientKind): RedisSessionTopology {
-    if (kind === 'node-redis' || kind === 'ioredis') return 'single-node';
+    if (kind !== 'node-redis-cluster' && kind !== 'ioredis-cluster') return 'single-node';
     return hasHashTag(this.prefix) ? 'single-slot' : 'per-session-slot';
   }
 
+  /**
+   * `<prefix><key>`; on a Cluster without a hash tag in `prefix`, `<prefix>{<key>}`, so that the
+   * session and its lock share a slot.
+   */
   private sessionKey(storageKey: string): string {
+    return this.perSessionSlot ? `${this.prefix}{${storageKey}}` : this.prefix + storageKey;
+  }
+
+  /** Where versions before the slot-tagged layout kept a session on a Cluster. */
+  private legacyKey(storageKey: string): string {
     return this.prefix + storageKey;
   }
 
   /** Lock keys are storage keys; anything else is hashed first, so no raw text reaches a key. */
   private lockKey(key: string): string {
     const safe = STORAGE_KEY.test(key) ? key : createHash('sha256').update(key).digest('base64url');
-    return `${this.prefix}lock:${safe}`;
+    return this.perSessionSlot ? `${this.prefix}lock:{${safe}}` : `${this.prefix}lock:${safe}`;
   }
 
   private indexPrefix(): string {
@@ -854,7 +1099,7 @@ export class RedisSessionStore implements SessionStore {
 
   private saveArgs(
     write: SessionWrite,
-    indexMode: '0' | '1',
+    indexMode: '0' | '1' | '2',
     userHash: string,
     baseVersion = 0,
   ): string[] {
@@ -887,36 +1132,65 @@ export class RedisSessionStore implements SessionStore {
     const userHash = write.userId === null ? '' : userHashOf(write.userId);
     const from = write.previousKey ?? write.key;
     const target = this.sessionKey(write.key);
-    if (userHash) {
-      // Index first: a session must never exist unlisted ("log out everywhere" would miss it).
+    // Index first: a session must never exist unlisted ("log out everywhere" would miss it). A
+    // save that keeps the session's user leaves the index (in another slot, maybe on another
+    // node) alone: the script tells when the entry is needed.
+    const addIndex = async () => {
       const index = this.indexKey(userHash);
-      await this.eval(
+      await this.write(
         d,
         SCRIPTS.indexAdd,
         [index],
         [write.key, String(write.absoluteExpiresAt), String(Date.now())],
       );
-    }
+    };
     let oldHash: string | null;
     if (from === write.key) {
-      const reply = (await this.eval(
-        d,
-        SCRIPTS.save,
-        [target, target],
-        this.saveArgs(write, '0', userHash),
-      )) as [number, string | null];
+      const saveAt = async (key: string): Promise<[number, string | null]> => {
+        const indexed = write.kind === 'create' && userHash !== '';
+        if (indexed) await addIndex();
+        let reply = (await this.write(
+          d,
+          SCRIPTS.save,
+          [key, key],
+          this.saveArgs(write, indexed ? '0' : '2', userHash),
+        )) as [number, string | null];
+        if (Number(reply[0]) === 3) {
+          await addIndex();
+          reply = (await this.write(
+            d,
+            SCRIPTS.save,
+            [key, key],
+            this.saveArgs(write, '0', userHash),
+          )) as [number, string | null];
+        }
+        return reply;
+      };
+      let reply = await saveAt(target);
+      if (Number(reply[0]) === 0 && write.kind === 'update') {
+        // Written by a version before the slot-tagged layout: update it where it is.
+        reply = await saveAt(this.legacyKey(write.key));
+      }
       check(reply[0]);
       oldHash = reply[1] ?? null;
     } else {
       // Regenerate across slots: take the record (one winner, LC-7), then write it at the new key.
       const claimArgs = [String(Date.now()), '0'];
       claimArgs[1] = String(pushExpect(claimArgs, write.expect));
-      const [status, claimed] = (await this.eval(
+      let [status, claimed] = (await this.write(
         d,
         SCRIPTS.claim,
         [this.sessionKey(from)],
         claimArgs,
       )) as [number, unknown];
+      if (Number(status) === 0) {
+        [status, claimed] = (await this.write(
+          d,
+          SCRIPTS.claim,
+          [this.legacyKey(from)],
+          claimArgs,
+        )) as [number, unknown];
+      }
       check(status);
       const snapshot = new Map(pairsOf(claimed));
       if (!snapshot.has(F_EXPIRES)) throw new SessionGoneError();
@@ -941,7 +1215,8 @@ export class RedisSessionStore implements SessionStore {
         createdAt: Number(snapshot.get(F_CREATED) ?? write.createdAt),
       };
       const baseVersion = Number(snapshot.get(F_VERSION) ?? 0) || 0;
-      const reply = (await this.eval(
+      if (userHash) await addIndex();
+      const reply = (await this.write(
         d,
         SCRIPTS.save,
         [target, target],
@@ -960,6 +1235,33 @@ export class RedisSessionStore implements SessionStore {
     return Array.isArray(reply) ? reply.map(String).filter((m) => STORAGE_KEY.test(m)) : [];
   }
 
+  /**
+   * A script that writes: {@link eval}, then, with `waitForReplicas`, `WAIT` on the same
+   * connection. Too few acknowledgements reject as unavailable (the caller answers 503 and claims
+   * nothing).
+   */
+  private async write(d: Driver, s: Script, keys: string[], args: string[]): Promise<unknown> {
+    const wait = this.replicaWait;
+    if (!wait) return this.eval(d, s, keys, args);
+    const tail = [String(keys.length), ...keys, ...args];
+    let reply: unknown;
+    let acknowledged: number;
+    try {
+      [reply, acknowledged] = await d.sendAndWait(keys[0], ['EVALSHA', s.sha, ...tail], wait);
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+      [reply, acknowledged] = await d.sendAndWait(keys[0], ['EVAL', s.source, ...tail], wait);
+    }
+    if (acknowledged < Number(wait[0])) {
+      throw new SessionStoreUnavailableError(
+        new Error(
+          `only ${acknowledged} of ${wait[0]} Redis replicas acknowledged a write within ${wait[1]} ms`,
+        ),
+      );
+    }
+    return reply;
+  }
+
   /** EVALSHA, and EVAL when the server does not know the script yet (restart, failover, flush). */
   private async eval(d: Driver, s: Script, keys: string[], args: string[]): Promise<unknown> {
     const tail = [String(keys.length), ...keys, ...args];
@@ -974,12 +1276,35 @@ export class RedisSessionStore implements SessionStore {
   /**
    * Runs one store operation against the client, bounded by `commandTimeout`. Client errors and
    * timeouts reject with `SessionStoreUnavailableError`; `SessionGoneError` and
-   * `SessionConflictError` pass through.
+   * `SessionConflictError` pass through. While Redis (or, on a Cluster, the node that serves `key`)
+   * is known to be down, rejects at once; a failure starts a probe that decides whether it is.
    */
-  private async call<R>(operation: (d: Driver) => Promise<R>): Promise<R> {
+  private async call<R>(operation: (d: Driver) => Promise<R>, key?: string): Promise<R> {
     if (this.closed && !this.driver) {
       throw new SessionStoreUnavailableError(new Error('RedisSessionStore is closed'));
     }
+    let d: Driver;
+    try {
+      d = this.driver ?? (await this.bounded(this.ready!));
+    } catch (error) {
+      throw unavailable(error);
+    }
+    const health = this.healthOf(d, key);
+    const refusal = health.refusal();
+    if (refusal) throw refusal;
+    try {
+      return await this.bounded(operation(d));
+    } catch (error) {
+      if (error instanceof SessionGoneError || error instanceof SessionConflictError) throw error;
+      if (error instanceof TypeError && error.message.startsWith('RedisSessionStore:')) throw error;
+      // A reply error (WRONGTYPE, a script error…) is an answer: Redis is there.
+      if (!isReplyError(error)) health.suspect();
+      throw unavailable(error);
+    }
+  }
+
+  /** `work`, or a rejection after `commandTimeout`; the loser of the race is silenced. */
+  private async bounded<R>(work: Promise<R>): Promise<R> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -992,27 +1317,58 @@ export class RedisSessionStore implements SessionStore {
         this.commandTimeout,
       );
     });
-    const work = (async () => operation(this.driver ?? (await this.ready!)))();
-    // The loser of the race may still settle later; it must not become an unhandled rejection.
     work.catch(() => undefined);
     try {
       return await Promise.race([work, deadline]);
-    } catch (error) {
-      if (
-        error instanceof SessionGoneError ||
-        error instanceof SessionConflictError ||
-        error instanceof SessionStoreUnavailableError
-      ) {
-        throw error;
-      }
-      if (error instanceof TypeError && error.message.startsWith('RedisSessionStore:')) throw error;
-      throw new SessionStoreUnavailableError(error);
     } finally {
       clearTimeout(timer);
     }
   }
 
-  private async connectOwned(
+  /** The availability of the server, or of the Cluster node that serves `key` now. */
+  private healthOf(d: Driver, key: string | undefined): StoreAvailability {
+    const node = key !== undefined && d.nodeOf ? (d.nodeOf(key) ?? '') : '';
+    let health = this.health.get(node);
+    if (!health) {
+      health = new StoreAvailability({
+        // 'redis 127.0.0.1:6379' → 'Redis 127.0.0.1:6379'
+        name: node ? `Redis Cluster node ${node}` : `Redis${this.description.slice(5)}`,
+        logger: this.logger,
+        probeInterval: this.probeInterval,
+        describe: (error) =>
+          redact(messageOf(error instanceof SessionStoreUnavailableError ? error.cause : error)),
+        // On a Cluster a key routes the probe to the node that serves it now.
+        probe: () =>
+          this.bounded(d.send(key, key !== undefined && node ? ['EXISTS', key] : ['PING'])),
+        onProbeFailed: (error) => {
+          if (!node) this.dropHungConnection(error);
+        },
+      });
+      if (this.closed) health.close();
+      this.health.set(node, health);
+    }
+    return health;
+  }
+
+  /**
+   * A probe that got no answer while the connection looked fine means the connection hangs: for
+   * the client the store made, drop it and connect anew (a client passed in heals through its own
+   * socket timeout; see the `client` option).
+   */
+  private dropHungConnection(error: unknown): void {
+    const client = this.ownedClient;
+    if (!client || this.closed || !client.isReady) return;
+    if (
+      !(error instanceof SessionStoreUnavailableError) ||
+      !/did not answer/.test(messageOf(error.cause))
+    ) {
+      return;
+    }
+    client.destroy();
+    client.connect().catch(() => undefined);
+  }
+
+  private async createOwned(
     url: string,
     connectTimeout: number,
     maxDelay: number,
@@ -1022,48 +1378,107 @@ export class RedisSessionStore implements SessionStore {
     try {
       redis = (await import('redis')) as unknown as typeof redis;
     } catch (error) {
-      throw new TypeError(
-        'RedisSessionStore: `url` needs the "redis" package (npm install redis), or pass a `client`',
-        { cause: error },
+      const code = (error as { code?: unknown } | null)?.code;
+      const missing = code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
+      throw new SessionConfigError(
+        `RedisSessionStore: \`url\` needs the "redis" package, which ${missing ? 'is not installed' : `could not be loaded (${messageOf(error)})`}: run \`npm install redis\`, or pass an ioredis \`client\` instead`,
       );
     }
     const extraSocket = (extra.socket ?? {}) as Record<string, unknown>;
     const client = redis.createClient({
       disableOfflineQueue: true,
+      // A PING a second keeps a healthy connection busy, so that the socket timeout below fires
+      // only on one that hangs (also while connecting, which the store cannot see).
+      pingInterval: 1000,
       ...extra,
       url,
       socket: {
         connectTimeout,
+        socketTimeout: Math.max(1500, connectTimeout),
         reconnectStrategy: (retries: number) => Math.min(50 * 2 ** Math.min(retries, 16), maxDelay),
         ...extraSocket,
       },
-    }) as NodeRedisClientLike & {
-      connect(): Promise<unknown>;
-      close(): Promise<unknown>;
-      destroy(): void;
-      on(event: string, listener: (arg?: unknown) => void): unknown;
-    };
-    let down = false;
-    client.on('error', (error) => {
-      if (down) return;
-      down = true;
-      const message = error instanceof Error ? error.message : String(error);
-      this.logger.warn(`Lost the connection to ${this.description}: ${redact(message)}`);
-    });
-    client.on('ready', () => {
-      if (down) this.logger.log(`Reconnected to ${this.description}`);
-      down = false;
-    });
+    }) as NodeRedisClientLike & OwnedClient;
+    const driver = driverFor(client);
+    const health = () => this.healthOf(driver, undefined);
+    client.on('error', (error) => health().down(error));
+    client.on('ready', () => health().probeSoon());
     if (this.closed) {
       client.destroy();
       throw new SessionStoreUnavailableError(new Error('RedisSessionStore is closed'));
     }
     this.ownedClient = client;
-    await client.connect();
-    const driver = driverFor(client);
+    // The first connection, or its first failure: from then on commands are refused at once
+    // while Redis is away (the client retries by itself), instead of each waiting for a timeout.
+    await new Promise<void>((resolve) => {
+      client.on('error', () => resolve());
+      client.connect().then(
+        () => resolve(),
+        () => resolve(),
+      );
+    });
     this.driver = driver;
     return driver;
   }
+}
+
+type OwnedClient = {
+  connect(): Promise<unknown>;
+  close(): Promise<unknown>;
+  destroy(): void;
+  on(event: string, listener: (arg?: unknown) => void): unknown;
+  readonly isReady: boolean;
+};
+
+function ttlArg(ttlMs: number): string {
+  return String(Math.max(1, Math.ceil(ttlMs)));
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function unavailable(error: unknown): Error {
+  if (error instanceof SessionStoreUnavailableError || error instanceof SessionConfigError) {
+    return error instanceof SessionConfigError ? new SessionStoreUnavailableError(error) : error;
+  }
+  return new SessionStoreUnavailableError(error);
+}
+
+/**
+ * An error Redis itself answered with (its message starts with an upper-case code such as
+ * `ERR`, `WRONGTYPE`, `NOSCRIPT`): the connection works. `READONLY`, `LOADING`, `MASTERDOWN`,
+ * `CLUSTERDOWN` and `TRYAGAIN` say the node cannot serve now, so they count as failures.
+ */
+function isReplyError(error: unknown): boolean {
+  const message = error instanceof Error ? error.message : '';
+  if (!/^[A-Z]{3,}\b/.test(message)) return false;
+  return !/^(READONLY|LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOREPLICAS)\b/.test(message);
+}
+
+function replicaWaitOf(
+  wait: RedisSessionReplicaWait | undefined,
+  commandTimeout: number,
+): [string, string] | undefined {
+  if (wait === undefined) return undefined;
+  const replicas = (wait as { replicas?: unknown } | null)?.replicas;
+  if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 1) {
+    throw new SessionConfigError(
+      'RedisSessionStore: waitForReplicas.replicas must be a whole number of at least 1, such as { replicas: 1, timeout: 500 }',
+    );
+  }
+  const timeout = duration('waitForReplicas.timeout', wait.timeout, NaN);
+  if (!Number.isFinite(timeout)) {
+    throw new SessionConfigError(
+      "RedisSessionStore: waitForReplicas.timeout is required, such as '500ms'",
+    );
+  }
+  if (timeout >= commandTimeout) {
+    throw new SessionConfigError(
+      `RedisSessionStore: waitForReplicas.timeout (${timeout} ms) must be below commandTimeout (${commandTimeout} ms), which bounds the write and the wait together; lower the one or raise the other`,
+    );
+  }
+  return [String(replicas), String(Math.ceil(timeout))];
 }
 
 /** `redis 127.0.0.1:6379`: host and port only, never user, password or query. */

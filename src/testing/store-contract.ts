@@ -439,5 +439,25 @@ export function describeSessionStoreContract(
       );
       assert.equal(racers.filter(Boolean).length, 1);
     });
+
+    it('renews a lock lease only for its owner and only while it holds it (renewLock, when offered)', async () => {
+      if (typeof store.renewLock !== 'function') return;
+      const key = randomStorageKey();
+      assert.equal(await store.acquireLock!(key, 'a', 300), true);
+      // Another owner can neither renew nor thereby take it.
+      assert.equal(await store.renewLock(key, 'b', 5000), false);
+      await sleep(200);
+      assert.equal(await store.renewLock(key, 'a', 600), true);
+      await sleep(250);
+      // 450 ms after the acquire: past the first lease, still inside the renewed one.
+      assert.equal(await store.acquireLock!(key, 'b', 300), false);
+      await sleep(500);
+      // The renewed lease ran out: the lock is free, and a late renew by its old owner fails.
+      assert.equal(await store.renewLock(key, 'a', 5000), false);
+      assert.equal(await store.acquireLock!(key, 'b', 300), true);
+      await store.releaseLock!(key, 'b');
+      // A lock that was never taken cannot be renewed into existence.
+      assert.equal(await store.renewLock(randomStorageKey(), 'a', 5000), false);
+    });
   });
 }

@@ -18,6 +18,7 @@ export class TcpProxy {
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
   private dropping = false;
+  private hanging = false;
   private listeningPort: number | undefined;
 
   constructor(private readonly target: { host: string; port: number }) {}
@@ -57,6 +58,7 @@ export class TcpProxy {
   async stop(): Promise<void> {
     const server = this.server;
     this.server = undefined;
+    this.hanging = false;
     for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -76,8 +78,27 @@ export class TcpProxy {
     }
   }
 
+  /**
+   * A hung cut, as a partition or a failover leaves it: while on, every connection (open ones and
+   * new ones, which are accepted) stops forwarding and never answers. Turning it off lets new
+   * connections through again, but the connections that hung stay hung (half-open, as a peer
+   * that vanished leaves them) until the client gives up on them: only a client that drops a
+   * hung connection heals.
+   */
+  hang(on: boolean): void {
+    this.hanging = on;
+    if (on) {
+      for (const socket of this.sockets) (socket as TrackedSocket).hung = true;
+    }
+  }
+
   private accept(client: Socket): void {
     this.track(client);
+    if (this.hanging) {
+      (client as TrackedSocket).hung = true;
+      client.on('data', () => undefined);
+      return;
+    }
     if (this.dropping) {
       client.on('data', () => undefined);
       return;
@@ -92,6 +113,7 @@ export class TcpProxy {
 
   private forward(from: Socket, to: Socket): void {
     from.on('data', (chunk) => {
+      if ((from as TrackedSocket).hung || (to as TrackedSocket).hung) return;
       if (!this.dropping && !to.destroyed) to.write(chunk);
     });
     from.on('end', () => to.end());
@@ -107,4 +129,4 @@ export class TcpProxy {
   }
 }
 
-type TrackedSocket = Socket & { peer?: Socket };
+type TrackedSocket = Socket & { peer?: Socket; hung?: boolean };

@@ -1,0 +1,210 @@
+/**
+ * Session locks as short leases, so that a lock never outlives its holder, nor an outage, by
+ * more than a lease.
+ *
+ * - **Short lease, renewed by its holder.** With a store that offers `renewLock`, a lock is taken
+ *   for {@link leaseDuration} (about half of `lockTimeout`) instead of the whole `lockTtl`, and
+ *   the holder renews it every third of a lease while it holds it, up to `lockTtl` in all (a
+ *   holder stuck for longer loses it, as before). A holder that vanishes (crash, partition, the
+ *   node that kept the lock failed over) blocks the session for at most one lease.
+ * - **Uncertain locks are released once the store answers.** A release that failed, and an
+ *   acquire that failed or timed out (it may still have been applied, or be applied later), are
+ *   retried as an owner-checked release, with backoff, until the store answers. The owner check
+ *   makes that safe: it never frees someone else's lock.
+ *
+ * The engine's lock call sites use one {@link SessionLockLeases} per store: `acquire()` in the
+ * poll loop, `release()` where the lock is given back. Nothing here knows HTTP or Nest.
+ */
+
+/** What the leases need from a store: the optional lock methods of `SessionStore`. */
+export interface LockLeaseStore {
+  acquireLock?(key: string, owner: string, ttlMs: number): Promise<boolean>;
+  releaseLock?(key: string, owner: string): Promise<void>;
+  renewLock?(key: string, owner: string, ttlMs: number): Promise<boolean>;
+}
+
+/** The lock settings the leases follow (resolved `SessionModule` options). */
+export interface LockLeaseOptions {
+  /** Longest a holder may keep a lock, renewals included. */
+  readonly lockTtl: number;
+  /** Longest a request waits for a lock; a lease is shorter, so a stale lock ends in time. */
+  readonly lockTimeout: number;
+  /** Where the leases report a lock lost while held; never given a key or an owner. */
+  readonly warn?: (message: string) => void;
+}
+
+/** The shortest lease: renewals every third of it must fit a slow store's round trip. */
+const MIN_LEASE_MS = 1_000;
+/** The first retry of an uncertain release, doubling up to {@link RETRY_MAX_MS}. */
+const RETRY_FIRST_MS = 100;
+const RETRY_MAX_MS = 2_000;
+
+/**
+ * The lease of one lock: half of `lockTimeout`, at least 1 s, at most `lockTtl`. Half, so that a
+ * request that starts waiting when a holder vanished gets the lock before its own wait ends.
+ */
+export function leaseDuration(lockTtl: number, lockTimeout: number): number {
+  return Math.min(lockTtl, Math.max(MIN_LEASE_MS, Math.floor(lockTimeout / 2)));
+}
+
+interface Held {
+  readonly timer: NodeJS.Timeout;
+}
+
+interface Uncertain {
+  readonly key: string;
+  readonly owner: string;
+  readonly since: number;
+  attempt: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/**
+ * Acquires, renews and releases session locks on a store as leases (see the module notes).
+ * @example
+ * const leases = new SessionLockLeases(store, { lockTtl: 30_000, lockTimeout: 5_000 });
+ * while (!(await leases.acquire(key, owner))) await sleep(10);
+ * try { ... } finally { await leases.release(key, owner); }
+ */
+export class SessionLockLeases {
+  /** The TTL each acquire and renewal asks the store for. */
+  readonly leaseMs: number;
+  private readonly renewable: boolean;
+  private readonly held = new Map<string, Held>();
+  private readonly uncertain = new Map<string, Uncertain>();
+  private closed = false;
+
+  constructor(
+    private readonly store: LockLeaseStore,
+    private readonly options: LockLeaseOptions,
+  ) {
+    this.renewable = typeof store.renewLock === 'function';
+    this.leaseMs = this.renewable
+      ? leaseDuration(options.lockTtl, options.lockTimeout)
+      : options.lockTtl;
+  }
+
+  /** Locks whose release is still being retried (a store outage left them uncertain). */
+  get uncertainCount(): number {
+    return this.uncertain.size;
+  }
+
+  /**
+   * One attempt to take the lock for `owner`: `true` when it now holds it (and renews it from now
+   * on), `false` while someone else does. When the store fails, the attempt may still have taken
+   * the lock: it is released (owner-checked) once the store answers, and the error is rethrown.
+   */
+  async acquire(key: string, owner: string): Promise<boolean> {
+    const id = idOf(key, owner);
+    // A new attempt by the same owner supersedes a pending cleanup of an earlier one.
+    this.forget(id);
+    let acquired: boolean;
+    try {
+      acquired = await this.store.acquireLock!(key, owner, this.leaseMs);
+    } catch (error) {
+      this.retryRelease(key, owner);
+      throw error;
+    }
+    if (acquired) this.hold(id, key, owner);
+    return acquired;
+  }
+
+  /**
+   * Stops renewing and releases the lock. Never rejects: a release the store did not confirm is
+   * retried until it answers (and the lease runs out meanwhile anyway).
+   */
+  async release(key: string, owner: string): Promise<void> {
+    const id = idOf(key, owner);
+    this.stopRenewing(id);
+    try {
+      await this.store.releaseLock!(key, owner);
+    } catch {
+      this.retryRelease(key, owner);
+    }
+  }
+
+  /** Stops every timer: renewals and retries (the app is shutting down). */
+  close(): void {
+    this.closed = true;
+    for (const id of [...this.held.keys()]) this.stopRenewing(id);
+    for (const id of [...this.uncertain.keys()]) this.forget(id);
+  }
+
+  private hold(id: string, key: string, owner: string): void {
+    if (!this.renewable || this.closed) return;
+    this.stopRenewing(id);
+    const started = Date.now();
+    const every = Math.max(1, Math.floor(this.leaseMs / 3));
+    const timer = setInterval(() => {
+      // A holder never keeps a lock longer than lockTtl in all.
+      if (Date.now() - started + this.leaseMs > this.options.lockTtl) {
+        this.stopRenewing(id);
+        return;
+      }
+      this.store.renewLock!(key, owner, this.leaseMs).then(
+        (kept) => {
+          if (kept || !this.held.has(id)) return;
+          this.stopRenewing(id);
+          this.options.warn?.(
+            'A session lock expired while its request still held it (the store was slow or away); another request may have taken it.',
+          );
+        },
+        // A failed renewal is retried at the next tick; the lease covers two misses.
+        () => undefined,
+      );
+    }, every);
+    timer.unref();
+    this.held.set(id, { timer });
+  }
+
+  private stopRenewing(id: string): void {
+    const held = this.held.get(id);
+    if (!held) return;
+    clearInterval(held.timer);
+    this.held.delete(id);
+  }
+
+  private retryRelease(key: string, owner: string): void {
+    if (this.closed) return;
+    const id = idOf(key, owner);
+    const entry = this.uncertain.get(id) ?? {
+      key,
+      owner,
+      since: Date.now(),
+      attempt: 0,
+      timer: undefined,
+    };
+    // Past lockTtl and a lease, the store has let the lock expire whatever happened to it.
+    if (Date.now() - entry.since > this.options.lockTtl + this.leaseMs) {
+      this.forget(id);
+      return;
+    }
+    this.uncertain.set(id, entry);
+    if (entry.timer) return;
+    const delay = Math.min(RETRY_FIRST_MS * 2 ** entry.attempt, RETRY_MAX_MS);
+    entry.timer = setTimeout(() => {
+      entry.timer = undefined;
+      entry.attempt++;
+      this.store.releaseLock!(key, owner).then(
+        () => {
+          if (this.uncertain.get(id) === entry) this.uncertain.delete(id);
+        },
+        () => {
+          if (this.uncertain.get(id) === entry) this.retryRelease(key, owner);
+        },
+      );
+    }, delay);
+    entry.timer.unref();
+  }
+
+  private forget(id: string): void {
+    const entry = this.uncertain.get(id);
+    if (!entry) return;
+    clearTimeout(entry.timer);
+    this.uncertain.delete(id);
+  }
+}
+
+function idOf(key: string, owner: string): string {
+  return `${key}\u0000${owner}`;
+}
