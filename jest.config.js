@@ -20,7 +20,11 @@ const EXPRESS_ONLY = [
   'multi-instance',
   'passport',
   'postgres-outage',
+  'redis-failover',
+  'redis-package-missing',
   'sample-app',
+  'store-boot',
+  'store-faults',
   'store-outage',
   'upstream',
 ].map((name) => `/test/${name}\\.e2e-spec\\.ts$`);
