@@ -15,11 +15,12 @@ const shared = {
   testTimeout: 30000,
 };
 
-/** Specs that boot their own apps on Express only (the sample app, instances, outages, upstream). */
+/** Specs that boot their own Express apps, or none (the sample app, instances, outages, upstream, the API). */
 const EXPRESS_ONLY = [
   'multi-instance',
   'passport',
   'postgres-outage',
+  'public-api',
   'redis-failover',
   'redis-package-missing',
   'sample-app',

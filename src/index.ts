@@ -11,6 +11,7 @@ export {
   AllowAnonymous,
   AllowCrossSite,
   SessionLock,
+  InjectSessionStore,
 } from './session.decorators.js';
 export type { SessionPredicate } from './session.decorators.js';
 export { SessionGuard, type SessionDenialReason } from './session.guard.js';

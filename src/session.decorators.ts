@@ -1,4 +1,5 @@
 import {
+  Inject,
   SetMetadata,
   UseGuards,
   applyDecorators,
@@ -13,6 +14,7 @@ import {
   USES_SESSION_KEY,
 } from './session.constants.js';
 import { SessionGuard } from './session.guard.js';
+import { SessionStore } from './interfaces/session-store.interface.js';
 import type { Session as SessionContract } from './session.js';
 import { loadedSession } from './session.context.js';
 import type { SessionPredicate } from './session.metadata.js';
@@ -78,3 +80,11 @@ export const AllowCrossSite = (): MethodDecorator & ClassDecorator =>
  */
 export const SessionLock = (): MethodDecorator & ClassDecorator =>
   SetMetadata(SESSION_LOCK_KEY, true);
+
+/**
+ * Injects the module's session store (token {@link SessionStore}): the store in `'store'` mode, the
+ * revocation store in `'sealed'` mode.
+ * @example constructor(@InjectSessionStore() private readonly store: SessionStore) {}
+ */
+export const InjectSessionStore = (): PropertyDecorator & ParameterDecorator =>
+  Inject(SessionStore);

@@ -17,6 +17,7 @@ import { anyRouteLocks, hookSessionRoutes } from './session.routes.js';
 import { installExpressSessions, installFastifySessions } from './http/request-session.js';
 import { ConfigurableSessionModule, SESSION_MODULE_OPTIONS } from './session.module-definition.js';
 import type { SessionModuleOptions } from './interfaces/session-options.interface.js';
+import { SessionStore } from './interfaces/session-store.interface.js';
 import { resolveSessionOptions } from './session.options.js';
 import { SessionService } from './session.service.js';
 import { MemorySessionStore } from './stores/memory-session.store.js';
@@ -67,6 +68,7 @@ const ownedStores = new WeakSet<object>();
       inject: [SESSION_MANAGER],
       useFactory: (manager: SessionManager) => manager.options.revocationStore ?? manager.store,
     },
+    { provide: SessionStore, useExisting: SESSION_STORE },
     SessionService,
     SessionGuard,
     SessionOriginGuard,
@@ -75,6 +77,7 @@ const ownedStores = new WeakSet<object>();
   exports: [
     SESSION_MANAGER,
     SESSION_STORE,
+    SessionStore,
     SessionService,
     SessionGuard,
     SessionOriginGuard,

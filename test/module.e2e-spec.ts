@@ -15,6 +15,9 @@ import { Test } from '@nestjs/testing';
 import request from 'supertest';
 import {
   AllowAnonymous,
+  InjectSessionStore,
+  SessionStore,
+  SESSION_STORE,
   MemorySessionStore,
   Session,
   SessionConfigError,
@@ -108,6 +111,23 @@ async function roundTrip(http: ReturnType<typeof request>, name = 'sid') {
 }
 
 describe('SessionModule configuration (e2e)', () => {
+  it('injects the store under the SessionStore token, with @InjectSessionStore() as with @Inject(SESSION_STORE)', async () => {
+    @Injectable()
+    class UsesStore {
+      constructor(@InjectSessionStore() readonly store: SessionStore) {}
+    }
+    const store = new MemorySessionStore();
+    const moduleRef = await Test.createTestingModule({
+      imports: [SessionModule.forRoot({ secret: TEST_SECRET, store })],
+      providers: [UsesStore],
+    }).compile();
+    expect(moduleRef.get(UsesStore).store).toBe(store);
+    expect(moduleRef.get(SessionStore)).toBe(store);
+    expect(moduleRef.get(SESSION_STORE)).toBe(store);
+    await moduleRef.close();
+    await store.close();
+  });
+
   it('works with forRoot', async () => {
     await roundTrip(await boot([SessionModule.forRoot({ secret: TEST_SECRET })]));
   });

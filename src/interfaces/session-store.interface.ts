@@ -73,6 +73,13 @@ export interface SessionStoreHealth {
 }
 
 /**
+ * Injection token of the module's session store (the revocation store in sealed mode), named after
+ * the interface as `@nestjs/throttler` names `ThrottlerStorage`:
+ * `constructor(@Inject(SessionStore) store: SessionStore)`, or `@InjectSessionStore()`.
+ */
+export const SessionStore: unique symbol = Symbol.for('nestjs-sessions:SessionStore');
+
+/**
  * The repository behind every session: implement it to keep sessions anywhere. Every method is
  * atomic on its own; see `src/testing` for the contract suite a store must pass.
  *

@@ -1,4 +1,4 @@
-import { SessionConflictError, SessionGoneError } from '../session.errors.js';
+import { SessionConfigError, SessionConflictError, SessionGoneError } from '../session.errors.js';
 import type {
   SessionRecord,
   SessionStore,
@@ -130,7 +130,7 @@ export class MemorySessionStore implements SessionStore {
   constructor(options: MemorySessionStoreOptions = {}) {
     this.maxSessions = options.maxSessions ?? 10_000;
     if (!Number.isInteger(this.maxSessions) || this.maxSessions < 1) {
-      throw new TypeError('MemorySessionStore: maxSessions must be a positive whole number');
+      throw new SessionConfigError('MemorySessionStore: maxSessions must be a positive whole number');
     }
     this.timer = setInterval(() => this.sweep(), options.sweepInterval ?? 60_000);
     this.timer.unref();
