@@ -45,7 +45,7 @@ const CHUNK_OVERHEAD = 8;
 const MAX_COOKIES_TRIED = 3;
 
 /** A response whose `end` first settles the request's session: the `end` it had before. */
-const ORIGINAL_END = Symbol('session:original-end');
+const ORIGINAL_END = Symbol.for('nestjs-sessions:original-end');
 type SessionResponse = ServerResponse & { [ORIGINAL_END]?: ServerResponse['end'] };
 
 /** A request as the session runtime marks it: its session, and (on the prototype) the runtime. */

@@ -61,7 +61,7 @@ function usesSession(controller: Type, handler: Handler): boolean {
 }
 
 /** The original handler behind a hooked one. */
-const ORIGINAL_HANDLER = Symbol('session:original-handler');
+const ORIGINAL_HANDLER = Symbol.for('nestjs-sessions:original-handler');
 
 /** Whether `SessionModule` hooked this route handler (it commits the session after it returns). */
 export function isHookedRoute(handler: object): boolean {
