@@ -24,7 +24,7 @@ describe.each(['memory', 'cookie'] as const)('Sample app (e2e, SESSION_STORE=%s)
     return http.post('/auth/login').set('User-Agent', agent).send({ username, password });
   }
 
-  it('GET / serves the page without touching the session', async () => {
+  it('GET / serves the page and sets no cookie for a visitor', async () => {
     const res = await http.get('/').expect(200);
     expect(res.headers['content-type']).toMatch(/text\/html/);
     expect(res.text).toContain('<form');

@@ -82,7 +82,8 @@ async function quickStart(dir, store) {
     return { status: res.status, text: await res.text(), setCookie: res.headers.get('set-cookie') };
   };
   const expect = (what, actual, expected) => {
-    if (actual !== expected) throw new Error(`${what}: expected ${expected}, got ${actual}\n${output}`);
+    if (actual !== expected)
+      throw new Error(`${what}: expected ${expected}, got ${actual}\n${output}`);
   };
   try {
     const created = await call('POST', '/create_session/bob');
