@@ -56,6 +56,19 @@ function checkSourceMaps(pkgDir) {
   console.log(`consumers: ${maps} source maps point at shipped sources`);
 }
 
+/** Both builds of every entry point export the same names, resolved through the package's exports. */
+const PARITY = `
+import { createRequire } from 'node:module';
+const require = createRequire(process.cwd() + '/');
+for (const entry of ['', '/testing', '/redis', '/postgres', '/express', '/fastify']) {
+  const name = 'nestjs-sessions' + entry;
+  const esm = Object.keys(await import(name)).sort().join();
+  const cjs = Object.keys(require(name)).filter((k) => k !== '__esModule').sort().join();
+  if (esm !== cjs) throw new Error(name + ': ESM exports ' + esm + ' but CommonJS ' + cjs);
+}
+console.log('same exports in both builds');
+`;
+
 /** Starts the built app, walks the quick start over HTTP, stops it with SIGTERM. */
 async function quickStart(dir, store) {
   const child = spawn(process.execPath, ['dist/main.js'], {
@@ -124,7 +137,10 @@ try {
       ['install', '--no-audit', '--no-fund', '--prefer-offline', '--no-package-lock', tarball],
       dir,
     );
-    if (name === APPS[0]) checkSourceMaps(join(dir, 'node_modules/nestjs-sessions'));
+    if (name === APPS[0]) {
+      checkSourceMaps(join(dir, 'node_modules/nestjs-sessions'));
+      run(process.execPath, ['--input-type=module', '-e', PARITY], dir);
+    }
     run('npm', ['run', 'build'], dir);
     for (const script of ['typecheck:nodenext', 'typecheck:bundler']) {
       const { scripts } = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
