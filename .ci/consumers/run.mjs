@@ -15,11 +15,11 @@ const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const APPS = ['nest11-cjs', 'nest12-esm'];
 const only = process.argv.slice(2);
 
-function run(cmd, args, cwd, env = {}) {
+function run(cmd, args, cwd, label = `${cmd} ${args.join(' ')}`) {
   const started = Date.now();
   const result = spawnSync(cmd, args, {
     cwd,
-    env: { ...process.env, NODE_OPTIONS: '', REDIS_URL, ...env },
+    env: { ...process.env, NODE_OPTIONS: '', REDIS_URL },
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
     timeout: 5 * 60_000,
@@ -28,9 +28,9 @@ function run(cmd, args, cwd, env = {}) {
   if (result.status !== 0) {
     process.stdout.write(result.stdout ?? '');
     process.stderr.write(result.stderr ?? '');
-    throw new Error(`${cmd} ${args.join(' ')} failed in ${relative(root, cwd) || cwd} (${took}s)`);
+    throw new Error(`${label} failed in ${relative(root, cwd) || cwd} (${took}s)`);
   }
-  console.log(`consumers: ${cmd} ${args.join(' ')} (${took}s)`);
+  console.log(`consumers: ${label} (${took}s)`);
   return result.stdout;
 }
 
@@ -139,7 +139,7 @@ try {
     );
     if (name === APPS[0]) {
       checkSourceMaps(join(dir, 'node_modules/nestjs-sessions'));
-      run(process.execPath, ['--input-type=module', '-e', PARITY], dir);
+      run(process.execPath, ['--input-type=module', '-e', PARITY], dir, 'export parity');
     }
     run('npm', ['run', 'build'], dir);
     for (const script of ['typecheck:nodenext', 'typecheck:bundler']) {
