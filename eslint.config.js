@@ -3,7 +3,17 @@ import prettier from 'eslint-config-prettier';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'sample-app/dist/', 'coverage/', 'node_modules/', 'bench/.tmp/'] },
+  {
+    ignores: [
+      'dist/',
+      'sample-app/dist/',
+      'coverage/',
+      'node_modules/',
+      'bench/.tmp/',
+      'test/types/docs/',
+      'test-output/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   prettier,
@@ -14,6 +24,17 @@ export default tseslint.config(
         'error',
         { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
       ],
+    },
+  },
+  {
+    files: ['.ci/**/*.mjs', 'scripts/**/*.mjs'],
+    languageOptions: {
+      globals: {
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        fetch: 'readonly',
+        URL: 'readonly',
+      },
     },
   },
   {

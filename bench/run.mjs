@@ -246,9 +246,10 @@ async function main() {
   if (!opts.quick && opts.out === here('.') && results.throughput) {
     updateReadme(
       [
-        `Measured by \`${cmd}\` on ${machine.cpu ?? 'this machine'} (${machine.cores ?? '?'} cores, Node ${process.version}), ${new Date().toISOString().slice(0, 10)}; full tables in [bench/RESULTS.md](bench/RESULTS.md).`,
+        `Measured by \`${cmd}\` on ${machine.cpu ?? 'this machine'} (${machine.cores ?? '?'} cores, Node ${process.version}), ${new Date().toISOString().slice(0, 10)}; full tables in [bench/RESULTS.md](https://github.com/nestjs-sessions/nestjs-sessions/blob/main/bench/RESULTS.md).`,
         '',
-        '![Throughput relative to bare Nest](bench/results.svg)',
+        // Absolute: the README is also shown on the npm registry, where relative links do not resolve.
+        '![Throughput relative to bare Nest](https://raw.githubusercontent.com/nestjs-sessions/nestjs-sessions/main/bench/results.svg)',
         '',
         targetsTable,
         '',

@@ -1,5 +1,7 @@
 export * from './interfaces/session-options.interface.js';
 export * from './interfaces/session-store.interface.js';
+export type { SessionData } from './interfaces/session-data.interface.js';
+export type { RequestSession, DeclaredSessionData } from './session-request.js';
 export { SessionModule } from './session.module.js';
 export { SESSION_MODULE_OPTIONS } from './session.module-definition.js';
 export { SESSION_STORE } from './session.constants.js';

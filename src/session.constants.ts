@@ -1,7 +1,11 @@
+// Every token, key and symbol here is registered globally (`Symbol.for`, plain strings), so the
+// ESM and the CommonJS build of this package agree on them when an app happens to load both (a
+// CommonJS test helper next to an ESM app): one app never ends up with two sets of state.
+
 /** Injection token of the resolved session runtime (`SessionManager`). */
-export const SESSION_MANAGER = Symbol('session:manager');
+export const SESSION_MANAGER = Symbol.for('nestjs-sessions:manager');
 /** Injection token of the active {@link SessionStore}. */
-export const SESSION_STORE = Symbol('session:store');
+export const SESSION_STORE = Symbol.for('nestjs-sessions:store');
 /** Metadata: the route opts out of a global `SessionGuard`. */
 export const ALLOW_ANONYMOUS_KEY = 'session:allow-anonymous';
 /** Metadata: the route opts out of `SessionOriginGuard` (a webhook, say). */
@@ -12,9 +16,3 @@ export const REQUIRE_SESSION_KEY = 'session:require';
 export const USES_SESSION_KEY = 'session:uses-session';
 /** Metadata: the route's session section runs under the per-session lock. */
 export const SESSION_LOCK_KEY = 'session:lock';
-/** Where the request's session handle is kept on the request object. */
-export const SESSION_HANDLE = Symbol('session:handle');
-/** Set on a request whose route handler is hooked: the hook, not the response's end, commits. */
-export const ROUTE_COMMITS = Symbol('session:route-commits');
-/** Where the app's session runtime is kept on the Express request prototype. */
-export const SESSION_RUNTIME = Symbol('session:runtime');

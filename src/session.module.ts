@@ -24,14 +24,15 @@ import { MemorySessionStore } from './stores/memory-session.store.js';
 
 const logger = new Logger('SessionModule');
 
+function describeError(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 function createManager(options: SessionModuleOptions): SessionManager {
   const resolved = resolveSessionOptions(options);
   for (const warning of resolved.warnings) logger.warn(warning);
   let store = resolved.store;
-  if (!store && resolved.mode === 'store') {
-    store = new MemorySessionStore();
-    ownedStores.add(store);
-  }
+  if (!store && resolved.mode === 'store') store = new MemorySessionStore();
   if (store instanceof MemorySessionStore && resolved.production) {
     logger.warn(
       'Sessions are kept in memory: they are lost on restart and not shared between processes. ' +
@@ -46,9 +47,6 @@ function createManager(options: SessionModuleOptions): SessionManager {
   }
   return new SessionManager(resolved, store);
 }
-
-/** Stores the module created itself, and so closes on shutdown. */
-const ownedStores = new WeakSet<object>();
 
 /**
  * Sessions for every route: `SessionModule.forRoot({ secret })` or `forRootAsync(...)`. Wires the
@@ -128,7 +126,19 @@ export class SessionModule
     }
   }
 
+  /**
+   * `app.close()` closes every store the module was given or built, and the revocation store: a
+   * store closes only its timers and the clients it created itself (from a `url`, say), never a
+   * client passed in, and closing it twice is harmless, so an app that closes it too loses nothing.
+   */
   async onApplicationShutdown(): Promise<void> {
-    if (ownedStores.has(this.manager.store)) await this.manager.store.close?.();
+    const { store, revocationStore } = this.manager.options;
+    const stores = new Set([this.manager.store, store, revocationStore]);
+    const closing = [...stores].map(async (each) => each?.close?.());
+    for (const result of await Promise.allSettled(closing)) {
+      if (result.status === 'rejected') {
+        logger.warn(`A session store failed to close: ${describeError(result.reason)}`);
+      }
+    }
   }
 }

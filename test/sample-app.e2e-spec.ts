@@ -1,6 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { INestApplication } from '@nestjs/common';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { Logger, type INestApplication } from '@nestjs/common';
 import request from 'supertest';
+import { GENERATED_SECRET_ENV, loadConfig } from '../sample-app/src/config.js';
 import { sessionCookie, sessionSetCookie } from './support/app.js';
 import { bootSampleApp } from './support/sample-app.js';
 
@@ -23,7 +24,7 @@ describe.each(['memory', 'cookie'] as const)('Sample app (e2e, SESSION_STORE=%s)
     return http.post('/auth/login').set('User-Agent', agent).send({ username, password });
   }
 
-  it('GET / serves the page without touching the session', async () => {
+  it('GET / serves the page and sets no cookie for a visitor', async () => {
     const res = await http.get('/').expect(200);
     expect(res.headers['content-type']).toMatch(/text\/html/);
     expect(res.text).toContain('<form');
@@ -176,6 +177,29 @@ describe.each(['memory', 'cookie'] as const)('Sample app (e2e, SESSION_STORE=%s)
     expect(res.body.store.store).toBe('memory');
   });
 
+  it('GET /health tells a visitor nothing about how many sessions exist', async () => {
+    const before = await http.get('/health').expect(200);
+    for (let i = 0; i < 3; i++) await http.post('/create_session/counted').expect(200);
+    const after = await http.get('/health').expect(200);
+    expect(after.body).toEqual(before.body);
+    expect(Object.keys(after.body.store).sort()).toEqual(['ok', 'store']);
+    expect(JSON.stringify(after.body)).not.toMatch(/\d/);
+  });
+
+  it('POST /create_session/<script>… answers the name as text/plain with nosniff: reflected markup never runs', async () => {
+    const name = '<script>alert(1)</script>';
+    const res = await http.post(`/create_session/${encodeURIComponent(name)}`).expect(200);
+    expect(res.headers['content-type']).toBe('text/plain; charset=utf-8');
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
+    expect(res.text).toBe(`Created session for ${name}`);
+    const deleted = await http.post('/delete_session').set('Cookie', sessionCookie(res)!);
+    expect(deleted.headers['content-type']).toBe('text/plain; charset=utf-8');
+    for (const path of ['/', '/whoami', '/session_test', '/health', '/no-such-route']) {
+      const any = await http.get(path);
+      expect(any.headers['x-content-type-options']).toBe('nosniff');
+    }
+  });
+
   it('DELETE /auth/sessions logs out the other sessions in both modes', async () => {
     const phone = sessionCookie(await login('alice', 'wonderland', 'phone'))!;
     await new Promise((resolve) => setTimeout(resolve, 5));
@@ -191,4 +215,44 @@ describe.each(['memory', 'cookie'] as const)('Sample app (e2e, SESSION_STORE=%s)
       await http.get('/auth/sessions').set('Cookie', cookie).expect(501);
     });
   }
+});
+
+describe('Sample app without SESSION_SECRET (e2e)', () => {
+  it('generates a random development secret per start, with a warning: a cookie of one start is worthless on another', async () => {
+    const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    const first = await bootSampleApp({ SESSION_SECRET: '' });
+    const second = await bootSampleApp({ SESSION_SECRET: '' });
+    try {
+      expect(warn.mock.calls.map(([message]) => String(message))).toEqual(
+        expect.arrayContaining([
+          expect.stringMatching(/SESSION_SECRET is not set: using a random/),
+        ]),
+      );
+      const created = await first.http.post('/create_session/dev').expect(200);
+      const cookie = sessionCookie(created)!;
+      await first.http.get('/whoami').set('Cookie', cookie).expect(200);
+      await second.http.get('/whoami').set('Cookie', cookie).expect(401);
+    } finally {
+      warn.mockRestore();
+      await first.app.close();
+      await second.app.close();
+    }
+  });
+
+  it('shares the generated secret with the workers of the same start (they inherit its environment), and never in production', () => {
+    const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    try {
+      const env: NodeJS.ProcessEnv = { NODE_ENV: 'development' };
+      const primary = loadConfig(env);
+      expect(primary.secret).toHaveLength(43);
+      expect(env[GENERATED_SECRET_ENV]).toBe(primary.secret);
+      const worker = loadConfig({ ...env });
+      expect(worker.secret).toBe(primary.secret);
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(loadConfig({ NODE_ENV: 'development' }).secret).not.toBe(primary.secret);
+      expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/SESSION_SECRET is required/);
+    } finally {
+      warn.mockRestore();
+    }
+  });
 });

@@ -1,12 +1,11 @@
-import { Inject, Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
-import { APP_GUARD } from '@nestjs/core';
 import {
-  MemorySessionStore,
-  SESSION_STORE,
-  SessionModule,
-  SessionOriginGuard,
-  type SessionStore,
-} from 'nestjs-sessions';
+  Module,
+  type DynamicModule,
+  type MiddlewareConsumer,
+  type NestModule,
+} from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
+import { MemorySessionStore, SessionModule, SessionOriginGuard } from 'nestjs-sessions';
 import { AuthController } from './auth/auth.controller.js';
 import { CartController } from './cart/cart.controller.js';
 import { CatalogService } from './cart/catalog.service.js';
@@ -14,18 +13,19 @@ import type { SampleConfig } from './config.js';
 import { DemoController } from './demo/demo.controller.js';
 import { HealthController } from './health/health.controller.js';
 import { HomeController } from './home/home.controller.js';
+import { securityHeaders } from './security-headers.js';
 import { createStore } from './store.factory.js';
 import { UpstreamModule } from './upstream/upstream.module.js';
 import { UsersRepository } from './users/users.repository.js';
 
-/** The sample application, configured from {@link SampleConfig}. */
+/**
+ * The sample application, configured from {@link SampleConfig}. `app.close()` closes the session
+ * store built in `forRootAsync` (and its Redis client or PostgreSQL pool): SessionModule does it.
+ */
 @Module({})
-export class AppModule implements OnApplicationShutdown {
-  constructor(@Inject(SESSION_STORE) private readonly store: SessionStore) {}
-
-  /** The app created its store (and its Redis client or PostgreSQL pool), so it closes it. */
-  async onApplicationShutdown(): Promise<void> {
-    await this.store.close?.();
+export class AppModule implements NestModule {
+  configure(consumer: MiddlewareConsumer): void {
+    consumer.apply(securityHeaders).forRoutes('{*path}');
   }
 
   static register(config: SampleConfig): DynamicModule {

@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
 
 /** The sample app's settings, read from the environment. */
 export interface SampleConfig {
@@ -19,9 +20,18 @@ export interface SampleConfig {
   keyPrefix?: string;
 }
 
-const DEVELOPMENT_SECRET = 'nestjs-sessions-sample-app-dev-only-3b9f1c7e2a54d8f6';
+/**
+ * Where a start without SESSION_SECRET keeps the development secret it generated, so that the
+ * cluster workers it forks (they inherit the environment) share it: one start, one secret.
+ */
+export const GENERATED_SECRET_ENV = 'SAMPLE_APP_GENERATED_SECRET';
 
-/** Reads PORT, SESSION_SECRET, SESSION_STORE, REDIS_URL, DATABASE_URL and SESSION_KEY_PREFIX. */
+/**
+ * Reads PORT, SESSION_SECRET, SESSION_STORE, REDIS_URL, DATABASE_URL and SESSION_KEY_PREFIX.
+ * Without SESSION_SECRET (outside production) it generates a random secret for this start, with a
+ * warning, and records it in `env` for the workers of this start: sessions do not survive a
+ * restart, and a cookie from one developer's instance is worthless on another's.
+ */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): SampleConfig {
   const store = (env.SESSION_STORE ?? 'memory') as SampleConfig['store'];
   if (!['memory', 'redis', 'postgres', 'cookie'].includes(store)) {
@@ -32,10 +42,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SampleConfig {
     if (env.NODE_ENV === 'production') {
       throw new Error('SESSION_SECRET is required in production (32+ random characters)');
     }
-    new Logger('SampleApp').warn(
-      'SESSION_SECRET is not set: using a development secret. Never do this in production.',
-    );
-    secret = DEVELOPMENT_SECRET;
+    secret = env[GENERATED_SECRET_ENV];
+    if (!secret) {
+      secret = randomBytes(32).toString('base64url');
+      env[GENERATED_SECRET_ENV] = secret;
+      new Logger('SampleApp').warn(
+        'SESSION_SECRET is not set: using a random development secret for this start, so ' +
+          'sessions end when the app restarts. Set SESSION_SECRET (32+ random characters) to ' +
+          'keep them; it is required in production.',
+      );
+    }
   }
   return {
     port: Number(env.PORT ?? 3000),

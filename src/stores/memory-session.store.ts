@@ -130,7 +130,9 @@ export class MemorySessionStore implements SessionStore {
   constructor(options: MemorySessionStoreOptions = {}) {
     this.maxSessions = options.maxSessions ?? 10_000;
     if (!Number.isInteger(this.maxSessions) || this.maxSessions < 1) {
-      throw new SessionConfigError('MemorySessionStore: maxSessions must be a positive whole number');
+      throw new SessionConfigError(
+        'MemorySessionStore: maxSessions must be a positive whole number',
+      );
     }
     this.timer = setInterval(() => this.sweep(), options.sweepInterval ?? 60_000);
     this.timer.unref();

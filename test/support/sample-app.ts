@@ -1,4 +1,5 @@
 import type { INestApplication } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
 import { AppModule } from '../../sample-app/src/app.module.js';
@@ -11,7 +12,9 @@ import { loadConfig } from '../../sample-app/src/config.js';
 export async function bootSampleApp(
   env: NodeJS.ProcessEnv,
 ): Promise<{ app: INestApplication; http: ReturnType<typeof request> }> {
-  const config = loadConfig({ NODE_ENV: 'test', PORT: '0', ...env });
+  // A secret of its own unless the test says otherwise (SESSION_SECRET: '' tests the generated one).
+  const secret = randomBytes(32).toString('base64url');
+  const config = loadConfig({ NODE_ENV: 'test', PORT: '0', SESSION_SECRET: secret, ...env });
   const moduleRef = await Test.createTestingModule({
     imports: [AppModule.register(config)],
   }).compile();
