@@ -12,7 +12,6 @@ const shared = {
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   transform: { '^.+\\.ts$': ['ts-jest', { useESM: true }] },
-  testTimeout: 30000,
 };
 
 /** Specs that boot their own Express apps, or none (the sample app, instances, outages, upstream, the API). */
@@ -23,14 +22,15 @@ const EXPRESS_ONLY = [
   'public-api',
   'redis-failover',
   'redis-package-missing',
-  'sample-app',
   'store-boot',
   'store-faults',
   'store-outage',
+  'shutdown',
   'upstream',
 ].map((name) => `/test/${name}\\.e2e-spec\\.ts$`);
 
 export default {
+  testTimeout: 30000,
   projects: [
     { ...shared, displayName: 'unit', roots: ['<rootDir>/src'], testRegex: '.*\\.spec\\.ts$' },
     { ...shared, displayName: 'e2e', roots: ['<rootDir>/test'], testRegex: '.*\\.e2e-spec\\.ts$' },

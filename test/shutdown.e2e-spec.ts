@@ -30,6 +30,8 @@ describeBoth('Shutdown (e2e)', () => {
           '--testRegex',
           'app-close\\.fixture\\.ts$',
           '--ci',
+          '--selectProjects',
+          'e2e',
         ],
         {
           cwd: ROOT,

@@ -26,6 +26,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const unique = () => randomBytes(6).toString('hex');
 
 const sampleConfig = (overrides: Partial<SampleConfig> = {}): SampleConfig => ({
+  adapter: 'express',
   port: 0,
   secret: 'upstream-e2e-secret-0123456789-abcdefghijklmnop',
   store: 'memory',

@@ -3,6 +3,8 @@ import { randomBytes } from 'node:crypto';
 
 /** The sample app's settings, read from the environment. */
 export interface SampleConfig {
+  /** HTTP_ADAPTER: the web framework under Nest (default `express`). */
+  adapter: 'express' | 'fastify';
   port: number;
   secret: string;
   /** SESSION_STORE: where sessions live; `cookie` is the stateless sealed-cookie mode. */
@@ -27,12 +29,16 @@ export interface SampleConfig {
 export const GENERATED_SECRET_ENV = 'SAMPLE_APP_GENERATED_SECRET';
 
 /**
- * Reads PORT, SESSION_SECRET, SESSION_STORE, REDIS_URL, DATABASE_URL and SESSION_KEY_PREFIX.
+ * Reads HTTP_ADAPTER, PORT, SESSION_SECRET, SESSION_STORE, REDIS_URL, DATABASE_URL and SESSION_KEY_PREFIX.
  * Without SESSION_SECRET (outside production) it generates a random secret for this start, with a
  * warning, and records it in `env` for the workers of this start: sessions do not survive a
  * restart, and a cookie from one developer's instance is worthless on another's.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): SampleConfig {
+  const adapter = (env.HTTP_ADAPTER || 'express') as SampleConfig['adapter'];
+  if (adapter !== 'express' && adapter !== 'fastify') {
+    throw new Error(`HTTP_ADAPTER must be express or fastify (got "${adapter}")`);
+  }
   const store = (env.SESSION_STORE ?? 'memory') as SampleConfig['store'];
   if (!['memory', 'redis', 'postgres', 'cookie'].includes(store)) {
     throw new Error(`SESSION_STORE must be memory, redis, postgres or cookie (got "${store}")`);
@@ -54,6 +60,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SampleConfig {
     }
   }
   return {
+    adapter,
     port: Number(env.PORT ?? 3000),
     secret,
     store,

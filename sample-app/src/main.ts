@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import cluster from 'node:cluster';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { AppModule } from './app.module.js';
 import { loadConfig, type SampleConfig } from './config.js';
 import { startFakeUpstream } from './upstream/fake-upstream.js';
@@ -24,12 +25,16 @@ function workerCount(env: NodeJS.ProcessEnv = process.env): number {
 
 /** One server process: the Nest app on PORT. */
 async function serve(config: SampleConfig): Promise<void> {
-  const app = await NestFactory.create(AppModule.register(config));
+  const module = AppModule.register(config);
+  const app =
+    config.adapter === 'fastify'
+      ? await NestFactory.create(module, new FastifyAdapter())
+      : await NestFactory.create(module);
   app.enableShutdownHooks();
   await app.listen(config.port, '0.0.0.0');
   const who = cluster.isWorker ? `worker ${cluster.worker?.id} (pid ${process.pid})` : 'server';
   logger.log(
-    `Listening on http://localhost:${config.port} (session store: ${config.store}, ${who})`,
+    `Listening on http://localhost:${config.port} (${config.adapter}, session store: ${config.store}, ${who})`,
   );
 }
 
