@@ -5,7 +5,7 @@ export type { RequestSession, DeclaredSessionData } from './session-request.js';
 export { SessionModule } from './session.module.js';
 export { SESSION_MODULE_OPTIONS } from './session.module-definition.js';
 export { SESSION_STORE } from './session.constants.js';
-export type { SessionRegenerateOptions } from './session.js';
+export type { SessionRegenerateOptions } from './core/session-handle.js';
 export {
   Session,
   SessionId,
@@ -21,7 +21,7 @@ export { SessionOriginGuard } from './session-origin.guard.js';
 export { SessionCsrfGuard } from './session-csrf.guard.js';
 export { SessionService, type SessionInfo, type InvalidateAllOptions } from './session.service.js';
 export * from './session.errors.js';
-export type { SessionEvent, SessionEventType } from './session.events.js';
+export type { SessionEvent, SessionEventType } from './interfaces/session-event.interface.js';
 export {
   MemorySessionStore,
   type MemorySessionStoreOptions,

@@ -1,8 +1,8 @@
 import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { SessionCsrfException, toHttpException } from './session.errors.js';
-import type { SessionHandle } from './session.js';
-import type { SessionManager } from './session.manager.js';
+import type { SessionHandle } from './core/session-handle.js';
+import type { SessionRuntime } from './core/session-runtime.js';
 import {
   admitSession,
   loadedSession,
@@ -33,7 +33,7 @@ const TOKEN_FIELD = '_csrf';
 @Injectable()
 export class SessionCsrfGuard implements CanActivate {
   constructor(
-    @Inject(SESSION_MANAGER) private readonly sessions: SessionManager,
+    @Inject(SESSION_MANAGER) private readonly sessions: SessionRuntime,
     private readonly reflector: Reflector,
   ) {}
 

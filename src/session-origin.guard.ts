@@ -2,7 +2,7 @@ import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@ne
 import { Reflector } from '@nestjs/core';
 import { SESSION_MANAGER } from './session.constants.js';
 import { SessionCrossSiteException } from './session.errors.js';
-import type { SessionManager } from './session.manager.js';
+import type { SessionRuntime } from './core/session-runtime.js';
 import { stateChangingRequest } from './session.context.js';
 import { requestHost, type RequestLike } from './http/request-info.js';
 
@@ -41,7 +41,7 @@ function hostOf(origin: string): string | undefined {
 @Injectable()
 export class SessionOriginGuard implements CanActivate {
   constructor(
-    @Inject(SESSION_MANAGER) private readonly sessions: SessionManager,
+    @Inject(SESSION_MANAGER) private readonly sessions: SessionRuntime,
     private readonly reflector: Reflector,
   ) {}
 

@@ -1,5 +1,5 @@
 import type { SessionData } from './interfaces/session-data.interface.js';
-import type { Session } from './session.js';
+import type { Session } from './core/session-handle.js';
 
 /** {@link SessionData} as declared by the app, or `Record<string, unknown>` while it is empty. */
 export type DeclaredSessionData = keyof SessionData extends never

@@ -2,7 +2,7 @@
 // ESM and the CommonJS build of this package agree on them when an app happens to load both (a
 // CommonJS test helper next to an ESM app): one app never ends up with two sets of state.
 
-/** Injection token of the resolved session runtime (`SessionManager`). */
+/** Injection token of the resolved session runtime (`SessionRuntime`). */
 export const SESSION_MANAGER = Symbol.for('nestjs-sessions:manager');
 /** Injection token of the active {@link SessionStore}. */
 export const SESSION_STORE = Symbol.for('nestjs-sessions:store');

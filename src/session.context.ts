@@ -2,7 +2,7 @@ import type { ExecutionContext } from '@nestjs/common';
 import type { Reflector } from '@nestjs/core';
 import { ALLOW_CROSS_SITE_KEY } from './session.constants.js';
 import { SessionError, toHttpException } from './session.errors.js';
-import type { SessionHandle } from './session.js';
+import type { SessionHandle } from './core/session-handle.js';
 import { routeInfo } from './session.metadata.js';
 import { existingSession, isSessionRequest, sessionOf } from './http/request-session.js';
 import type { RequestLike } from './http/request-info.js';

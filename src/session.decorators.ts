@@ -15,7 +15,7 @@ import {
 } from './session.constants.js';
 import { SessionGuard } from './session.guard.js';
 import { SessionStore } from './interfaces/session-store.interface.js';
-import type { Session as SessionContract } from './session.js';
+import type { Session as SessionContract } from './core/session-handle.js';
 import { loadedSession } from './session.context.js';
 import type { SessionPredicate } from './session.metadata.js';
 

@@ -10,8 +10,8 @@ import {
   SessionUnavailableException,
   toHttpException,
 } from './session.errors.js';
-import type { SessionHandle } from './session.js';
-import type { SessionManager } from './session.manager.js';
+import type { SessionHandle } from './core/session-handle.js';
+import type { SessionRuntime } from './core/session-runtime.js';
 
 interface GuardRouteOptions {
   readonly allowAnonymous: boolean;
@@ -35,7 +35,7 @@ export class SessionGuard implements CanActivate {
 
   constructor(
     protected readonly reflector: Reflector,
-    @Inject(SESSION_MANAGER) protected readonly sessions: SessionManager,
+    @Inject(SESSION_MANAGER) protected readonly sessions: SessionRuntime,
   ) {}
 
   canActivate(context: ExecutionContext): boolean | Promise<boolean> {

@@ -2,7 +2,7 @@ import type { ExecutionContext, Type } from '@nestjs/common';
 import { ROUTE_ARGS_METADATA } from '@nestjs/common/constants.js';
 import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum.js';
 import { SESSION_LOCK_KEY, USES_SESSION_KEY } from './session.constants.js';
-import type { Session } from './session.js';
+import type { Session } from './core/session-handle.js';
 
 /** Decides whether a session may use a route: `true` to allow. May be async. */
 export type SessionPredicate<T extends object = Record<string, unknown>> = (

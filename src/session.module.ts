@@ -12,9 +12,15 @@ import { SessionConfigError } from './session.errors.js';
 import { SessionGuard } from './session.guard.js';
 import { SessionOriginGuard } from './session-origin.guard.js';
 import { SessionCsrfGuard } from './session-csrf.guard.js';
-import { SessionManager } from './session.manager.js';
+import { SessionRuntime } from './core/session-runtime.js';
 import { anyRouteLocks, hookSessionRoutes } from './session.routes.js';
-import { installExpressSessions, installFastifySessions } from './http/request-session.js';
+import {
+  installExpressSessions,
+  installFastifySessions,
+  type SessionHost,
+} from './http/request-session.js';
+import { SessionHandle } from './core/session-handle.js';
+import type { SessionLogger } from './core/session-logger.js';
 import { ConfigurableSessionModule, SESSION_MODULE_OPTIONS } from './session.module-definition.js';
 import type { SessionModuleOptions } from './interfaces/session-options.interface.js';
 import { SessionStore } from './interfaces/session-store.interface.js';
@@ -24,11 +30,21 @@ import { MemorySessionStore } from './stores/memory-session.store.js';
 
 const logger = new Logger('SessionModule');
 
+/** Nest's logger, as the engine takes it. */
+const engineLogger: SessionLogger = {
+  log: (message) => logger.log(message),
+  error: (message) => logger.error(message),
+  warn: (message) => logger.warn(message),
+  debug: (message) => logger.debug(message),
+  verbose: (message) => logger.verbose(message),
+  isLevelEnabled: (level) => Logger.isLevelEnabled(level),
+};
+
 function describeError(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-function createManager(options: SessionModuleOptions): SessionManager {
+function createManager(options: SessionModuleOptions): SessionRuntime {
   const resolved = resolveSessionOptions(options);
   for (const warning of resolved.warnings) logger.warn(warning);
   let store = resolved.store;
@@ -45,7 +61,7 @@ function createManager(options: SessionModuleOptions): SessionManager {
         'instance, a revoked cookie works again. Use RedisSessionStore or PostgresSessionStore in production.',
     );
   }
-  return new SessionManager(resolved, store);
+  return new SessionRuntime(resolved, store, engineLogger);
 }
 
 /**
@@ -64,7 +80,7 @@ function createManager(options: SessionModuleOptions): SessionManager {
     {
       provide: SESSION_STORE,
       inject: [SESSION_MANAGER],
-      useFactory: (manager: SessionManager) => manager.options.revocationStore ?? manager.store,
+      useFactory: (manager: SessionRuntime) => manager.options.revocationStore ?? manager.store,
     },
     { provide: SessionStore, useExisting: SESSION_STORE },
     SessionService,
@@ -87,7 +103,7 @@ export class SessionModule
   implements NestModule, OnApplicationShutdown
 {
   constructor(
-    @Inject(SESSION_MANAGER) private readonly manager: SessionManager,
+    @Inject(SESSION_MANAGER) private readonly manager: SessionRuntime,
     private readonly adapterHost: HttpAdapterHost,
     private readonly modules: ModulesContainer,
   ) {
@@ -114,10 +130,15 @@ export class SessionModule
     const adapter = this.adapterHost?.httpAdapter;
     if (!adapter) return; // An application without HTTP (microservices): SessionService only.
     const instance: unknown = adapter.getInstance?.();
-    const { eager } = this.manager.options;
+    const runtime = this.manager;
+    const host: SessionHost = {
+      createHandle: (carrier) => new SessionHandle(runtime, carrier),
+      presentsCookie: (header) => runtime.presentsCookie(header),
+    };
+    const { eager } = runtime.options;
     if (
-      !installExpressSessions(instance, this.manager, eager) &&
-      !installFastifySessions(instance, this.manager, eager)
+      !installExpressSessions(instance, host, eager) &&
+      !installFastifySessions(instance, host, eager)
     ) {
       throw new SessionConfigError(
         `The HTTP adapter (${adapter.constructor?.name ?? 'unknown'}) is neither Express nor Fastify: ` +

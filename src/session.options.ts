@@ -1,5 +1,5 @@
 import { SessionConfigError } from './session.errors.js';
-import type { SessionEvent } from './session.events.js';
+import type { SessionEvent } from './core/session-events.js';
 import type {
   SessionConcurrency,
   SessionCookieOptions,

@@ -1,8 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { SESSION_MANAGER } from './session.constants.js';
 import type { SessionRecord } from './interfaces/session-store.interface.js';
-import type { Session } from './session.js';
-import type { SessionManager } from './session.manager.js';
+import { SessionHandle, type Session } from './core/session-handle.js';
+import type { SessionRuntime } from './core/session-runtime.js';
 import { IDLE_TIMEOUT_KEY } from './utils/idle-timeout.js';
 import { parseStoredJson } from './utils/json.js';
 
@@ -32,7 +32,7 @@ export interface InvalidateAllOptions {
  */
 @Injectable()
 export class SessionService {
-  constructor(@Inject(SESSION_MANAGER) private readonly sessions: SessionManager) {}
+  constructor(@Inject(SESSION_MANAGER) private readonly sessions: SessionRuntime) {}
 
   /** One live session by id, or `null`. */
   async get<T extends object = Record<string, unknown>>(
@@ -92,7 +92,7 @@ export class SessionService {
     id: string,
     fn: (session: Session<T>) => R | Promise<R>,
   ): Promise<R> {
-    const handle = this.sessions.handleForKey(id);
+    const handle = new SessionHandle<T>(this.sessions, undefined, id);
     try {
       const session = await handle.load();
       try {

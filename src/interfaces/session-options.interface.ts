@@ -1,4 +1,4 @@
-import type { SessionEvent } from '../session.events.js';
+import type { SessionEvent } from './session-event.interface.js';
 import type { SessionStore } from './session-store.interface.js';
 
 /** A duration in milliseconds, or a string such as `'500ms'`, `'30s'`, `'30m'`, `'12h'`, `'14d'`. */

@@ -1,6 +1,6 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import { SESSION_MANAGER } from '../session.constants.js';
-import type { SessionManager } from '../session.manager.js';
+import type { SessionRuntime } from '../core/session-runtime.js';
 import { SessionTokenSigner } from '../transport/session-token.js';
 import { stringifySessionValue } from '../utils/json.js';
 
@@ -16,7 +16,7 @@ export async function createSessionCookie(
   app: INestApplicationContext,
   data: Record<string, unknown>,
 ): Promise<string> {
-  const manager = app.get<SessionManager>(SESSION_MANAGER, { strict: false });
+  const manager = app.get<SessionRuntime>(SESSION_MANAGER, { strict: false });
   const { options } = manager;
   const token = SessionTokenSigner.mint();
   const now = Date.now();

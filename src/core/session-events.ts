@@ -1,48 +1,8 @@
 import { createHmac } from 'node:crypto';
-import { Logger, type LogLevel } from '@nestjs/common';
+import type { SessionLogger, SessionLogLevel as LogLevel } from './session-logger.js';
+import type { SessionEvent, SessionEventType } from '../interfaces/session-event.interface.js';
 
-/**
- * A change in a session's life, or a security event (REV-7):
- *
- * - `created`: a new session was stored (or first sealed);
- * - `regenerated`: it got a new id (`regenerate()`, or a change of user); `previousRef` is the old one;
- * - `destroyed`: `destroy()` ended it (logout);
- * - `expired`: it was presented after its idle (`reason: 'idle'`) or absolute (`'absolute'`) expiry
- *   and the server saw the record (sealed mode; a store whose own expiry lags);
- * - `revoked`: `SessionService.invalidate()` (`'invalidate'`) or `invalidateAllForUser()`
- *   (`'invalidate-user'`, with `userId` and, where the store can count, `count`) ended it, or a
- *   login past `maxSessionsPerUser` evicted it (`'evicted'`, with `userId`);
- * - `invalid`: a cookie failed its signature (`'signature'`) or could not be opened (`'seal'`):
- *   tampered, forged, or signed with a secret no longer configured; or it was correctly signed but
- *   its session is gone (`'unknown'`, with the ref): expired in the store, destroyed, revoked or
- *   evicted — stores drop expired sessions themselves and cannot tell which.
- *
- * Expiry events are informational: they fire when an expired session is presented, not when it
- * expires, and security never depends on them (REV-7).
- */
-export type SessionEventType =
-  'created' | 'regenerated' | 'destroyed' | 'expired' | 'revoked' | 'invalid';
-
-/** What `onEvent` receives and what is logged. Never holds a token, a cookie or a session id. */
-export interface SessionEvent {
-  readonly type: SessionEventType;
-  /** Epoch milliseconds. */
-  readonly at: number;
-  /**
-   * The session, as a keyed hash of its id truncated to 16 characters: the same session has the
-   * same ref (as long as the first secret stays the same), which neither reveals its id nor lets
-   * anyone find or forge its cookie. Safe to log.
-   */
-  readonly ref?: string;
-  /** `regenerated`: the ref of the id it replaced. */
-  readonly previousRef?: string;
-  /** The session's user (the `userKey` value), when known. */
-  readonly userId?: string | null;
-  /** Why, for `expired`, `revoked` and `invalid`. */
-  readonly reason?: string;
-  /** `revoked` for a user: how many sessions ended, when the store can count them. */
-  readonly count?: number;
-}
+export type { SessionEvent, SessionEventType };
 
 /** What an event is built from: storage keys, turned into refs only when someone listens. */
 export interface SessionEventInput {
@@ -85,7 +45,7 @@ export class SessionEvents {
   constructor(
     secret: string | Buffer,
     private readonly listener: ((event: SessionEvent) => void) | undefined,
-    private readonly logger: Logger | undefined,
+    private readonly logger: SessionLogger | undefined,
     /** Log lifecycle events too, not only security events. */
     private readonly logLifecycle = true,
   ) {
@@ -103,7 +63,7 @@ export class SessionEvents {
     const logging =
       this.logger !== undefined &&
       (this.logLifecycle || isSecurityEvent(type, input.reason)) &&
-      Logger.isLevelEnabled(level);
+      this.logger.isLevelEnabled(level);
     if (!this.listener && !logging) return;
     const event: SessionEvent = {
       type,
@@ -146,6 +106,6 @@ export class SessionEvents {
       parts.push(`(${this.suppressed} more since the last warning)`);
       this.suppressed = 0;
     }
-    this.logger![level](parts.join(' '));
+    this.logger![level === 'fatal' ? 'error' : level](parts.join(' '));
   }
 }

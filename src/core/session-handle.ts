@@ -3,21 +3,21 @@ import {
   SessionError,
   SessionGoneError,
   SessionTooLargeError,
-} from './session.errors.js';
-import type { SessionRecord, SessionWrite } from './interfaces/session-store.interface.js';
-import type { SessionCarrier } from './core/session-carrier.js';
-import type { SessionManager } from './session.manager.js';
-import { MAX_COOKIE_BYTES, MAX_COOKIES_LOOKED_UP } from './transport/session-cookie.js';
-import type { SealedSession } from './transport/session-sealer.js';
-import { SessionTokenSigner } from './transport/session-token.js';
-import { parseDuration } from './utils/duration.js';
-import { IDLE_TIMEOUT_KEY, idleTimeoutOf } from './utils/idle-timeout.js';
+} from '../session.errors.js';
+import type { SessionRecord, SessionWrite } from '../interfaces/session-store.interface.js';
+import type { SessionCarrier } from './session-carrier.js';
+import type { SessionRuntime } from './session-runtime.js';
+import { MAX_COOKIE_BYTES, MAX_COOKIES_LOOKED_UP } from '../transport/session-cookie.js';
+import type { SealedSession } from '../transport/session-sealer.js';
+import { SessionTokenSigner } from '../transport/session-token.js';
+import { parseDuration } from '../utils/duration.js';
+import { IDLE_TIMEOUT_KEY, idleTimeoutOf } from '../utils/idle-timeout.js';
 import {
   isForbiddenKey,
   isPortableText,
   parseStoredJson,
   stringifySessionValue,
-} from './utils/json.js';
+} from '../utils/json.js';
 
 /** Options of {@link Session.regenerate}. */
 export interface SessionRegenerateOptions<T> {
@@ -169,7 +169,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   private lockHeld: { key: string; owner: string } | undefined;
 
   constructor(
-    private readonly manager: SessionManager,
+    private readonly manager: SessionRuntime,
     /** The transport of the request the session belongs to; absent for `withSession`. */
     readonly carrier: SessionCarrier | undefined,
     private readonly loadKey?: string,

@@ -1,34 +1,33 @@
 import { createHash, randomInt } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Logger } from '@nestjs/common';
-import type { SessionCarrier } from './core/session-carrier.js';
+import type { SessionCarrier } from './session-carrier.js';
+import type { SessionLogger } from './session-logger.js';
 import {
   SessionError,
   SessionGoneError,
   SessionLimitError,
   SessionLockTimeoutError,
   SessionStoreUnavailableError,
-} from './session.errors.js';
+} from '../session.errors.js';
 import type {
   SessionRecord,
   SessionStore,
   SessionStoreHealth,
   SessionWrite,
-} from './interfaces/session-store.interface.js';
-import { SessionSealer, type SealedSession } from './transport/session-sealer.js';
-import { SessionEvents } from './session.events.js';
-import type { ResolvedSessionOptions } from './session.options.js';
-import { SessionHandle } from './session.js';
+} from '../interfaces/session-store.interface.js';
+import { SessionSealer, type SealedSession } from '../transport/session-sealer.js';
+import { SessionEvents } from './session-events.js';
+import type { ResolvedSessionOptions } from '../session.options.js';
 import {
   MAX_COOKIE_BYTES,
   SessionCookieWriter,
   readCookieValues,
-} from './transport/session-cookie.js';
-import { SessionCsrfTokens } from './transport/csrf-token.js';
-import { SessionTokenSigner } from './transport/session-token.js';
-import { IDLE_TIMEOUT_KEY, idleTimeoutOf } from './utils/idle-timeout.js';
-import { randomBase64url } from './utils/random.js';
-import { SessionLockLeases } from './core/session-lock-lease.js';
+} from '../transport/session-cookie.js';
+import { SessionCsrfTokens } from '../transport/csrf-token.js';
+import { SessionTokenSigner } from '../transport/session-token.js';
+import { IDLE_TIMEOUT_KEY, idleTimeoutOf } from '../utils/idle-timeout.js';
+import { randomBase64url } from '../utils/random.js';
+import { SessionLockLeases } from './session-lock-lease.js';
 
 /** Marks the first of several numbered cookies: `<count>~<part>` (`~` is not base64url). */
 const CHUNK_MARK = '~';
@@ -39,7 +38,7 @@ const CHUNK_OVERHEAD = 8;
  * The session runtime shared by the route hook, guard, decorators and service: resolved options,
  * the store, the token signer and the cookie writer. One per `SessionModule`.
  */
-export class SessionManager {
+export class SessionRuntime {
   readonly signer: SessionTokenSigner;
   /** Issues and checks the CSRF tokens bound to session ids. */
   readonly csrf: SessionCsrfTokens;
@@ -48,7 +47,6 @@ export class SessionManager {
   readonly cookie: SessionCookieWriter;
   /** Lifecycle and security events, to `onEvent` and the log. */
   readonly events: SessionEvents;
-  private readonly logger = new Logger('SessionModule');
   private warnedInsecure = false;
   /** Per-key FIFO of this process's requests waiting for a session lock. */
   private readonly lockQueues = new Map<string, Array<() => void>>();
@@ -60,6 +58,8 @@ export class SessionManager {
   constructor(
     readonly options: ResolvedSessionOptions,
     store: SessionStore | undefined,
+    /** Where warnings and events are logged (Nest's logger, adapted by the module). */
+    private readonly logger: SessionLogger,
   ) {
     this.signer = new SessionTokenSigner(options.secrets, options.cookie.name);
     this.csrf = new SessionCsrfTokens(options.secrets);
@@ -167,11 +167,6 @@ export class SessionManager {
     }
   }
 
-  /** A new session handle for one exchange on `carrier`. */
-  createHandle(carrier: SessionCarrier): SessionHandle {
-    return new SessionHandle(this, carrier);
-  }
-
   /** Whether a Cookie header carries the session cookie (eager loading skips requests without one). */
   presentsCookie(header: string | undefined): boolean {
     return header !== undefined && header.includes(`${this.options.cookie.name}=`);
@@ -261,11 +256,6 @@ export class SessionManager {
     const next = queue.shift();
     if (next) next();
     else this.lockQueues.delete(key);
-  }
-
-  /** A session loaded by id, outside any HTTP request (`SessionService.withSession`). */
-  handleForKey(key: string): SessionHandle {
-    return new SessionHandle(this, undefined, key);
   }
 
   /** Every value of our cookie in the request (duplicates come from cookie tossing, CK-15). */
