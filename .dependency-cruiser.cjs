@@ -35,7 +35,7 @@ module.exports = {
       name: '4-core-knows-no-framework',
       comment: 'core/ never imports @nestjs/*, node:http, http/ or a concrete store.',
       severity: 'error',
-      from: { path: '^src/core/' },
+      from: { path: '^src/core/', pathNot: '\\.spec\\.ts$' },
       to: { path: '@nestjs/|^http$|^node:http$|^src/http/|^src/stores/' },
     },
     {

@@ -1,0 +1,163 @@
+import { afterEach, describe, expect, it, jest } from '@jest/globals';
+import { resolveSessionOptions } from '../session.options.js';
+import type { SessionModuleOptions } from '../interfaces/session-options.interface.js';
+import { MemorySessionStore } from '../stores/memory-session.store.js';
+import type { SessionCarrier, SettleAtEnd } from './session-carrier.js';
+import { SessionHandle } from './session-handle.js';
+import type { SessionLogger } from './session-logger.js';
+import { SessionRuntime } from './session-runtime.js';
+
+const SECRET = 'k7Qp2vXn9LrT4wYz8BcFh3JmS6dGa1EuN5oKiWq0VtR';
+
+const silent: SessionLogger = {
+  log: () => undefined,
+  error: () => undefined,
+  warn: () => undefined,
+  debug: () => undefined,
+  verbose: () => undefined,
+  isLevelEnabled: () => false,
+};
+
+/** One request's transport as the engine sees it: a Cookie header in, headers out. */
+class RecordingCarrier implements SessionCarrier {
+  routeCommits = true;
+  readonly headers = new Map<string, string | string[]>();
+
+  constructor(private readonly cookie?: string) {}
+
+  cookieHeader(): string | undefined {
+    return this.cookie;
+  }
+  isSecure(): boolean {
+    return false;
+  }
+  headersSent(): boolean {
+    return false;
+  }
+  getHeader(name: string): unknown {
+    return this.headers.get(name.toLowerCase());
+  }
+  setHeader(name: string, value: string | string[]): void {
+    this.headers.set(name.toLowerCase(), value);
+  }
+  settleBeforeResponse(_target: SettleAtEnd): void {}
+  onClose(): void {}
+
+  /** `sid=…` of the Set-Cookie header, if one was set. */
+  get sessionCookie(): string | undefined {
+    const value = this.headers.get('set-cookie');
+    const line = (Array.isArray(value) ? value : value ? [value] : []).find((c) =>
+      c.startsWith('sid='),
+    );
+    return line?.split(';')[0];
+  }
+}
+
+/** A counting store: a real MemorySessionStore that records its reads and writes. */
+class CountingMemoryStore extends MemorySessionStore {
+  loads = 0;
+  readonly saves: Parameters<MemorySessionStore['save']>[0][] = [];
+  override loadSync(key: string) {
+    this.loads++;
+    return super.loadSync(key);
+  }
+  override saveSync(write: Parameters<MemorySessionStore['save']>[0]) {
+    this.saves.push(write);
+    super.saveSync(write);
+  }
+}
+
+function engine(options: Partial<SessionModuleOptions> = {}) {
+  const store = new CountingMemoryStore();
+  const runtime = new SessionRuntime(
+    resolveSessionOptions({ secret: SECRET, ...options }, { NODE_ENV: 'test' }),
+    store,
+    silent,
+  );
+  const request = (cookie?: string) => {
+    const carrier = new RecordingCarrier(cookie);
+    return { carrier, handle: new SessionHandle<Record<string, unknown>>(runtime, carrier) };
+  };
+  /** One request: load, run, commit; the cookie the response carries (or the one sent). */
+  const exchange = async (cookie: string | undefined, run: (h: SessionHandle) => void) => {
+    const { carrier, handle } = request(cookie);
+    await handle.load();
+    run(handle);
+    await handle.settle(true);
+    return carrier.sessionCookie ?? cookie;
+  };
+  return { store, runtime, request, exchange };
+}
+
+afterEach(() => {
+  jest.useRealTimers();
+});
+
+describe('SessionHandle (unit)', () => {
+  it('tracks what changed: an in-place change of a nested value is one key in the write, an untouched key is not', async () => {
+    const { store, exchange } = engine();
+    const cookie = await exchange(undefined, (s) => {
+      s.data.cart = ['a'];
+      s.data.profile = { name: 'ann' };
+    });
+    store.saves.length = 0;
+    await exchange(cookie, (s) => (s.data.cart as string[]).push('b'));
+    expect(store.saves).toHaveLength(1);
+    expect(store.saves[0].set).toEqual({ cart: '["a","b"]' });
+    expect(store.saves[0].unset).toEqual([]);
+    // Reading without changing writes nothing.
+    store.saves.length = 0;
+    await exchange(cookie, (s) => void s.data.profile);
+    expect(store.saves).toHaveLength(0);
+  });
+
+  it('writes nothing and sets no cookie for a new session nobody wrote to', async () => {
+    const { store, request } = engine();
+    const { carrier, handle } = request();
+    await handle.load();
+    void handle.data.anything;
+    await handle.settle(true);
+    expect(store.saves).toHaveLength(0);
+    expect(carrier.sessionCookie).toBeUndefined();
+  });
+
+  it('rolls back what a failed request changed, keeping what was stored (LC-8)', async () => {
+    const { store, request, exchange } = engine();
+    const cookie = await exchange(undefined, (s) => (s.data.n = 1));
+    store.saves.length = 0;
+    const { handle } = request(cookie);
+    await handle.load();
+    handle.data.n = 2;
+    await handle.settle(false);
+    expect(store.saves).toHaveLength(0);
+    let n: unknown;
+    await exchange(cookie, (s) => (n = s.data.n));
+    expect(n).toBe(1);
+  });
+
+  it('checks the signature before any store access: a forged cookie reaches no store (TOK-5)', async () => {
+    const { store, exchange } = engine();
+    const cookie = await exchange(undefined, (s) => (s.data.n = 1));
+    const forged = `${cookie!.slice(0, -3)}AAA`;
+    store.loads = 0;
+    let isNew = false;
+    await exchange(forged, (s) => (isNew = s.isNew));
+    expect(isNew).toBe(true);
+    expect(store.loads).toBe(0);
+  });
+
+  it('ends a session without a user after anonymousIdleTimeout and one with a user after idleTimeout (fake clock)', async () => {
+    jest.useFakeTimers({ now: Date.parse('2026-12-01T10:00:00Z') });
+    const { exchange } = engine({ idleTimeout: '30m', anonymousIdleTimeout: '5m' });
+    const visitor = await exchange(undefined, (s) => (s.data.cart = ['a']));
+    const user = await exchange(undefined, (s) => (s.data.userId = 'u1'));
+    jest.setSystemTime(Date.now() + 6 * 60_000);
+    const seen: Record<string, boolean> = {};
+    await exchange(visitor, (s) => (seen.visitor = s.isNew));
+    await exchange(user, (s) => (seen.user = s.isNew));
+    expect(seen).toEqual({ visitor: true, user: false });
+    jest.setSystemTime(Date.now() + 31 * 60_000);
+    await exchange(user, (s) => (seen.user = s.isNew));
+    expect(seen.user).toBe(true);
+  });
+});
