@@ -234,6 +234,9 @@ async function main() {
       secret,
     });
     console.log(`\n${throughputText(results.throughput)}`);
+    // Kept at once, so a failure in a later part does not lose the long part.
+    mkdirSync(`${opts.out}/results`, { recursive: true });
+    writeFileSync(`${opts.out}/results/results.json`, JSON.stringify(results, null, 2) + '\n');
   }
   if (opts.parts.includes('roundtrips')) {
     console.log('\n== Store round trips per request ==');
