@@ -96,6 +96,32 @@ for (const [id, n] of counts) {
   }
 }
 const busy = total - idle;
+
+// Inclusive: samples with a nestjs-sessions frame anywhere on the stack (the library's own code and
+// everything it calls: crypto, header writes, JSON…), split by the leaf function that was running.
+const parent = new Map();
+for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+const isLib = (node) => where(node.callFrame.url) === 'nestjs-sessions';
+const underLib = new Map();
+const libLeaf = new Map();
+let inclusive = 0;
+for (const [id, n] of counts) {
+  let under = underLib.get(id);
+  if (under === undefined) {
+    under = false;
+    for (let at = id; at !== undefined; at = parent.get(at))
+      if (isLib(byId.get(at))) {
+        under = true;
+        break;
+      }
+    underLib.set(id, under);
+  }
+  if (!under) continue;
+  inclusive += n;
+  const { functionName, url } = byId.get(id).callFrame;
+  const key = `${functionName || '(anonymous)'} [${functionName.startsWith('(') ? functionName : where(url)}]`;
+  libLeaf.set(key, (libLeaf.get(key) ?? 0) + n);
+}
 const pct = (n) => `${((100 * n) / busy).toFixed(1)} %`;
 const lines = [];
 lines.push(
@@ -113,6 +139,14 @@ lines.push(
 );
 lines.push('| function (dist/ file:line) | share of busy |', '| --- | ---: |');
 for (const [f, n] of [...fns].sort((a, b) => b[1] - a[1]).slice(0, top))
+  lines.push(`| \`${f}\` | ${pct(n)} |`);
+lines.push(
+  '',
+  `Under nestjs-sessions frames (inclusive: the library and what it calls) ${pct(inclusive)} of busy time, by the function running:`,
+  '',
+);
+lines.push('| function [where] | share of busy |', '| --- | ---: |');
+for (const [f, n] of [...libLeaf].sort((a, b) => b[1] - a[1]).slice(0, top))
   lines.push(`| \`${f}\` | ${pct(n)} |`);
 lines.push('', 'Top functions overall by self time:', '');
 lines.push('| function [where] | share of busy |', '| --- | ---: |');
