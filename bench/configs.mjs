@@ -17,58 +17,142 @@ export const SEALED_OPTIONS = [
  * @property {string} label     what the table shows
  * @property {string} app       file under bench/apps/
  * @property {Record<string,string>} env  environment of the app process
- * @property {boolean} [baseline]   the upper limit every ratio is taken against (bare Nest)
- * @property {boolean} [reference]  the second ratio column (express-session, MemoryStore)
+ * @property {'express'|'fastify'} adapter  the Nest HTTP adapter (ratios are to bare on the same one)
+ * @property {boolean} [baseline]   the upper limit every ratio on its adapter is taken against (bare Nest)
+ * @property {boolean} [control]    bare Nest plus Nest machinery (no-op guard, custom param decorator)
+ * @property {boolean} [reference]  the second ratio column on its adapter (express-session MemoryStore, @fastify/session)
  * @property {string} [store]       redis | postgres: the backend it needs (round-trip counting)
  * @property {boolean} [stateless]  the session lives in the cookie (an old cookie stays valid)
+ * @property {string} [family]      nss: a nestjs-sessions configuration (gets a baseline twin with --baseline)
+ * @property {string} [kind]        memory | redis | postgres | sealed (nestjs-sessions)
+ * @property {string} [libRev]      the revision a baseline twin was built from
  */
+
+const nss = (adapter, prefix, kind) => ({
+  id: `${prefix}nss-${kind}`,
+  label: `nestjs-sessions · ${{ memory: 'memory', redis: 'Redis', postgres: 'PostgreSQL', sealed: 'sealed cookie' }[kind]}`,
+  app: 'nestjs-sessions.mjs',
+  adapter,
+  family: 'nss',
+  kind,
+  env: {
+    BENCH_ADAPTER: adapter,
+    BENCH_STORE: kind === 'sealed' ? 'memory' : kind,
+    ...(kind === 'sealed' ? { BENCH_OPTIONS: JSON.stringify(SEALED_OPTIONS) } : {}),
+  },
+  ...(kind === 'redis' || kind === 'postgres' ? { store: kind } : {}),
+  ...(kind === 'sealed' ? { stateless: true } : {}),
+});
+
+const KINDS = ['memory', 'redis', 'postgres', 'sealed'];
 
 /** @type {Configuration[]} */
 export const configurations = [
-  { id: 'bare', label: 'bare Nest (no sessions)', app: 'bare.mjs', env: {}, baseline: true },
+  // Express 5
   {
-    id: 'nss-memory',
-    label: 'nestjs-sessions · memory',
-    app: 'nestjs-sessions.mjs',
-    env: { BENCH_STORE: 'memory' },
+    id: 'bare',
+    label: 'bare Nest (no sessions)',
+    app: 'bare.mjs',
+    adapter: 'express',
+    env: { BENCH_ADAPTER: 'express' },
+    baseline: true,
   },
   {
-    id: 'nss-redis',
-    label: 'nestjs-sessions · Redis',
-    app: 'nestjs-sessions.mjs',
-    env: { BENCH_STORE: 'redis' },
-    store: 'redis',
+    id: 'bare-guard',
+    label: 'bare Nest + no-op guard + param decorator',
+    app: 'bare.mjs',
+    adapter: 'express',
+    env: { BENCH_ADAPTER: 'express', BENCH_MACHINERY: '1' },
+    control: true,
   },
-  {
-    id: 'nss-postgres',
-    label: 'nestjs-sessions · PostgreSQL',
-    app: 'nestjs-sessions.mjs',
-    env: { BENCH_STORE: 'postgres' },
-    store: 'postgres',
-  },
-  {
-    id: 'nss-sealed',
-    label: 'nestjs-sessions · sealed cookie',
-    app: 'nestjs-sessions.mjs',
-    env: { BENCH_STORE: 'memory', BENCH_OPTIONS: JSON.stringify(SEALED_OPTIONS) },
-    stateless: true,
-  },
+  ...KINDS.map((k) => nss('express', '', k)),
   {
     id: 'es-memory',
     label: 'express-session · MemoryStore',
     app: 'express-session.mjs',
-    env: { BENCH_STORE: 'memory' },
+    adapter: 'express',
+    env: { BENCH_ADAPTER: 'express', BENCH_STORE: 'memory' },
     reference: true,
   },
   {
     id: 'es-redis',
     label: 'express-session · connect-redis',
     app: 'express-session.mjs',
-    env: { BENCH_STORE: 'redis' },
+    adapter: 'express',
+    env: { BENCH_ADAPTER: 'express', BENCH_STORE: 'redis' },
     store: 'redis',
   },
-  { id: 'iron', label: 'iron-session', app: 'iron-session.mjs', env: {}, stateless: true },
+  {
+    id: 'iron',
+    label: 'iron-session',
+    app: 'iron-session.mjs',
+    adapter: 'express',
+    env: { BENCH_ADAPTER: 'express' },
+    stateless: true,
+  },
+  // Fastify 5
+  {
+    id: 'f-bare',
+    label: 'bare Nest (no sessions)',
+    app: 'bare.mjs',
+    adapter: 'fastify',
+    env: { BENCH_ADAPTER: 'fastify' },
+    baseline: true,
+  },
+  {
+    id: 'f-bare-guard',
+    label: 'bare Nest + no-op guard + param decorator',
+    app: 'bare.mjs',
+    adapter: 'fastify',
+    env: { BENCH_ADAPTER: 'fastify', BENCH_MACHINERY: '1' },
+    control: true,
+  },
+  ...KINDS.map((k) => nss('fastify', 'f-', k)),
+  {
+    id: 'fs-memory',
+    label: '@fastify/session · MemoryStore',
+    app: 'fastify-session.mjs',
+    adapter: 'fastify',
+    env: { BENCH_ADAPTER: 'fastify', BENCH_STORE: 'memory' },
+    reference: true,
+  },
+  {
+    id: 'fs-redis',
+    label: '@fastify/session · connect-redis',
+    app: 'fastify-session.mjs',
+    adapter: 'fastify',
+    env: { BENCH_ADAPTER: 'fastify', BENCH_STORE: 'redis' },
+    store: 'redis',
+  },
+  {
+    id: 'f-secure',
+    label: '@fastify/secure-session',
+    app: 'secure-session.mjs',
+    adapter: 'fastify',
+    env: { BENCH_ADAPTER: 'fastify' },
+    stateless: true,
+  },
 ];
+
+export const ADAPTERS = [
+  { id: 'express', label: 'Express 5', bare: 'bare', reference: 'es-memory', prefix: '' },
+  { id: 'fastify', label: 'Fastify 5', bare: 'f-bare', reference: 'fs-memory', prefix: 'f-' },
+];
+
+/**
+ * The baseline twin of a nestjs-sessions configuration (`--baseline=<rev>`): the same app and
+ * options, the library built from `rev` in `libDir`. Its id is the current one's plus `@base`.
+ */
+export function baselineTwin(config, rev, libDir) {
+  return {
+    ...config,
+    id: `${config.id}@base`,
+    label: `${config.label} (baseline ${rev})`,
+    env: { ...config.env, BENCH_LIB_DIR: libDir },
+    libRev: rev,
+    twinOf: config.id,
+  };
+}
 
 /**
  * The routes measured, identical in every app. `cookie`: 'login' sends the cookie of one login

@@ -48,12 +48,20 @@ export async function measureRoundTrips({ secret, requests = 20, only }, log = c
     try {
       app = await startApp(config, { secret, extraEnv });
       if (!app.available) {
-        results.push({ config: config.id, label: config.label, unavailable: app.reason });
+        results.push({
+          config: config.id,
+          label: `${config.adapter === 'fastify' ? 'Fastify · ' : ''}${config.label}`,
+          unavailable: app.reason,
+        });
         log(`  ${config.label}: not available in this build: ${app.reason}`);
         continue;
       }
       let cookie = await login(app.url);
-      const row = { config: config.id, label: config.label, steps: {} };
+      const row = {
+        config: config.id,
+        label: `${config.adapter === 'fastify' ? 'Fastify · ' : ''}${config.label}`,
+        steps: {},
+      };
       for (const step of STEPS) {
         const perRequest = [];
         for (let i = 0; i < requests; i++) {

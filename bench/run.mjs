@@ -1,21 +1,28 @@
 #!/usr/bin/env node
 // The benchmark: `npm run bench` (full) or `npm run bench -- --quick` (a few seconds per cell, one
 // round: checks the harness, not the library). See bench/README.md.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, execSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { join } from 'node:path';
 import { URL, fileURLToPath } from 'node:url';
-import { configurations, routes } from './configs.mjs';
+import { ADAPTERS, baselineTwin, configurations, routes } from './configs.mjs';
 import { forkTracked, installCleanup } from './lib/apps.mjs';
 import { checkTargets } from './lib/targets.mjs';
 import { describeMachine, machineMarkdown } from './lib/machine.mjs';
 import { markdownTable, textTable } from './lib/stats.mjs';
-import { barChartSvg } from './lib/svg.mjs';
+import { barChartSvg, stackSvgs } from './lib/svg.mjs';
 import { lostUpdatesMarkdown, lostUpdatesText, measureLostUpdates } from './lost-updates.mjs';
 import { memoryMarkdown, memoryText } from './memory.mjs';
 import { measureRoundTrips, roundTripsMarkdown, roundTripsText } from './roundtrips.mjs';
-import { measureThroughput, summarize, throughputMarkdown, throughputText } from './throughput.mjs';
+import {
+  beforeAfterMarkdown,
+  measureThroughput,
+  summarize,
+  throughputMarkdown,
+  throughputText,
+} from './throughput.mjs';
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 const root = here('..');
@@ -26,7 +33,11 @@ const HELP = `Usage: npm run bench -- [options]
   --duration=S          measured seconds per cell (default 3)
   --warmup=S            discarded warm-up seconds per cell (default 1)
   --connections=N       concurrent connections of the load generator (default 50)
-  --only=ID,…           configurations (bare Nest is always included): ${configurations.map((c) => c.id).join(', ')}
+  --only=ID,…           configurations (bare Nest of each adapter used is always included): ${configurations.map((c) => c.id).join(', ')}
+  --adapters=A,…        express, fastify (default both)
+  --baseline=REV        also measure nestjs-sessions built from git revision REV (a temp dir, same
+                        node_modules), as "(baseline REV)" twins interleaved with the current build
+  --load=NAME           wrk | autocannon (default: wrk when it is on PATH, else autocannon)
   --routes=ID,…         routes: ${routes.map((r) => r.id).join(', ')}
   --parts=NAME,…        throughput, roundtrips, memory, lost (default all)
   --no-build            use dist/ as it is instead of running npm run build first
@@ -54,6 +65,9 @@ function parseArgs(argv) {
     'parts',
     'no-build',
     'out',
+    'adapters',
+    'baseline',
+    'load',
   ];
   for (const k of Object.keys(args))
     if (!known.includes(k)) throw new Error(`unknown option --${k}\n${HELP}`);
@@ -73,6 +87,12 @@ function parseArgs(argv) {
   const only = list('only');
   for (const id of only ?? [])
     if (!configurations.some((c) => c.id === id)) throw new Error(`unknown configuration '${id}'`);
+  const adapters = list('adapters') ?? ADAPTERS.map((a) => a.id);
+  for (const id of adapters)
+    if (!ADAPTERS.some((a) => a.id === id)) throw new Error(`unknown adapter '${id}'`);
+  const load = typeof args.load === 'string' ? args.load : undefined;
+  if (load && !['wrk', 'autocannon'].includes(load))
+    throw new Error(`unknown load generator '${load}'`);
   const routeIds = list('routes');
   for (const id of routeIds ?? [])
     if (!routes.some((r) => r.id === id)) throw new Error(`unknown route '${id}'`);
@@ -90,6 +110,9 @@ function parseArgs(argv) {
     memoryLookups: quick ? 50_000 : 200_000,
     lostRepeats: quick ? 1 : 3,
     only,
+    adapters,
+    baseline: typeof args.baseline === 'string' ? args.baseline : undefined,
+    load,
     routeIds,
     parts,
     build: !args['no-build'],
@@ -119,6 +142,43 @@ function build(opts) {
   }
 }
 
+/**
+ * Builds the library at `rev` into a temp dir: `git archive` of that revision, this checkout's
+ * node_modules linked in, `npm run build` there. Nothing is committed; the dir goes away on exit.
+ */
+function buildBaseline(rev) {
+  const sha = execFileSync('git', ['rev-parse', '--short', `${rev}^{commit}`], {
+    cwd: root,
+    encoding: 'utf8',
+  }).trim();
+  const dir = join(os.tmpdir(), `nestjs-sessions-baseline-${sha}-${process.pid}`);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  console.log(`Building the baseline ${sha} in a temp dir (git archive + npm run build)…`);
+  execSync(`git archive --format=tar ${sha} | tar -x -C '${dir}'`, { cwd: root, stdio: 'inherit' });
+  symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'), 'dir');
+  execFileSync('npm', ['run', '--silent', 'build'], {
+    cwd: dir,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  return { sha, dir };
+}
+
+/** The configurations of this run: selected ones, bare per adapter, baseline twins next to theirs. */
+function selectConfigurations(opts, baseline) {
+  const list = [];
+  for (const c of configurations) {
+    if (!opts.adapters.includes(c.adapter)) continue;
+    const usedAdapter =
+      !opts.only || configurations.some((x) => x.adapter === c.adapter && opts.only.includes(x.id));
+    if (!(c.baseline && usedAdapter) && opts.only && !opts.only.includes(c.id)) continue;
+    list.push(c);
+    if (baseline && c.family === 'nss') list.push(baselineTwin(c, baseline.sha, baseline.dir));
+  }
+  return list;
+}
+
 function runMemoryPart(opts) {
   // Its own process: --expose-gc, and a heap no other part has touched.
   const child = forkTracked(here('./memory.mjs'), [], {
@@ -135,20 +195,29 @@ function runMemoryPart(opts) {
 
 function chart(data, quick) {
   const summary = summarize(data);
-  const series = data.configs.filter((c) => summary.some((r) => r.config === c.id && !r.missing));
-  return barChartSvg({
-    title: `Throughput relative to bare Nest (median of ${data.settings.rounds} round(s))${quick ? ' — QUICK RUN' : ''}`,
-    groups: data.routes,
-    series,
-    value: (route, config) => summary.find((r) => r.route === route && r.config === config)?.vsBare,
-    note: `${os.cpus()[0]?.model?.trim()}, ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}; dashed line = bare Nest`,
-  });
+  const panels = ADAPTERS.map((adapter) => {
+    const series = data.configs.filter(
+      (c) => c.adapter === adapter.id && summary.some((r) => r.config === c.id && !r.missing),
+    );
+    if (!series.length) return undefined;
+    return barChartSvg({
+      title: `${adapter.label}: throughput relative to bare Nest on ${adapter.label} (median of ${data.settings.rounds} round(s))${quick ? ' — QUICK RUN' : ''}`,
+      groups: data.routes,
+      series,
+      value: (route, config) =>
+        summary.find((r) => r.route === route && r.config === config)?.vsBare,
+      note: `${os.cpus()[0]?.model?.trim()}, ${os.cpus().length} cores, Node ${process.version}, ${data.settings.load ?? 'autocannon'}, ${new Date().toISOString().slice(0, 10)}; dashed line = bare Nest`,
+    });
+  }).filter(Boolean);
+  return stackSvgs(panels);
 }
 
 async function main() {
   installCleanup();
   const opts = parseArgs(process.argv.slice(2));
-  const buildNote = build(opts);
+  let buildNote = build(opts);
+  const baseline = opts.baseline ? buildBaseline(opts.baseline) : undefined;
+  if (baseline) buildNote += `; baseline ${baseline.sha} built from git in a temp dir`;
   const machine = describeMachine();
   const secret = randomBytes(32).toString('base64url');
   const results = { machine, build: buildNote, quick: opts.quick };
@@ -159,8 +228,15 @@ async function main() {
 
   if (opts.parts.includes('throughput')) {
     console.log('\n== Throughput and latency ==');
-    results.throughput = await measureThroughput({ ...opts, secret });
+    results.throughput = await measureThroughput({
+      ...opts,
+      configs: selectConfigurations(opts, baseline),
+      secret,
+    });
     console.log(`\n${throughputText(results.throughput)}`);
+    // Kept at once, so a failure in a later part does not lose the long part.
+    mkdirSync(`${opts.out}/results`, { recursive: true });
+    writeFileSync(`${opts.out}/results/results.json`, JSON.stringify(results, null, 2) + '\n');
   }
   if (opts.parts.includes('roundtrips')) {
     console.log('\n== Store round trips per request ==');
@@ -223,6 +299,9 @@ async function main() {
       ? `![Throughput relative to bare Nest](results.svg)\n\n${throughputMarkdown(results.throughput)}`
       : '_Not measured in this run._',
     '',
+    ...(baseline && results.throughput
+      ? ['## Before and after', '', beforeAfterMarkdown(results.throughput), '']
+      : []),
     '## Store round trips per request',
     '',
     results.roundTrips ? roundTripsMarkdown(results.roundTrips) : '_Not measured in this run._',
@@ -253,6 +332,9 @@ async function main() {
         '',
         targetsTable,
         '',
+        ...(baseline
+          ? ['Before and after, same rounds:', '', beforeAfterMarkdown(results.throughput), '']
+          : []),
         throughputMarkdown(results.throughput),
       ].join('\n'),
     );

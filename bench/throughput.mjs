@@ -1,6 +1,6 @@
 // Throughput and latency: every configuration on every route, interleaved over rounds.
 import { randomBytes } from 'node:crypto';
-import { configurations, routes } from './configs.mjs';
+import { ADAPTERS, routes } from './configs.mjs';
 import { startApp } from './lib/apps.mjs';
 import { login, request, sessionCookie } from './lib/http.mjs';
 import { startLoadGenerator } from './lib/load.mjs';
@@ -17,7 +17,7 @@ async function sanity(base, route, cookie, config) {
     const r = await request(url, { cookie });
     if (r.status !== 200 || typeof r.json?.userId !== 'string')
       return `GET /whoami answered ${r.status} ${r.body.slice(0, 80)}`;
-    if (!config.baseline) {
+    if (!config.baseline && !config.control) {
       const anon = await request(url);
       if (anon.status !== 401)
         return `GET /whoami without a cookie answered ${anon.status}, not 401`;
@@ -38,7 +38,7 @@ async function sanity(base, route, cookie, config) {
   if (route.id === 'login') {
     const r = await request(url, { method: 'POST', cookie });
     if (r.status !== 200) return `POST /login answered ${r.status}`;
-    if (!config.baseline) {
+    if (!config.baseline && !config.control) {
       const next = sessionCookie(r.headers);
       if (!next || next === cookie) return 'POST /login did not issue a new session cookie';
       if (!config.stateless) {
@@ -59,8 +59,8 @@ async function sanity(base, route, cookie, config) {
  * `samples[configId][routeId]` is one measurement per round.
  */
 export async function measureThroughput(settings, log = console.log) {
-  const { rounds, duration, warmup, connections, only, routeIds, secret } = settings;
-  const selected = configurations.filter((c) => c.baseline || !only || only.includes(c.id));
+  const { rounds, duration, warmup, connections, routeIds, secret } = settings;
+  const selected = settings.configs;
   const selectedRoutes = routes.filter((r) => !routeIds || routeIds.includes(r.id));
   const running = [];
   const unavailable = {};
@@ -76,10 +76,11 @@ export async function measureThroughput(settings, log = console.log) {
     }
     running.push({ config, app });
     log(
-      `  ${config.label.padEnd(34)} ${app.url}${app.info?.options && Object.keys(app.info.options).length ? `  options ${JSON.stringify(app.info.options)}` : ''}`,
+      `  ${config.adapter.padEnd(8)}${config.label.padEnd(34)} ${app.url}${app.info?.options && Object.keys(app.info.options).length ? `  options ${JSON.stringify(app.info.options)}` : ''}`,
     );
   }
-  const loadgen = await startLoadGenerator();
+  const loadgen = await startLoadGenerator(settings.load);
+  log(`Load generator: ${loadgen.name}`);
   const samples = {};
   try {
     for (let round = 0; round < rounds; round++) {
@@ -87,10 +88,10 @@ export async function measureThroughput(settings, log = console.log) {
         // Rotate the order every round so no configuration always runs first (or right after another).
         const order = running.map((_, i) => running[(i + round) % running.length]);
         for (const { config, app } of order) {
-          const label = `round ${round + 1}/${rounds} ${route.id.padEnd(7)} ${config.label}`;
+          const label = `round ${round + 1}/${rounds} ${route.id.padEnd(7)} ${config.adapter.padEnd(8)}${config.label}`;
           // Bare Nest answers /login without a cookie: `undefined` here.
           let cookie = await login(app.url).catch(() => undefined);
-          if (!cookie && !config.baseline) {
+          if (!cookie && !config.baseline && !config.control) {
             failures.push({
               config: config.id,
               route: route.id,
@@ -122,7 +123,7 @@ export async function measureThroughput(settings, log = console.log) {
           ((samples[config.id] ??= {})[route.id] ??= []).push({ round, ...result });
           const bad = result.non2xx + result.errors + result.timeouts;
           log(
-            `${label.padEnd(60)} ${fmt(result.rps).padStart(7)} req/s  p99 ${fmt(result.latency.p99, 1).padStart(6)} ms` +
+            `${label.padEnd(84)} ${fmt(result.rps).padStart(7)} req/s  p99 ${fmt(result.latency.p99, 1).padStart(6)} ms` +
               (bad
                 ? `  !! ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`
                 : ''),
@@ -135,12 +136,15 @@ export async function measureThroughput(settings, log = console.log) {
     await Promise.all(running.map(({ app }) => app.stop()));
   }
   return {
-    settings: { rounds, duration, warmup, connections },
+    settings: { rounds, duration, warmup, connections, load: loadgen.name },
     configs: selected.map((c) => ({
       id: c.id,
       label: c.label,
+      adapter: c.adapter,
       baseline: !!c.baseline,
+      control: !!c.control,
       reference: !!c.reference,
+      ...(c.twinOf ? { twinOf: c.twinOf, libRev: c.libRev } : {}),
     })),
     routes: selectedRoutes.map((r) => ({ id: r.id, label: r.label })),
     samples,
@@ -160,17 +164,37 @@ const valid = (samples) =>
  * Median over rounds of `a`'s req/s divided by `b`'s req/s in the same round (NaN when either was
  * not measured or a cell failed requests).
  */
-export function pairedRatio(data, route, a, b) {
+export function pairedRatio(data, route, a, b, metric = (x) => x.rps) {
   const sa = data?.samples[a]?.[route] ?? [];
   const sb = data?.samples[b]?.[route] ?? [];
   if (!sa.length || !sb.length || !valid(sa) || !valid(sb)) return NaN;
-  return median(sa.map((x) => x.rps / (sb.find((y) => y.round === x.round)?.rps ?? NaN)));
+  return median(
+    sa.map((x) => {
+      const y = sb.find((y) => y.round === x.round);
+      return y ? metric(x) / metric(y) : NaN;
+    }),
+  );
+}
+
+/** Median over rounds of `a`'s p99 divided by `b`'s p99 in the same round. */
+export const pairedP99Ratio = (data, route, a, b) =>
+  pairedRatio(data, route, a, b, (x) => x.latency.p99);
+
+/** The bare Nest id and the reference id on a configuration's adapter. */
+export function anchorsOf(data, id) {
+  const config = data.configs.find((c) => c.id === id);
+  const adapter = config?.adapter ?? 'express';
+  const a = ADAPTERS.find((x) => x.id === adapter);
+  const has = (x) => data.configs.some((c) => c.id === x);
+  return {
+    adapter,
+    bare: has(a.bare) ? a.bare : undefined,
+    ref: has(a.reference) ? a.reference : undefined,
+  };
 }
 
 /** Per configuration and route: median req/s, median p99, median of per-round ratios. */
 export function summarize(data) {
-  const base = data.configs.find((c) => c.baseline)?.id;
-  const ref = data.configs.find((c) => c.reference)?.id;
   const rows = [];
   for (const route of data.routes) {
     for (const config of data.configs) {
@@ -179,17 +203,21 @@ export function summarize(data) {
         rows.push({
           route: route.id,
           config: config.id,
+          adapter: config.adapter ?? 'express',
           missing: data.unavailable[config.id] ?? 'not measured',
         });
         continue;
       }
       const bad = s.reduce((n, x) => n + x.non2xx + x.errors + x.timeouts, 0);
+      const { bare: base, ref } = anchorsOf(data, config.id);
       rows.push({
         route: route.id,
         config: config.id,
+        adapter: config.adapter ?? 'express',
         rps: median(s.map((x) => x.rps)),
         p99: median(s.map((x) => x.latency.p99)),
         vsBare: base ? pairedRatio(data, route.id, config.id, base) : NaN,
+        p99VsBare: base ? pairedP99Ratio(data, route.id, config.id, base) : NaN,
         vsRef: ref ? pairedRatio(data, route.id, config.id, ref) : NaN,
         bad,
         rounds: s.length,
@@ -202,23 +230,35 @@ export function summarize(data) {
 function tableRows(data, summary) {
   const label = (id) => data.configs.find((c) => c.id === id)?.label ?? id;
   const routeLabel = (id) => data.routes.find((r) => r.id === id)?.label ?? id;
-  return summary.map((r) =>
+  const adapterLabel = (id) => ADAPTERS.find((a) => a.id === id)?.label ?? id;
+  const order = ADAPTERS.map((a) => a.id);
+  const sorted = [...summary].sort(
+    (x, y) =>
+      order.indexOf(x.adapter) - order.indexOf(y.adapter) ||
+      data.routes.findIndex((r) => r.id === x.route) -
+        data.routes.findIndex((r) => r.id === y.route),
+  );
+  return sorted.map((r) =>
     r.missing
       ? [
+          adapterLabel(r.adapter),
           routeLabel(r.route),
           label(r.config),
           'n/a',
           '',
           '',
           '',
+          '',
           r.missing.length > 60 ? `${r.missing.slice(0, 57)}…` : r.missing,
         ]
       : [
+          adapterLabel(r.adapter),
           routeLabel(r.route),
           label(r.config),
           fmt(r.rps),
           fmt(r.p99, 1),
           ratio(r.vsBare),
+          ratio(r.p99VsBare),
           ratio(r.vsRef),
           r.bad ? `${fmt(r.bad)} failed requests (non-2xx, errors, timeouts): not compared` : '',
         ],
@@ -226,15 +266,17 @@ function tableRows(data, summary) {
 }
 
 const HEADER = [
+  'adapter',
   'route',
   'configuration',
   'req/s (median)',
   'p99 ms (median)',
   '× bare',
-  '× express-session',
+  'p99 × bare',
+  '× express-session / @fastify/session',
   'note',
 ];
-const ALIGN = ['l', 'l', 'r', 'r', 'r', 'r', 'l'];
+const ALIGN = ['l', 'l', 'l', 'r', 'r', 'r', 'r', 'r', 'l'];
 
 export function throughputText(data) {
   return textTable(HEADER, tableRows(data, summarize(data)), ALIGN);
@@ -253,12 +295,79 @@ export function throughputMarkdown(data) {
     .join(', ');
   return (
     [
-      `${s.rounds} round(s), configurations interleaved and rotated each round; per cell ${s.warmup} s warm-up (discarded) then ${s.duration} s measured with ${s.connections} connections (autocannon, separate process). ` +
-        `Ratios are the median over rounds of the ratio to the other configuration measured in the same round.`,
+      `${s.rounds} round(s), configurations interleaved and rotated each round; per cell ${s.warmup} s warm-up (discarded) then ${s.duration} s measured with ${s.connections} connections (${s.load ?? 'autocannon'}, separate process). ` +
+        `Ratios are the median over rounds of the ratio to the other configuration measured in the same round; × bare and p99 × bare are to bare Nest on the same adapter, the last column to express-session (MemoryStore) on Express and to @fastify/session (MemoryStore) on Fastify.`,
       '',
       markdownTable(HEADER, tableRows(data, summarize(data)), ALIGN),
       '',
       `Cookie header sizes sent (bytes, \`name=value\`): ${cookies}.`,
     ].join('\n') + failures
   );
+}
+
+/**
+ * Before and after: every nestjs-sessions configuration next to its baseline twin (`--baseline`),
+ * both as ratios to bare on the same adapter, and current ÷ baseline in the same round.
+ */
+export function beforeAfterRows(data) {
+  const rows = [];
+  for (const twin of data.configs.filter((c) => c.twinOf)) {
+    const current = data.configs.find((c) => c.id === twin.twinOf);
+    if (!current) continue;
+    const { bare } = anchorsOf(data, current.id);
+    for (const route of data.routes) {
+      rows.push({
+        adapter: current.adapter,
+        route: route.id,
+        config: current.id,
+        label: current.label,
+        rev: twin.libRev,
+        before: pairedRatio(data, route.id, twin.id, bare),
+        after: pairedRatio(data, route.id, current.id, bare),
+        change: pairedRatio(data, route.id, current.id, twin.id),
+        p99Before: pairedP99Ratio(data, route.id, twin.id, bare),
+        p99After: pairedP99Ratio(data, route.id, current.id, bare),
+        missing: data.unavailable[twin.id],
+      });
+    }
+  }
+  return rows;
+}
+
+export function beforeAfterMarkdown(data) {
+  const rows = beforeAfterRows(data);
+  if (!rows.length) return '';
+  const rev = rows[0].rev;
+  const adapterLabel = (id) => ADAPTERS.find((a) => a.id === id)?.label ?? id;
+  const routeLabel = (id) => data.routes.find((r) => r.id === id)?.label ?? id;
+  return [
+    `Baseline: the library built from \`${rev}\`, measured in the same rounds as the current build (same apps, same options). ` +
+      `"current ÷ baseline" is the median of the per-round ratio of the two; ±0.05 is within this machine's noise.`,
+    '',
+    markdownTable(
+      [
+        'adapter',
+        'route',
+        'configuration',
+        'baseline × bare',
+        'current × bare',
+        'current ÷ baseline',
+        'p99 × bare (baseline → current)',
+        'note',
+      ],
+      rows.map((r) => [
+        adapterLabel(r.adapter),
+        routeLabel(r.route),
+        r.label,
+        ratio(r.before),
+        ratio(r.after),
+        ratio(r.change),
+        `${ratio(r.p99Before)} → ${ratio(r.p99After)}`,
+        r.missing
+          ? `baseline not available: ${r.missing.length > 70 ? `${r.missing.slice(0, 67)}…` : r.missing}`
+          : '',
+      ]),
+      ['l', 'l', 'l', 'r', 'r', 'r', 'r', 'l'],
+    ),
+  ].join('\n');
 }

@@ -1,4 +1,4 @@
-// Shared bootstrap of the bench apps: one process, Express adapter, production mode, logger off,
+// Shared bootstrap of the bench apps: one process, Express or Fastify adapter (BENCH_ADAPTER), production mode, logger off,
 // listening on 127.0.0.1 on a port the OS picks (always free); the port goes to the parent over IPC.
 //
 // Protocol with the parent (bench/lib/apps.mjs): the child sends
@@ -33,7 +33,23 @@ export const env = {
   prefix: process.env.BENCH_PREFIX ?? `bench:${process.pid}:`,
   /** Milliseconds the cart handler waits between reading and writing the cart (the lost-updates case). */
   cartDelay: Number(process.env.BENCH_CART_DELAY ?? 3),
+  /** express | fastify: the Nest HTTP adapter. */
+  adapter: process.env.BENCH_ADAPTER ?? 'express',
+  /** Where the measured nestjs-sessions build is: '' = this checkout's dist/ (the package name). */
+  libDir: process.env.BENCH_LIB_DIR ?? '',
 };
+
+/**
+ * Imports an entry point of nestjs-sessions ('' = the main one, 'redis', 'postgres'): this
+ * checkout's build through the package's own name, as a user imports it, or the baseline build in
+ * BENCH_LIB_DIR (`--baseline=<rev>`).
+ */
+export function libImport(entry, ...names) {
+  const specifier = env.libDir
+    ? `${env.libDir}/dist/${entry ? `${entry}/` : ''}index.js`
+    : `nestjs-sessions${entry ? `/${entry}` : ''}`;
+  return optionalImport(specifier, ...names);
+}
 
 function required(name) {
   const value = process.env[name];
@@ -69,7 +85,15 @@ export async function serve(build) {
   try {
     built = await build();
     const { NestFactory } = await import('@nestjs/core');
-    const app = await NestFactory.create(built.module, { logger: false, abortOnError: false });
+    let adapter;
+    if (env.adapter === 'fastify') {
+      const { FastifyAdapter } = await optionalImport('@nestjs/platform-fastify', 'FastifyAdapter');
+      adapter = new FastifyAdapter();
+    }
+    const options = { logger: false, abortOnError: false };
+    const app = adapter
+      ? await NestFactory.create(built.module, adapter, options)
+      : await NestFactory.create(built.module, options);
     await built.setup?.(app);
     await app.listen(0, '127.0.0.1');
     const { port } = app.getHttpServer().address();
@@ -90,7 +114,12 @@ export async function serve(build) {
     await send({ type: 'ready', port, info: built.info });
   } catch (error) {
     await built?.close?.().catch(() => {});
-    if (error instanceof Unavailable || error?.unavailable) {
+    // The library refusing the setup (e.g. a build without Fastify support) is "not available".
+    if (
+      error instanceof Unavailable ||
+      error?.unavailable ||
+      error?.code === 'SESSION_CONFIG_INVALID'
+    ) {
       await send({ type: 'unavailable', reason: error.message });
       process.exit(0);
     }

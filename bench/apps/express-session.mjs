@@ -1,5 +1,5 @@
 // express-session with the recommended settings (resave: false, saveUninitialized: false), on its
-// MemoryStore or on connect-redis (node-redis v5 client).
+// MemoryStore or on connect-redis (current major, with the current node-redis client).
 //   BENCH_STORE  memory | redis
 import {
   Body,
@@ -67,7 +67,7 @@ await serve(async () => {
   let store;
   let close = async () => {};
   if ((process.env.BENCH_STORE ?? 'memory') === 'redis') {
-    const { RedisStore } = await optionalImport('connect-redis', 'RedisStore');
+    const { RedisStore } = await optionalImport('connect-redis-10', 'RedisStore');
     const client = await redisClient();
     store = new RedisStore({ client, prefix: env.prefix });
     close = async () => {

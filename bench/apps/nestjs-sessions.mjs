@@ -1,15 +1,17 @@
-// nestjs-sessions, from the built library (dist/) through the package's own name, as a user imports it.
+// nestjs-sessions, from the built library (dist/) through the package's own name, as a user imports it
+// (or the baseline build in BENCH_LIB_DIR), on Express or Fastify (BENCH_ADAPTER).
+// GET /whoami is what users write: @UseGuards(SessionGuard) on the route, @Session() for the handle.
 //   BENCH_STORE    memory | redis | postgres
 //   BENCH_OPTIONS  JSON array of candidate extra module options, tried in order, e.g.
 //                  [{"mode":"sealed"},{"transport":"sealed"}] or [{"concurrency":"serialize"}];
 //                  a candidate the library refuses (SessionConfigError) is skipped, and when all are
 //                  refused the configuration is "not available in this build".
 import { Body, Controller, Get, HttpCode, Module, Post, UseGuards } from '@nestjs/common';
-import { Unavailable, env, optionalImport, serve, sleep } from './common.mjs';
+import { Unavailable, env, libImport, serve, sleep } from './common.mjs';
 import { nestjsSessionsStore } from './stores.mjs';
 import { decorateClass, decorateMethod } from '../lib/nest.mjs';
 
-const lib = await optionalImport('nestjs-sessions', 'SessionModule', 'Session', 'SessionGuard');
+const lib = await libImport('', 'SessionModule', 'Session', 'SessionGuard');
 const { SessionModule, Session, SessionGuard, SessionLock } = lib;
 const candidates = JSON.parse(process.env.BENCH_OPTIONS ?? '[{}]');
 

@@ -1,10 +1,16 @@
 // Store clients and store construction for the bench apps. When a store's constructor changes,
 // this is the one file to adapt.
-import { Unavailable, env, optionalImport } from './common.mjs';
+import { Unavailable, env, libImport, optionalImport } from './common.mjs';
 
-/** A connected node-redis v5 client (connect-redis and RedisSessionStore both take one). */
+/**
+ * The node-redis package the apps use: the current major (6, installed as the `redis-6` alias so the
+ * tests keep their own `redis`), or BENCH_REDIS_CLIENT (e.g. `redis` for the tests' v5).
+ */
+export const redisPackage = process.env.BENCH_REDIS_CLIENT || 'redis-6';
+
+/** A connected node-redis client (connect-redis and RedisSessionStore both take one). */
 export async function redisClient() {
-  const { createClient } = await optionalImport('redis', 'createClient');
+  const { createClient } = await optionalImport(redisPackage, 'createClient');
   const client = createClient({
     url: env.redisUrl,
     socket: { connectTimeout: 2000, reconnectStrategy: false },
@@ -63,10 +69,7 @@ export async function nestjsSessionsStore(kind) {
     case 'memory':
       return { store: undefined, close: async () => {} };
     case 'redis': {
-      const { RedisSessionStore } = await optionalImport(
-        'nestjs-sessions/redis',
-        'RedisSessionStore',
-      );
+      const { RedisSessionStore } = await libImport('redis', 'RedisSessionStore');
       const client = await redisClient();
       const store = construct(RedisSessionStore, { client, prefix: env.prefix });
       return {
@@ -79,10 +82,7 @@ export async function nestjsSessionsStore(kind) {
       };
     }
     case 'postgres': {
-      const { PostgresSessionStore } = await optionalImport(
-        'nestjs-sessions/postgres',
-        'PostgresSessionStore',
-      );
+      const { PostgresSessionStore } = await libImport('postgres', 'PostgresSessionStore');
       const pool = await pgPool();
       const table = `bench_sessions_${process.pid}`;
       const store = construct(PostgresSessionStore, { pool, tableName: table, createTable: true });

@@ -63,7 +63,10 @@ const appFile = (name) => fileURLToPath(new URL(`../apps/${name}`, import.meta.u
  * `{ available: false, reason }` (module missing from this build, store not reachable, option
  * refused); rejects when the app crashes for another reason.
  */
-export async function startApp(config, { secret, extraEnv = {}, timeoutMs = 60_000 } = {}) {
+export async function startApp(
+  config,
+  { secret, extraEnv = {}, execArgv = [], timeoutMs = 60_000 } = {},
+) {
   const child = forkTracked(appFile(config.app), [], {
     env: {
       ...process.env,
@@ -72,7 +75,7 @@ export async function startApp(config, { secret, extraEnv = {}, timeoutMs = 60_0
       NODE_ENV: 'production',
       BENCH_SECRET: secret,
     },
-    execArgv: [],
+    execArgv,
   });
   const message = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => {

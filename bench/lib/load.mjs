@@ -1,8 +1,19 @@
-// The parent side of the load generator process.
+// The load generator: wrk when it is installed (the default, see README.md), else autocannon in
+// its own process (this file is the parent side of lib/load-worker.mjs).
 import { URL, fileURLToPath } from 'node:url';
 import { forkTracked, stopChild } from './apps.mjs';
+import { startWrk, wrkVersion } from './wrk.mjs';
 
-export async function startLoadGenerator() {
+/** `kind`: 'wrk' | 'autocannon' | undefined (wrk when on PATH, else autocannon). */
+export async function startLoadGenerator(kind) {
+  if (kind === 'wrk' || (kind === undefined && wrkVersion())) {
+    if (!wrkVersion()) throw new Error('--load=wrk: wrk is not on PATH (apt-get install wrk)');
+    return { ...startWrk(), name: `wrk (${wrkVersion()}, 1 thread)` };
+  }
+  return startAutocannon();
+}
+
+async function startAutocannon() {
   const child = forkTracked(fileURLToPath(new URL('./load-worker.mjs', import.meta.url)), [], {
     execArgv: [],
   });
@@ -29,6 +40,7 @@ export async function startLoadGenerator() {
     pending.clear();
   });
   return {
+    name: 'autocannon (Node, its own process)',
     /** Runs one autocannon measurement; see load-worker.mjs for the job fields. */
     run(job) {
       const id = ++next;

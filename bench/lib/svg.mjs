@@ -12,6 +12,12 @@ const PALETTE = [
   '#8c564b',
   '#e377c2',
   '#bcbd22',
+  '#393b79',
+  '#637939',
+  '#8c6d31',
+  '#843c39',
+  '#7b4173',
+  '#3182bd',
 ];
 
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -93,4 +99,27 @@ export function barChartSvg({ title, groups, series, value, note }) {
     out.push(`<text x="${left}" y="${height - 8}" fill="#666" font-size="11">${esc(note)}</text>`);
   out.push('</svg>');
   return out.join('\n') + '\n';
+}
+
+/** Stacks whole SVG documents (from barChartSvg) vertically into one. */
+export function stackSvgs(svgs) {
+  const sizes = svgs.map((svg) => {
+    const m = /width="(\d+(?:\.\d+)?)" height="(\d+(?:\.\d+)?)"/.exec(svg);
+    return { w: Number(m[1]), h: Number(m[2]) };
+  });
+  const width = Math.max(...sizes.map((x) => x.w));
+  const height = sizes.reduce((n, x) => n + x.h, 0);
+  let y = 0;
+  const parts = svgs.map((svg, i) => {
+    const inner = svg.replace(/^<svg /, `<svg x="0" y="${y}" `);
+    y += sizes[i].h;
+    return inner;
+  });
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">`,
+    `<rect width="100%" height="100%" fill="#fff"/>`,
+    ...parts,
+    '</svg>',
+    '',
+  ].join('\n');
 }
