@@ -101,6 +101,22 @@ const busy = total - idle;
 // everything it calls: crypto, header writes, JSON…), split by the leaf function that was running.
 const parent = new Map();
 for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+const CRYPTO = new Set([
+  'Hmac',
+  'Hash',
+  'digest',
+  'update',
+  'final',
+  'createCipherBase',
+  'setAuthTag',
+  'getAuthTag',
+  'setAAD',
+  'timingSafeEqual',
+  'randomFillSync',
+  'createHmac',
+  'createCipheriv',
+  'createDecipheriv',
+]);
 const isLib = (node) => where(node.callFrame.url) === 'nestjs-sessions';
 const underLib = new Map();
 const libLeaf = new Map();
@@ -109,16 +125,24 @@ for (const [id, n] of counts) {
   let under = underLib.get(id);
   if (under === undefined) {
     under = false;
-    for (let at = id; at !== undefined; at = parent.get(at))
-      if (isLib(byId.get(at))) {
+    for (let at = id; at !== undefined; at = parent.get(at)) {
+      const node = byId.get(at);
+      // The response write itself (Node's `end`, which Express's carrier calls from its patched
+      // `res.end`) is bare Nest's cost too: not counted as the library's.
+      if (node.callFrame.functionName === 'end' && where(node.callFrame.url) === 'node core') break;
+      if (isLib(node)) {
         under = true;
         break;
       }
+    }
     underLib.set(id, under);
   }
   if (!under) continue;
-  inclusive += n;
   const { functionName, url } = byId.get(id).callFrame;
+  // Only the library's own code and the crypto it calls: its route hook and Express's patched
+  // `res.end` wrap the handler and the reply, which bare Nest runs too.
+  if (where(url) !== 'nestjs-sessions' && !CRYPTO.has(functionName)) continue;
+  inclusive += n;
   const key = `${functionName || '(anonymous)'} [${functionName.startsWith('(') ? functionName : where(url)}]`;
   libLeaf.set(key, (libLeaf.get(key) ?? 0) + n);
 }
@@ -142,7 +166,7 @@ for (const [f, n] of [...fns].sort((a, b) => b[1] - a[1]).slice(0, top))
   lines.push(`| \`${f}\` | ${pct(n)} |`);
 lines.push(
   '',
-  `Under nestjs-sessions frames (inclusive: the library and what it calls) ${pct(inclusive)} of busy time, by the function running:`,
+  `The library's own code plus the crypto it calls (HMAC, hashes, ciphers under a library frame): ${pct(inclusive)} of busy time:`,
   '',
 );
 lines.push('| function [where] | share of busy |', '| --- | ---: |');

@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
+import { wrkVersion } from './wrk.mjs';
 
 const require = createRequire(import.meta.url);
 
@@ -17,7 +18,7 @@ function version(name) {
         dir = dir.slice(0, dir.lastIndexOf('/'));
         try {
           const pkg = JSON.parse(readFileSync(`${dir}/package.json`, 'utf8'));
-          if (pkg.name === name) return pkg.version;
+          if (pkg.name === name || dir.endsWith(`/node_modules/${name}`)) return pkg.version;
         } catch {
           // no package.json at this level
         }
@@ -57,14 +58,21 @@ export function describeMachine() {
         '@nestjs/core',
         '@nestjs/platform-express',
         'express',
+        '@nestjs/platform-fastify',
+        'fastify',
         'express-session',
-        'connect-redis',
-        'redis',
+        // The bench apps' node-redis and connect-redis (aliases next to the tests' own versions).
+        'connect-redis-10',
+        'redis-6',
         'iron-session',
+        '@fastify/session',
+        '@fastify/cookie',
+        '@fastify/secure-session',
         'pg',
         'autocannon',
       ].map((n) => [n, version(n)]),
     ),
+    wrk: wrkVersion() ?? 'not installed',
   };
 }
 
@@ -78,6 +86,6 @@ export function machineMarkdown(m, loadAfter) {
     `- Node ${m.node}; nestjs-sessions at ${m.commit}`,
     `- Load average (1/5/15 min) at start: ${m.loadAverage.join(' / ')}` +
       (loadAfter ? `; at end: ${loadAfter.map((x) => x.toFixed(2)).join(' / ')}` : ''),
-    `- ${v}`,
+    `- ${v}; ${m.wrk ?? ''}`,
   ].join('\n');
 }
