@@ -321,15 +321,17 @@ function eagerLoad(
 ): void {
   if (!host.presentsCookie(cookieHeader)) return next();
   const { handle } = sessionOf(req, res)!;
-  const proceed = () => next();
   let loading: Promise<void> | undefined;
   try {
     loading = handle.loadNow();
   } catch {
     return unavailable(res, next);
   }
-  if (!loading) return proceed();
-  loading.then(proceed, () => unavailable(res, next));
+  if (!loading) return next();
+  loading.then(
+    () => next(),
+    () => unavailable(res, next),
+  );
 }
 
 /** The body of Nest's `SessionUnavailableException`, for a 503 answered before Nest's router. */
