@@ -48,7 +48,7 @@ function createManager(options: SessionModuleOptions): SessionRuntime {
   const resolved = resolveSessionOptions(options);
   for (const warning of resolved.warnings) logger.warn(warning);
   let store = resolved.store;
-  if (!store && resolved.mode === 'store') store = new MemorySessionStore();
+  if (!store && resolved.mode === 'store') store = new MemorySessionStore({ clock: resolved.clock });
   if (store instanceof MemorySessionStore && resolved.production) {
     logger.warn(
       'Sessions are kept in memory: they are lost on restart and not shared between processes. ' +

@@ -47,6 +47,7 @@ const KNOWN_OPTIONS = new Set([
   'clearSiteData',
   'cacheControl',
   'eager',
+  'clock',
 ]);
 const KNOWN_COOKIE_OPTIONS = new Set([
   'name',
@@ -110,6 +111,8 @@ export interface ResolvedSessionOptions {
   readonly cacheControl: boolean;
   /** Load the session before the app's own middleware, for requests with the cookie. */
   readonly eager: boolean;
+  /** Milliseconds since the epoch, for expiry decisions. */
+  readonly clock: () => number;
   readonly production: boolean;
   /** Things worth a warning at boot that are not errors. */
   readonly warnings: readonly string[];
@@ -516,7 +519,18 @@ export function resolveSessionOptions(
     logEvents: resolveLogEvents(options.logEvents),
     cacheControl: boolean(options.cacheControl, 'cacheControl', true),
     eager: boolean(options.eager, 'eager', false),
+    clock: resolveClock(options.clock),
     production,
     warnings,
   };
+}
+
+function resolveClock(clock: unknown): () => number {
+  if (clock === undefined) return Date.now;
+  if (typeof clock !== 'function') {
+    throw new SessionConfigError(
+      `'clock' must be a function returning the time in milliseconds (like Date.now); got ${typeof clock}.`,
+    );
+  }
+  return clock as () => number;
 }

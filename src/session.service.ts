@@ -46,7 +46,7 @@ export class SessionService {
   async invalidate(id: string): Promise<void> {
     const m = this.sessions;
     // Sealed mode: deny-list the id (needs `revocationStore`) until it would have expired anyway.
-    if (m.sealer) await m.revoke(id, false, Date.now() + m.options.absoluteTimeout);
+    if (m.sealer) await m.revoke(id, false, m.now() + m.options.absoluteTimeout);
     else await m.storeCall(() => m.store.destroy(id));
     m.events.emit('revoked', { key: id, reason: 'invalidate' });
   }

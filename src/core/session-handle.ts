@@ -444,7 +444,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   /** {@link commit} itself: the delta of this request, written in one store call. */
   private commitChanges(options: { explicit?: boolean }): Promise<void> | undefined {
     const m = this.manager;
-    const now = Date.now();
+    const now = this.manager.now();
     const { set, unset } = this.delta();
     const user = this.pendingUser();
     const persisted = this.storedKey !== undefined;
@@ -717,7 +717,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     m.varyOnCookie(http);
     const values = m.sealer ? m.sealedValues(http) : m.cookieValues(http);
     this.deadCookie = values.length > 0;
-    return m.sealer ? this.openSealed(values, 0, Date.now()) : this.loadSigned(values, 0);
+    return m.sealer ? this.openSealed(values, 0, this.manager.now()) : this.loadSigned(values, 0);
   }
 
   private loaded(): void {
@@ -896,7 +896,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   }
 
   private startNew(): void {
-    const now = Date.now();
+    const now = this.manager.now();
     this.token = undefined;
     this.storedToken = undefined;
     this.key = undefined;

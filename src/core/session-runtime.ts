@@ -55,12 +55,16 @@ export class SessionRuntime {
   /** The session store; in `'sealed'` mode a stand-in that refuses server-side operations. */
   readonly store: SessionStore;
 
+  /** The time, for every expiry decision: the module's `clock` (Date.now unless a test gives one). */
+  readonly now: () => number;
+
   constructor(
     readonly options: ResolvedSessionOptions,
     store: SessionStore | undefined,
     /** Where warnings and events are logged (Nest's logger, adapted by the module). */
     private readonly logger: SessionLogger,
   ) {
+    this.now = options.clock;
     this.signer = new SessionTokenSigner(options.secrets, options.cookie.name);
     this.csrf = new SessionCsrfTokens(options.secrets);
     this.cookie = new SessionCookieWriter(options.cookie);
@@ -114,14 +118,14 @@ export class SessionRuntime {
       await this.upsert(store, denyKey(id), { denied: true }, absoluteExpiresAt, true);
       return;
     }
-    const until = Math.min(Date.now() + this.options.anonymousIdleTimeout, absoluteExpiresAt);
+    const until = Math.min(this.now() + this.options.anonymousIdleTimeout, absoluteExpiresAt);
     await this.upsert(store, denyKey(id), { denied: true }, until, false);
   }
 
   /** Revokes every sealed session of a user sealed before now, except the listed ids. */
   async revokeUser(userId: string, except: readonly string[]): Promise<void> {
     const store = this.requireRevocation();
-    const now = Date.now();
+    const now = this.now();
     const data = { notBefore: now, keep: except };
     // Sessions sealed before now expire within absoluteTimeout; the record is useless after that.
     await this.upsert(store, notBeforeKey(userId), data, now + this.options.absoluteTimeout, true);
@@ -145,7 +149,7 @@ export class SessionRuntime {
     until: number,
     retain: boolean,
   ): Promise<void> {
-    const now = Date.now();
+    const now = this.now();
     const set: Record<string, string> = {};
     for (const field of Object.keys(data)) set[field] = JSON.stringify(data[field]);
     const write = {
@@ -304,7 +308,7 @@ export class SessionRuntime {
       if (presented) this.events.emit('invalid', { key, reason: 'unknown' });
       return null;
     }
-    const now = Date.now();
+    const now = this.now();
     if (!this.isExpired(record, now)) return record;
     this.expired(record, now);
     return this.storeCall(() => this.store.destroy(key)).then(() => null);
@@ -384,7 +388,7 @@ export class SessionRuntime {
 
   /** The user's live sessions, in no particular order. */
   async liveSessionsOf(user: string): Promise<SessionRecord[]> {
-    const now = Date.now();
+    const now = this.now();
     const records = await this.storeCall(() => this.store.listForUser(user));
     return records.filter((record) => !this.isExpired(record, now));
   }

@@ -204,6 +204,13 @@ export interface SessionModuleOptions {
    */
   eager?: boolean;
   /**
+   * The time source, in milliseconds since the epoch, used for every expiry decision (idle and
+   * absolute timeouts, `touchAfter`, revocation). For tests that move time forward:
+   * `SessionTestingModule` passes a controllable one. Lock timeouts always use real time.
+   * @default Date.now
+   */
+  clock?: () => number;
+  /**
    * Send `Cache-Control: private, no-store` on responses that read a session with a user, unless
    * the handler set its own `Cache-Control`: a browser's back button or a shared cache then cannot
    * show one user's page after logout or to another user (as Spring Security does by default).

@@ -20,6 +20,12 @@ export interface MemorySessionStoreOptions {
   maxSessions?: number;
   /** How often expired sessions are swept, in milliseconds. @default 60000 */
   sweepInterval?: number;
+  /**
+   * The time source for expiry, in milliseconds since the epoch; give it the module's `clock` in
+   * tests that move time forward. Locks always use real time.
+   * @default Date.now
+   */
+  clock?: () => number;
 }
 
 /**
@@ -126,9 +132,11 @@ export class MemorySessionStore implements SessionStore {
   private readonly locks = new Map<string, { owner: string; expiresAt: number }>();
   private readonly maxSessions: number;
   private readonly timer: NodeJS.Timeout;
+  private readonly now: () => number;
 
   constructor(options: MemorySessionStoreOptions = {}) {
     this.maxSessions = options.maxSessions ?? 10_000;
+    this.now = options.clock ?? Date.now;
     if (!Number.isInteger(this.maxSessions) || this.maxSessions < 1) {
       throw new SessionConfigError(
         'MemorySessionStore: maxSessions must be a positive whole number',
@@ -152,7 +160,7 @@ export class MemorySessionStore implements SessionStore {
   }
 
   private read(key: string): SessionRecord | null {
-    const entry = this.live(key, Date.now());
+    const entry = this.live(key, this.now());
     if (!entry) return null;
     // Marked, not moved: re-inserting a key into a large Map on every read is slow in V8.
     entry.used = true;
@@ -168,7 +176,7 @@ export class MemorySessionStore implements SessionStore {
   }
 
   private apply(write: SessionWrite): void {
-    const now = Date.now();
+    const now = this.now();
     let entry: Entry;
     let stored: Record<string, string> = {};
     // A write without data changes (a rotation) keeps the encoded data as it is.
@@ -225,7 +233,7 @@ export class MemorySessionStore implements SessionStore {
   }
 
   async touch(key: string, times: SessionTimes): Promise<boolean> {
-    const entry = this.live(key, Date.now());
+    const entry = this.live(key, this.now());
     if (!entry) return false;
     entry.lastActiveAt = times.lastActiveAt;
     entry.expiresAt = Math.min(times.expiresAt, entry.absoluteExpiresAt);
@@ -237,7 +245,7 @@ export class MemorySessionStore implements SessionStore {
   }
 
   async listForUser(userId: string): Promise<SessionRecord[]> {
-    const now = Date.now();
+    const now = this.now();
     const records: SessionRecord[] = [];
     for (const key of this.userKeys(userId)) {
       const entry = this.live(key, now);
@@ -247,7 +255,7 @@ export class MemorySessionStore implements SessionStore {
   }
 
   async destroyForUser(userId: string, exceptKeys: readonly string[] = []): Promise<number> {
-    const now = Date.now();
+    const now = this.now();
     let count = 0;
     for (const key of this.userKeys(userId)) {
       if (exceptKeys.includes(key)) continue;
@@ -287,7 +295,7 @@ export class MemorySessionStore implements SessionStore {
   }
 
   /** Deletes every expired session now. Runs on a timer; callable directly. */
-  sweep(now = Date.now()): number {
+  sweep(now = this.now()): number {
     for (const [key, lock] of this.locks) if (lock.expiresAt <= now) this.locks.delete(key);
     let removed = 0;
     for (const map of [this.owned, this.anonymous, this.retained]) {
