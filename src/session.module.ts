@@ -48,7 +48,8 @@ function createManager(options: SessionModuleOptions): SessionRuntime {
   const resolved = resolveSessionOptions(options);
   for (const warning of resolved.warnings) logger.warn(warning);
   let store = resolved.store;
-  if (!store && resolved.mode === 'store') store = new MemorySessionStore({ clock: resolved.clock });
+  if (!store && resolved.mode === 'store')
+    store = new MemorySessionStore({ clock: resolved.clock });
   if (store instanceof MemorySessionStore && resolved.production) {
     logger.warn(
       'Sessions are kept in memory: they are lost on restart and not shared between processes. ' +
@@ -111,9 +112,9 @@ export class SessionModule
   }
 
   configure(_consumer: MiddlewareConsumer): void {
-    const { store, sealer } = this.manager;
+    const { store } = this.manager;
     if (anyRouteLocks(this.modules)) {
-      if (sealer) {
+      if (!store) {
         logger.warn(
           "@SessionLock() has no effect in 'sealed' mode: every request carries its own copy of the session, and of concurrent changes the last one sent wins. Use mode: 'store' where that matters.",
         );

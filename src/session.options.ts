@@ -526,7 +526,8 @@ export function resolveSessionOptions(
 }
 
 function resolveClock(clock: unknown): () => number {
-  if (clock === undefined) return Date.now;
+  // Read at each call, so a test that replaces Date.now sees its clock used.
+  if (clock === undefined) return () => Date.now();
   if (typeof clock !== 'function') {
     throw new SessionConfigError(
       `'clock' must be a function returning the time in milliseconds (like Date.now); got ${typeof clock}.`,

@@ -3,7 +3,7 @@ import { SESSION_MANAGER } from './session.constants.js';
 import type { SessionRecord } from './interfaces/session-store.interface.js';
 import { SessionHandle, type Session } from './core/session-handle.js';
 import type { SessionRuntime } from './core/session-runtime.js';
-import { IDLE_TIMEOUT_KEY } from './utils/idle-timeout.js';
+import { isHiddenKey } from './utils/hidden-keys.js';
 import { parseStoredJson } from './utils/json.js';
 
 /** A stored session as the service reports it. */
@@ -38,24 +38,22 @@ export class SessionService {
   async get<T extends object = Record<string, unknown>>(
     id: string,
   ): Promise<SessionInfo<T> | null> {
-    const record = await this.sessions.loadLive(id);
+    const record = await this.sessions.backend.find(id);
     return record && toInfo<T>(record);
   }
 
   /** Ends one session now. Ending a session that does not exist is not an error. */
   async invalidate(id: string): Promise<void> {
-    const m = this.sessions;
-    // Sealed mode: deny-list the id (needs `revocationStore`) until it would have expired anyway.
-    if (m.sealer) await m.revoke(id, false, m.now() + m.options.absoluteTimeout);
-    else await m.storeCall(() => m.store.destroy(id));
-    m.events.emit('revoked', { key: id, reason: 'invalidate' });
+    // In sealed mode the id is deny-listed (needs `revocationStore`) until it would have expired.
+    await this.sessions.backend.invalidate(id);
+    this.sessions.events.emit('revoked', { key: id, reason: 'invalidate' });
   }
 
   /** The live sessions of a user (the value stored under `userKey`), oldest first. */
   async listForUser<T extends object = Record<string, unknown>>(
     userId: string | number,
   ): Promise<SessionInfo<T>[]> {
-    const records = await this.sessions.liveSessionsOf(String(userId));
+    const records = await this.sessions.backend.sessionsOf(String(userId));
     return records.sort((a, b) => a.createdAt - b.createdAt).map((record) => toInfo<T>(record));
   }
 
@@ -70,17 +68,11 @@ export class SessionService {
     options: InvalidateAllOptions = {},
   ): Promise<number> {
     const except = options.except === undefined ? [] : [options.except].flat();
-    const m = this.sessions;
     const user = String(userId);
-    if (m.sealer) {
-      // Sealed mode cannot count cookies it does not hold: it revokes them all and resolves 0.
-      await m.revokeUser(user, except);
-      m.events.emit('revoked', { userId: user, reason: 'invalidate-user' });
-      return 0;
-    }
-    const count = await m.storeCall(() => m.store.destroyForUser(user, except));
-    m.events.emit('revoked', { userId: user, reason: 'invalidate-user', count });
-    return count;
+    // Sealed mode cannot count cookies it does not hold: it revokes them all and resolves 0.
+    const count = await this.sessions.backend.invalidateUser(user, except);
+    this.sessions.events.emit('revoked', { userId: user, reason: 'invalidate-user', count });
+    return count ?? 0;
   }
 
   /**
@@ -112,7 +104,7 @@ export class SessionService {
 function toInfo<T extends object>(record: SessionRecord): SessionInfo<T> {
   const data: Record<string, unknown> = {};
   for (const key of Object.keys(record.data)) {
-    if (key !== IDLE_TIMEOUT_KEY) data[key] = parseStoredJson(record.data[key]);
+    if (!isHiddenKey(key)) data[key] = parseStoredJson(record.data[key]);
   }
   return {
     id: record.key,

@@ -1,23 +1,24 @@
-import {
-  SessionCookieTooLargeError,
-  SessionError,
-  SessionGoneError,
-  SessionTooLargeError,
-} from '../session.errors.js';
+import { SessionError, SessionGoneError } from '../session.errors.js';
 import type { SessionRecord, SessionWrite } from '../interfaces/session-store.interface.js';
+import type { OpenedSession } from './session-backend.js';
 import type { SessionCarrier } from './session-carrier.js';
+import { planCommit, type CommitPlan } from './session-commit.js';
+import {
+  SessionCookieView,
+  type CookieLifetime,
+  type SessionCookie,
+} from './session-cookie-view.js';
+import { assertSize, SessionData } from './session-data.js';
 import type { SessionRuntime } from './session-runtime.js';
-import { MAX_COOKIE_BYTES, MAX_COOKIES_LOOKED_UP } from '../transport/session-cookie.js';
-import type { SealedSession } from '../transport/session-sealer.js';
 import { SessionTokenSigner } from '../transport/session-token.js';
 import { parseDuration } from '../utils/duration.js';
-import { IDLE_TIMEOUT_KEY, idleTimeoutOf } from '../utils/idle-timeout.js';
 import {
-  isForbiddenKey,
-  isPortableText,
-  parseStoredJson,
-  stringifySessionValue,
-} from '../utils/json.js';
+  COOKIE_MAX_AGE_KEY,
+  IDLE_TIMEOUT_KEY,
+  cookieMaxAgeOf,
+  idleTimeoutOf,
+} from '../utils/hidden-keys.js';
+import { isPortableText } from '../utils/json.js';
 
 /** Options of {@link Session.regenerate}. */
 export interface SessionRegenerateOptions<T> {
@@ -57,6 +58,11 @@ export interface Session<T extends object = Record<string, unknown>> {
   readonly lastActiveAt: Date;
   /** When the session will end if unused: the earlier of idle and absolute expiry. */
   readonly expiresAt: Date;
+  /**
+   * The session cookie, as express-session's `req.session.cookie`: its attributes and lifetime;
+   * assign `maxAge` (or `expires`) to change this session's cookie lifetime ("remember me").
+   */
+  readonly cookie: SessionCookie;
   /** One value, or `undefined`. */
   get<K extends keyof T & string>(key: K): T[K] | undefined;
   /** Sets one value; `undefined` removes the key. */
@@ -123,18 +129,22 @@ function userIdOf(value: unknown): string | null {
 }
 
 /**
- * The implementation behind {@link Session}. Loads lazily, tracks which keys were read or written,
- * and turns them into one atomic store write at commit.
+ * The implementation behind {@link Session}: the state machine of one request's session (load →
+ * adopt → commit | rollback → settle). What changed is tracked by {@link SessionData}, what a
+ * commit does is decided by {@link planCommit}, and where the session lives is the runtime's
+ * backend (a store, or the cookie itself): this class knows neither cookies nor stores.
  * @internal
  */
-export class SessionHandle<T extends object = Record<string, unknown>> implements Session<T> {
+export class SessionHandle<T extends object = Record<string, unknown>>
+  implements Session<T>, CookieLifetime
+{
   private proxyView: this | undefined;
   /** The API's methods bound to this handle, for `req.session`. */
   private boundMethods: Map<string, unknown> | undefined;
 
   private state: State = 'unloaded';
   private loading: Promise<void> | undefined;
-  /** Current token; minted lazily for new sessions. */
+  /** Current token; minted lazily for new sessions (store mode; sealed sessions have none). */
   private token: string | undefined;
   /** Token of the stored record, kept so a rollback can undo a pending regenerate. */
   private storedToken: string | undefined;
@@ -146,24 +156,20 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   private absoluteExpiry = 0;
   /** This session's idle timeout: the module's, or shorter (`setIdleTimeout`). */
   private idleTimeout = 0;
-  /** JSON text of each key as the store holds it. */
-  private texts = new Map<string, string>();
-  /** Parsed values of keys read or written in this request. */
-  private values: Record<string, unknown> = Object.create(null);
-  /** Keys handed out or assigned; only these can have changed. */
-  private readonly touched = new Set<string>();
-  private readonly removed = new Set<string>();
+  /** This session's cookie lifetime: the module's `cookie.maxAge`, or its own. */
+  cookieMaxAge: number | undefined;
+  /** The values and what this request changed of them. */
+  private readonly values = new SessionData();
   private storedUser: string | null = null;
   private rotate = false;
-  private replace = false;
   private touchRequested = false;
   /** A CSRF token was handed out: save this session even with no data. */
   private persistRequested = false;
-  /** The cookie verified under an old secret: re-issue it under the first one. */
+  /** The cookie must go out again: verified under an old secret, or its lifetime changed. */
   private reissue = false;
   /** The request carried our cookie but it did not lead to a live session. */
   private deadCookie = false;
-  private dataView: Partial<T> | undefined;
+  private cookieView: SessionCookieView | undefined;
   /** This request must hold the session's lock while it uses the session. */
   private lockWanted = false;
   private lockHeld: { key: string; owner: string } | undefined;
@@ -211,7 +217,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
 
   get data(): Partial<T> {
     this.assertLoaded();
-    return (this.dataView ??= new Proxy(this.values, new DataTraps(this)) as Partial<T>);
+    return this.values.proxy as Partial<T>;
   }
 
   get id(): string {
@@ -239,19 +245,24 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     return new Date(this.expiryFrom(this.lastActive, this.pendingUser()));
   }
 
+  get cookie(): SessionCookie {
+    this.assertLoaded();
+    return (this.cookieView ??= new SessionCookieView(this, this.manager.options.cookie));
+  }
+
   get<K extends keyof T & string>(key: K): T[K] | undefined {
     this.assertLoaded();
-    return this.read(key) as T[K] | undefined;
+    return this.values.read(key) as T[K] | undefined;
   }
 
   set<K extends keyof T & string>(key: K, value: T[K] | undefined): void {
     this.assertLoaded();
-    this.write(key, value);
+    this.values.write(key, value);
   }
 
   unset(key: keyof T & string): void {
     this.assertLoaded();
-    this.remove(key);
+    this.values.remove(key);
   }
 
   regenerate(options?: SessionRegenerateOptions<T>): Promise<void>;
@@ -308,14 +319,32 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     this.idleTimeout = ms;
     // Kept with the session as a hidden data key: a request that loaded it earlier and writes
     // other keys cannot undo it, and every read enforces it.
-    this.values[IDLE_TIMEOUT_KEY] = ms;
-    this.touched.add(IDLE_TIMEOUT_KEY);
-    this.removed.delete(IDLE_TIMEOUT_KEY);
+    this.values.writeHidden(IDLE_TIMEOUT_KEY, ms);
   }
 
   async load(): Promise<this> {
     await this.loadNow();
     return this;
+  }
+
+  // --- the cookie's lifetime (SessionCookieView) ------------------------------------------------
+
+  /** @internal */
+  get now(): () => number {
+    return this.manager.now;
+  }
+
+  /** @internal When a cookie set now with lifetime `maxAge` expires: never after the session. */
+  cookieExpiry(maxAge: number): number {
+    return Math.min(this.lastActive + maxAge, this.absoluteExpiry);
+  }
+
+  /** @internal This session's cookie lifetime from now on, kept with the session. */
+  setCookieMaxAge(maxAge: number | undefined): void {
+    this.assertLoaded();
+    this.cookieMaxAge = maxAge;
+    this.values.writeHidden(COOKIE_MAX_AGE_KEY, maxAge ?? null);
+    this.reissue = true;
   }
 
   // --- used by the runtime ----------------------------------------------------------------
@@ -377,26 +406,20 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   /** Drops changes not yet saved (a handler failed). Destroy and saved changes stay. */
   rollback(): void {
     if (this.state !== 'loaded') return;
-    this.values = Object.create(null);
-    this.dataView = undefined;
-    this.touched.clear();
-    this.removed.clear();
+    this.values.discard();
     this.touchRequested = false;
     this.persistRequested = false;
     this.rotate = false;
-    this.replace = false;
     this.token = this.storedToken;
     this.key = this.storedKey;
-    this.idleTimeout = idleTimeoutOf(
-      this.texts.get(IDLE_TIMEOUT_KEY),
-      this.manager.options.idleTimeout,
-    );
+    this.applySettings();
   }
 
   /**
-   * Writes this request's changes in one atomic store call and sets the cookie when it changed.
-   * Does nothing for a session nobody loaded, or one without changes. Returns a promise only while
-   * a store call is pending; `undefined` when the commit finished at once (or had nothing to do).
+   * Writes this request's changes in one atomic call to the backend and sets the cookie when it
+   * changed. Does nothing for a session nobody loaded, or one without changes. Returns a promise
+   * only while the backend is written; `undefined` when the commit finished at once (or had
+   * nothing to do).
    */
   commit(options: { explicit?: boolean } = {}): Promise<void> | undefined {
     if (this.state !== 'loaded') return undefined;
@@ -404,7 +427,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
       const user = this.pendingUser();
       if (user !== null && user !== this.storedUser) return this.commitLogin(user, options);
     }
-    return this.commitChanges(options);
+    return this.commitChanges(options.explicit === true);
   }
 
   /**
@@ -416,257 +439,118 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     const m = this.manager;
     await m.withUserLock(user, async () => {
       await m.checkSessionLimit(user);
-      await this.commitChanges(options);
+      await this.commitChanges(options.explicit === true);
       // Nothing was stored when the cookie could not be set: then there is nothing to trim for.
       if (this.storedUser === user) await m.evictBeyondLimit(user, this.storedKey as string);
     });
   }
 
-  /**
-   * Whether a new session stays unstored: nothing written to it, no `saveUninitialized`, no CSRF
-   * token handed out. A dead cookie the request carried is then cleared.
-   */
-  private skipsCreate(set: Record<string, string>): boolean {
+  /** {@link commit} itself: the plan of this request's delta, carried out. */
+  private commitChanges(explicit: boolean): Promise<void> | undefined {
     const m = this.manager;
-    if (Object.keys(set).length > 0 || m.options.saveUninitialized || this.persistRequested) {
-      return false;
-    }
-    if (this.deadCookie && this.carrier) m.clearCookie(this.carrier);
-    this.deadCookie = false;
-    return true;
-  }
-
-  /** Whether activity is to be recorded: asked for with `touch()`, or `touchAfter` has passed. */
-  private touchDue(now: number): boolean {
-    return this.touchRequested || now - this.lastActive >= this.touchAfter();
-  }
-
-  /** {@link commit} itself: the delta of this request, written in one store call. */
-  private commitChanges(options: { explicit?: boolean }): Promise<void> | undefined {
-    const m = this.manager;
-    const now = this.manager.now();
-    const { set, unset } = this.delta();
+    const now = m.now();
+    let delta = this.values.delta();
     const user = this.pendingUser();
-    const persisted = this.storedKey !== undefined;
-
-    if (persisted && user !== this.storedUser) {
-      // A change of user is a privilege change: a new id (LC-2), unless this request already
-      // minted one. Another user does not inherit what the previous one left in the session.
-      if (!this.rotate) this.rotateToken();
-      if (this.storedUser !== null && user !== null) this.keepOnly(set);
+    const plan = planCommit({
+      holdsSessions: m.backend.holdsSessions,
+      persisted: this.storedKey !== undefined,
+      storedUser: this.storedUser,
+      user,
+      rotating: this.rotate,
+      replacing: this.values.replace,
+      changedKeys: Object.keys(delta.set).length,
+      removedKeys: delta.unset.length,
+      keepEmpty: m.options.saveUninitialized || this.persistRequested,
+      touchDue: this.touchRequested || now - this.lastActive >= this.touchAfter(),
+      reissue: this.reissue,
+      hasResponse: this.carrier !== undefined,
+      persistentCookie: this.cookieMaxAge !== undefined,
+    });
+    if (plan.clearDeadCookie) {
+      if (this.deadCookie && this.carrier) m.clearCookie(this.carrier);
+      this.deadCookie = false;
     }
-    // The session's own idle timeout belongs to the browser's session, not to its data: a write
-    // that replaces the data (regenerate({ keep: false }), another user) keeps it.
-    if (this.replace && this.idleTimeout < m.options.idleTimeout) {
-      set[IDLE_TIMEOUT_KEY] = String(this.idleTimeout);
+    if (plan.action === 'skip') return undefined;
+    if (plan.rotate) this.rotateToken();
+    if (plan.keepOnlyWritten) {
+      // Another user does not inherit what the previous one left in the session.
+      const written = delta.set;
+      this.values.keepOnly((key) => key in written);
+      delta = this.values.delta();
     }
+    const sendCookie = this.cookieGoesOut(plan, explicit);
+    if (sendCookie === undefined) return undefined;
 
-    if (m.sealer) return this.commitSealed(options.explicit === true, now, set, unset, user);
-
-    let write: SessionWrite | undefined;
-    let touchOnly = false;
-    if (!persisted) {
-      if (this.skipsCreate(set)) return undefined;
-      write = this.buildWrite('create', now, set, [], user);
-    } else if (this.replace || this.rotate || unset.length > 0 || Object.keys(set).length > 0) {
-      write = this.buildWrite('update', now, set, unset, user);
-    } else if (this.touchDue(now)) {
-      touchOnly = true;
-    } else if (!this.reissue) {
-      return undefined;
+    if (plan.action === 'cookie') return this.sendCookie(sendCookie, now, undefined);
+    if (plan.action === 'touch') return this.touchStored(sendCookie, now);
+    const write = this.buildWrite(plan.action, now, delta.set, delta.unset, user);
+    const texts = this.values.finalTexts(write.set);
+    assertSize(texts, m.options.maxSize);
+    const saving = m.backend.save({ write, texts, previousUser: this.storedUser });
+    if (saving instanceof Promise) {
+      return saving.then((values) => this.stored(write, sendCookie, now, values));
     }
-
-    const needsCookie = write?.kind === 'create' || this.rotate;
-    const http = this.carrier;
-    let sendCookie = false;
-    if (http) {
-      const refresh = write !== undefined || touchOnly;
-      if (needsCookie || this.reissue || (refresh && m.options.cookie.maxAge !== undefined)) {
-        sendCookie = m.canSetCookie(http, options.explicit === true);
-        // Never store a session whose cookie cannot reach the browser (CK-2, headers already sent).
-        if (needsCookie && !sendCookie) return undefined;
-      }
-    } else if (this.rotate) {
-      throw new SessionError(
-        'SESSION_NO_TRANSPORT',
-        'regenerate() needs an HTTP response to send the new cookie; it cannot be used in withSession()',
-      );
-    }
-
-    if (write) this.assertSize(this.finalTexts(write.set));
-    return this.store(write, touchOnly, sendCookie, now);
-  }
-
-  /** The store half of {@link commit}: the write (or the touch), then the cookie. */
-  private store(
-    write: SessionWrite | undefined,
-    touchOnly: boolean,
-    sendCookie: boolean,
-    now: number,
-  ): Promise<void> | undefined {
-    const m = this.manager;
-    if (write) {
-      const saving = m.saveNow(write);
-      if (saving) return saving.then(() => this.stored(write, sendCookie, now));
-      return this.stored(write, sendCookie, now);
-    }
-    if (touchOnly) {
-      const times = { lastActiveAt: now, expiresAt: this.expiryFrom(now, this.storedUser) };
-      // A session destroyed meanwhile stays destroyed; this request only read it.
-      return m
-        .storeCall(() => m.store.touch(this.storedKey as string, times))
-        .then((alive) => {
-          this.touchRequested = false;
-          if (!alive) return;
-          this.lastActive = now;
-          this.sendCookie(sendCookie, now);
-        });
-    }
-    return this.sendCookie(sendCookie, now);
-  }
-
-  private stored(write: SessionWrite, sendCookie: boolean, now: number): undefined {
-    this.applyWrite(write);
-    return this.sendCookie(sendCookie, now);
-  }
-
-  private sendCookie(send: boolean, now: number): undefined {
-    const m = this.manager;
-    if (send && this.carrier && this.token !== undefined) {
-      m.setCookies(this.carrier, [m.signer.sign(this.token)], this.absoluteExpiry, now);
-      this.reissue = false;
-    }
-    return undefined;
+    return this.stored(write, sendCookie, now, saving);
   }
 
   /**
-   * Sealed mode: the cookie is the store. Seals the session after the same delta rules (changes,
-   * a due touch, a key rotation) and sets it; a seal over 4096 bytes fails before anything is sent.
+   * Whether the plan's cookie can go out; `undefined` when the plan needs it and it cannot (CK-2,
+   * headers already sent): then nothing is written, since the browser would never hold it.
    */
-  private commitSealed(
-    explicit: boolean,
-    now: number,
-    set: Record<string, string>,
-    unset: string[],
-    user: string | null,
-  ): Promise<void> | undefined {
-    const m = this.manager;
+  private cookieGoesOut(plan: CommitPlan, explicit: boolean): boolean | undefined {
     const http = this.carrier;
     if (!http) {
-      throw new SessionError(
-        'SESSION_UNSUPPORTED',
-        "Sealed sessions exist only in a request's cookie",
-      );
+      if (plan.cookie === 'required' && (this.rotate || !this.manager.backend.holdsSessions)) {
+        throw new SessionError(
+          'SESSION_NO_TRANSPORT',
+          'This change needs a response to carry the session cookie (a new id, or a sealed session); it cannot be made in withSession()',
+        );
+      }
+      return false;
     }
-    const persisted = this.storedKey !== undefined;
-    const changed = this.replace || this.rotate || unset.length > 0 || Object.keys(set).length > 0;
-    if (!persisted) {
-      if (this.skipsCreate(set)) return undefined;
-    } else if (!changed && !this.reissue && !this.touchDue(now)) {
-      return undefined;
-    }
-    if (!m.canSetCookie(http, explicit)) return undefined;
-    const write = this.buildWrite(persisted ? 'update' : 'create', now, set, unset, user);
-    const data = this.finalTexts(write.set);
-    this.assertSize(data);
-    const value = m.sealer!.seal({
-      id: write.key,
-      userId: user,
-      createdAt: this.created,
-      lastActiveAt: now,
-      absoluteExpiresAt: this.absoluteExpiry,
-      sealedAt: now,
-      data,
+    if (plan.cookie === 'none') return false;
+    const send = this.manager.canSetCookie(http, explicit);
+    return send || plan.cookie === 'wanted' ? send : undefined;
+  }
+
+  /** Records activity only; a session destroyed meanwhile stays destroyed (this request only read it). */
+  private touchStored(sendCookie: boolean, now: number): Promise<void> {
+    const times = { lastActiveAt: now, expiresAt: this.expiryFrom(now, this.storedUser) };
+    return this.manager.backend.touch(this.storedKey as string, times).then((alive) => {
+      this.touchRequested = false;
+      if (!alive) return;
+      this.lastActive = now;
+      this.sendCookie(sendCookie, now, undefined);
     });
-    const parts = m.cookieParts(value);
-    if (!parts) {
-      const limit = MAX_COOKIE_BYTES * m.options.cookieChunks;
-      throw new SessionCookieTooLargeError(
-        Buffer.byteLength(m.cookie.name) + 1 + value.length,
-        limit,
-      );
-    }
-    const done = () => {
-      this.applyWrite(write);
-      m.setCookies(http, parts, this.absoluteExpiry, now);
-      this.reissue = false;
-    };
-    if (write.previousKey !== undefined && m.options.revocationStore) {
-      // The old id's cookie may have been copied: it must not outlive the regenerate.
-      return m.revoke(write.previousKey, this.storedUser === null, this.absoluteExpiry).then(done);
-    }
-    done();
+  }
+
+  private stored(
+    write: SessionWrite,
+    sendCookie: boolean,
+    now: number,
+    values: readonly string[] | undefined,
+  ): undefined {
+    this.applyWrite(write);
+    return this.sendCookie(sendCookie, now, values);
+  }
+
+  /** Sets the cookie: the values a write chose (a seal), or the signed token. */
+  private sendCookie(send: boolean, now: number, values: readonly string[] | undefined): undefined {
+    const http = this.carrier;
+    if (!send || !http) return undefined;
+    const parts =
+      values ?? (this.token === undefined ? undefined : this.manager.backend.cookieFor(this.token));
+    if (!parts) return undefined;
+    this.manager.setCookies(http, parts, this.absoluteExpiry, now, this.cookieMaxAge);
+    this.reissue = false;
     return undefined;
   }
 
-  // --- data access, through `data` and get/set/unset ----------------------------------------
-
-  /** @internal */
-  read(key: string): unknown {
-    if (this.removed.has(key) || key === IDLE_TIMEOUT_KEY) return undefined;
-    let value: unknown;
-    if (key in this.values) {
-      value = this.values[key];
-    } else {
-      const text = this.texts.get(key);
-      if (text === undefined) return undefined;
-      value = parseStoredJson(text);
-    }
-    // An object handed out may be changed in place, so it is compared at commit; a primitive
-    // cannot change without an assignment, which marks it itself.
-    if (typeof value === 'object' && value !== null) this.touched.add(key);
-    this.values[key] = value;
-    return value;
-  }
-
-  /** @internal */
-  write(key: string, value: unknown): void {
-    if (value === undefined) return this.remove(key);
-    if (
-      typeof key !== 'string' ||
-      isForbiddenKey(key) ||
-      key === IDLE_TIMEOUT_KEY ||
-      !isPortableText(key)
-    ) {
-      throw new SessionError(
-        'SESSION_INVALID_KEY',
-        `${JSON.stringify(key)} cannot be a session key`,
-      );
-    }
-    this.removed.delete(key);
-    this.touched.add(key);
-    this.values[key] = value;
-  }
-
-  /** @internal */
-  remove(key: string): void {
-    if (key === IDLE_TIMEOUT_KEY) return;
-    delete this.values[key];
-    this.touched.delete(key);
-    if (this.texts.has(key)) this.removed.add(key);
-  }
+  // --- data access, for the `req.session` proxy ---------------------------------------------
 
   /** @internal */
   has(key: string): boolean {
-    return (
-      key !== IDLE_TIMEOUT_KEY &&
-      !this.removed.has(key) &&
-      (key in this.values || this.texts.has(key))
-    );
-  }
-
-  /** @internal */
-  keys(): string[] {
-    const keys = this.liveKeys();
-    keys.delete(IDLE_TIMEOUT_KEY);
-    return [...keys];
-  }
-
-  /** Every key the session will hold after this request, hidden ones included. */
-  private liveKeys(): Set<string> {
-    const keys = new Set(Object.keys(this.values));
-    for (const key of this.texts.keys()) if (!this.removed.has(key)) keys.add(key);
-    return keys;
+    return this.values.has(key);
   }
 
   // --- internals ------------------------------------------------------------------------------
@@ -707,7 +591,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   private startLoad(): Promise<void> | undefined {
     const m = this.manager;
     if (this.loadKey !== undefined) {
-      return Promise.resolve(this.loadLocked(this.loadKey)).then((record) => {
+      return Promise.resolve(this.fetch(this.loadKey, false)).then((record) => {
         if (!record) throw new SessionGoneError();
         this.adopt(record, undefined);
       });
@@ -715,9 +599,20 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     const http = this.carrier;
     if (!http) return undefined;
     m.varyOnCookie(http);
-    const values = m.sealer ? m.sealedValues(http) : m.cookieValues(http);
-    this.deadCookie = values.length > 0;
-    return m.sealer ? this.openSealed(values, 0, this.manager.now()) : this.loadSigned(values, 0);
+    const values = m.backend.presented(http);
+    if (values.length === 0) return undefined;
+    this.deadCookie = true;
+    const opened = m.backend.open(values, (key) => this.fetch(key, true));
+    if (opened instanceof Promise) return opened.then((found) => this.adoptOpened(found));
+    return this.adoptOpened(opened);
+  }
+
+  private adoptOpened(opened: OpenedSession | undefined): undefined {
+    if (!opened) return undefined;
+    this.adopt(opened.record, opened.token);
+    this.reissue = opened.stale;
+    this.deadCookie = false;
+    return undefined;
   }
 
   private loaded(): void {
@@ -777,88 +672,17 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   }
 
   /**
-   * Store mode: the first cookie value that verifies and names a live record, from `from` on. Every
-   * copy's signature is checked; only verified ones reach the store, at most a few (CK-15).
-   */
-  private loadSigned(
-    values: readonly string[],
-    from: number,
-    lookups = 0,
-  ): Promise<void> | undefined {
-    const m = this.manager;
-    for (let i = from; i < values.length && lookups < MAX_COOKIES_LOOKED_UP; i++) {
-      const verified = m.signer.verify(values[i]);
-      if (!verified) {
-        m.events.emit('invalid', { reason: 'signature' });
-        continue;
-      }
-      lookups++;
-      const found = this.loadLocked(SessionTokenSigner.storageKey(verified.token), true);
-      if (found instanceof Promise) {
-        const tried = lookups;
-        return found.then((record) =>
-          record ? this.adoptFromCookie(record, verified) : this.loadSigned(values, i + 1, tried),
-        );
-      }
-      if (found) return this.adoptFromCookie(found, verified);
-    }
-    return undefined;
-  }
-
-  /** Sealed mode: the first cookie value that opens, is unexpired and not revoked, from `from` on. */
-  private openSealed(
-    values: readonly string[],
-    from: number,
-    now: number,
-  ): Promise<void> | undefined {
-    const m = this.manager;
-    for (let i = from; i < values.length; i++) {
-      const opened = m.sealer!.open(values[i], now);
-      if (!opened) {
-        m.events.emit('invalid', { reason: 'seal' });
-        continue;
-      }
-      const record = sealedRecord(opened.session, m.options);
-      if (m.isExpired(record, now)) {
-        m.expired(record, now);
-        continue;
-      }
-      if (m.options.revocationStore) {
-        return m
-          .isRevoked(opened.session)
-          .then((revoked) =>
-            revoked
-              ? this.openSealed(values, i + 1, now)
-              : this.adoptFromCookie(record, { token: undefined, stale: opened.stale }),
-          );
-      }
-      return this.adoptFromCookie(record, { token: undefined, stale: opened.stale });
-    }
-    return undefined;
-  }
-
-  private adoptFromCookie(
-    record: SessionRecord,
-    cookie: { token: string | undefined; stale: boolean },
-  ): undefined {
-    this.adopt(record, cookie.token);
-    this.reissue = cookie.stale;
-    this.deadCookie = false;
-    return undefined;
-  }
-
-  /**
-   * Loads a record, first taking its lock when this request must hold it (`@SessionLock()`,
+   * Reads a live record, first taking its lock when this request must hold it (`@SessionLock()`,
    * `concurrency: 'serialize'`): the lock comes before the read, so the holder sees every write of
-   * the previous holder.
+   * the previous holder. `presented`: the key came from a verified cookie.
    */
-  private loadLocked(
+  private fetch(
     key: string,
-    presented = false,
+    presented: boolean,
   ): SessionRecord | null | Promise<SessionRecord | null> {
     const m = this.manager;
     if (!this.lockWanted && m.options.concurrency !== 'serialize') {
-      return m.loadLiveNow(key, presented);
+      return m.backend.find(key, presented);
     }
     return this.lockAndLoad(key, presented);
   }
@@ -870,7 +694,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     // Whatever way the request ends (even a guard or filter that skips the handler).
     this.carrier?.onClose(() => void this.release());
     try {
-      const record = await m.loadLive(key, presented);
+      const record = await m.backend.find(key, presented);
       if (!record) await this.release();
       return record;
     } catch (error) {
@@ -887,32 +711,36 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     this.created = record.createdAt;
     this.lastActive = record.lastActiveAt;
     this.absoluteExpiry = record.absoluteExpiresAt;
-    this.idleTimeout = idleTimeoutOf(
-      record.data[IDLE_TIMEOUT_KEY],
-      this.manager.options.idleTimeout,
-    );
     this.storedUser = record.userId;
-    this.texts = new Map(Object.entries(record.data));
+    this.values.reset(record.data);
+    this.applySettings();
+  }
+
+  /** The session's own settings (idle timeout, cookie lifetime) as stored, or the module's. */
+  private applySettings(): void {
+    const { options } = this.manager;
+    this.idleTimeout = idleTimeoutOf(this.values.storedText(IDLE_TIMEOUT_KEY), options.idleTimeout);
+    this.cookieMaxAge = cookieMaxAgeOf(
+      this.values.storedText(COOKIE_MAX_AGE_KEY),
+      options.cookie.maxAge,
+    );
   }
 
   private startNew(): void {
     const now = this.manager.now();
+    const { options } = this.manager;
     this.token = undefined;
     this.storedToken = undefined;
     this.key = undefined;
     this.storedKey = undefined;
     this.created = now;
     this.lastActive = now;
-    this.absoluteExpiry = now + this.manager.options.absoluteTimeout;
-    this.idleTimeout = this.manager.options.idleTimeout;
+    this.absoluteExpiry = now + options.absoluteTimeout;
+    this.idleTimeout = options.idleTimeout;
+    this.cookieMaxAge = options.cookie.maxAge;
     this.storedUser = null;
-    this.texts = new Map();
-    this.values = Object.create(null);
-    this.dataView = undefined;
-    this.touched.clear();
-    this.removed.clear();
+    this.values.reset(undefined);
     this.rotate = false;
-    this.replace = false;
     this.reissue = false;
     this.persistRequested = false;
   }
@@ -920,8 +748,8 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
   /** The session's user as this request leaves it (the `userKey` data key). */
   private pendingUser(): string | null {
     const { userKey, userField } = this.manager.options;
-    if (this.touched.has(userKey)) {
-      const value = this.values[userKey];
+    if (this.values.isTouched(userKey)) {
+      const value = this.values.valueOf(userKey);
       if (userField === undefined) return userIdOf(value);
       return userIdOf(
         typeof value === 'object' && value !== null
@@ -930,17 +758,15 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
       );
     }
     // Removing the key (a logout that keeps the session) is a change of user too.
-    return this.removed.has(userKey) ? null : this.storedUser;
+    return this.values.isRemoved(userKey) ? null : this.storedUser;
   }
 
   private async doRegenerate(options: SessionRegenerateOptions<T>): Promise<void> {
     await this.load();
     const keep = options.keep ?? true;
-    if (keep === false) {
-      for (const key of this.keys()) this.remove(key);
-      this.replace = true;
-    } else if (Array.isArray(keep)) {
-      for (const key of this.keys()) if (!keep.includes(key)) this.remove(key);
+    if (keep === false) this.values.keepOnly(() => false);
+    else if (Array.isArray(keep)) {
+      for (const key of this.values.keys()) if (!keep.includes(key)) this.values.remove(key);
     }
     this.rotateToken();
   }
@@ -951,28 +777,19 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     this.key = SessionTokenSigner.storageKey(this.token);
   }
 
-  /** Keeps only the keys in `set` (this request's writes); the write will replace the stored data. */
-  private keepOnly(set: Record<string, string>): void {
-    for (const key of this.keys()) if (!(key in set)) this.remove(key);
-    this.replace = true;
-  }
-
   private async doDestroy(): Promise<void> {
     await this.load();
     const m = this.manager;
-    const hadSession = this.storedKey !== undefined;
-    if (hadSession && m.sealer) {
-      if (m.options.revocationStore) {
-        await m.revoke(this.storedKey as string, this.storedUser === null, this.absoluteExpiry);
-      }
-    } else if (hadSession) {
-      await m.storeCall(() => m.store.destroy(this.storedKey as string));
+    const key = this.storedKey;
+    if (key !== undefined) {
+      const userId = this.storedUser;
+      await m.backend.end({ key, userId, absoluteExpiresAt: this.absoluteExpiry });
+      m.events.emit('destroyed', { key, userId });
     }
-    if (hadSession) m.events.emit('destroyed', { key: this.storedKey, userId: this.storedUser });
     this.startNew();
     this.deadCookie = false;
     const http = this.carrier;
-    if (hadSession && http) {
+    if (key !== undefined && http) {
       m.clearCookie(http);
       if (m.options.clearSiteData && !http.headersSent()) {
         http.setHeader('Clear-Site-Data', m.options.clearSiteData);
@@ -982,7 +799,7 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
 
   private async doReload(): Promise<void> {
     await this.load();
-    if (this.manager.sealer) {
+    if (!this.manager.backend.holdsSessions) {
       // The cookie is the only copy: reloading means forgetting this request's changes.
       this.rollback();
       return;
@@ -992,38 +809,8 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     const token = this.storedToken;
     this.startNew();
     if (key === undefined) return;
-    const record = await this.manager.loadLive(key);
+    const record = await this.manager.backend.find(key);
     if (record) this.adopt(record, token);
-  }
-
-  /** Changed and removed keys, as JSON texts, compared with what the store holds. */
-  private delta(): { set: Record<string, string>; unset: string[] } {
-    // After a regenerate that starts empty, the store drops everything: write every live key.
-    const base = this.replace ? undefined : this.texts;
-    const set: Record<string, string> = Object.create(null);
-    for (const key of this.touched) {
-      let text: string | undefined;
-      try {
-        text = stringifySessionValue(this.values[key]);
-      } catch (cause) {
-        if (cause instanceof SessionError) throw cause;
-        throw new SessionError(
-          'SESSION_NOT_SERIALIZABLE',
-          `Session key "${key}" holds a value that cannot be saved as JSON`,
-          { cause },
-        );
-      }
-      if (text === undefined) {
-        throw new SessionError(
-          'SESSION_NOT_SERIALIZABLE',
-          `Session key "${key}" holds a value that cannot be saved as JSON`,
-        );
-      }
-      if (base?.get(key) !== text) set[key] = text;
-    }
-    const unset: string[] = [];
-    for (const key of this.removed) if (this.texts.has(key)) unset.push(key);
-    return { set, unset };
   }
 
   private buildWrite(
@@ -1033,44 +820,23 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
     unset: string[],
     userId: string | null,
   ): SessionWrite {
-    let expect: Record<string, string | null> | undefined;
-    if (kind === 'update' && !this.replace && this.manager.options.concurrency === 'optimistic') {
-      expect = {};
-      for (const key of [...Object.keys(set), ...unset]) expect[key] = this.texts.get(key) ?? null;
-    }
+    const { replace } = this.values;
+    const optimistic =
+      kind === 'update' && !replace && this.manager.options.concurrency === 'optimistic';
     return {
       kind,
       key: this.currentKey(),
       previousKey: this.rotate ? this.storedKey : undefined,
-      replace: this.replace || undefined,
-      expect,
+      replace: replace || undefined,
+      expect: optimistic ? this.values.expected([...Object.keys(set), ...unset]) : undefined,
       set,
-      unset: this.replace ? [] : unset,
+      unset: replace ? [] : unset,
       userId,
       createdAt: this.created,
       lastActiveAt: now,
       expiresAt: this.expiryFrom(now, userId),
       absoluteExpiresAt: this.absoluteExpiry,
     };
-  }
-
-  /** Every key's JSON text once `set` is applied: what the store (or the seal) will hold. */
-  private finalTexts(set: Readonly<Record<string, string>>): Record<string, string> {
-    const texts: Record<string, string> = Object.create(null);
-    for (const key of this.liveKeys()) {
-      const text = set[key] ?? (this.replace ? undefined : this.texts.get(key));
-      if (text !== undefined) texts[key] = text;
-    }
-    return texts;
-  }
-
-  private assertSize(texts: Record<string, string>): void {
-    let size = 0;
-    for (const key of Object.keys(texts))
-      size += Buffer.byteLength(key) + Buffer.byteLength(texts[key]);
-    if (size > this.manager.options.maxSize) {
-      throw new SessionTooLargeError(size, this.manager.options.maxSize);
-    }
   }
 
   private applyWrite(write: SessionWrite): void {
@@ -1084,37 +850,14 @@ export class SessionHandle<T extends object = Record<string, unknown>> implement
         userId: write.userId,
       });
     }
-    if (write.replace) this.texts = new Map();
+    this.values.stored(write.set, write.unset, write.replace === true);
     this.storedToken = this.token;
-    for (const key of write.unset) this.texts.delete(key);
-    for (const key of Object.keys(write.set)) this.texts.set(key, write.set[key]);
-    this.removed.clear();
     this.storedKey = write.key;
     this.storedUser = write.userId;
     this.lastActive = write.lastActiveAt;
     this.rotate = false;
-    this.replace = false;
     this.touchRequested = false;
   }
-}
-
-/** A sealed session seen as a store record, so that one set of expiry rules covers both modes. */
-function sealedRecord(
-  session: SealedSession,
-  options: { idleTimeout: number; anonymousIdleTimeout: number },
-): SessionRecord {
-  // The session's own idle timeout, if any, is in its data, where isExpired() applies it.
-  const idle = session.userId === null ? options.anonymousIdleTimeout : options.idleTimeout;
-  return {
-    key: session.id,
-    data: session.data,
-    userId: session.userId,
-    createdAt: session.createdAt,
-    lastActiveAt: session.lastActiveAt,
-    expiresAt: Math.min(session.lastActiveAt + idle, session.absoluteExpiresAt),
-    absoluteExpiresAt: session.absoluteExpiresAt,
-    version: 0,
-  };
 }
 
 /** Runs a promise and reports to a Node-style callback (express-session / Passport compatibility). */
@@ -1125,60 +868,11 @@ function settle(promise: Promise<unknown>, callback: Callback): void {
   );
 }
 
-/**
- * Traps for `session.data`: reads parse stored JSON lazily and mark the key as touched, writes and
- * deletes go through the handle. One instance per handle, created only when `data` is used.
- */
-class DataTraps implements ProxyHandler<Record<string, unknown>> {
-  constructor(private readonly handle: SessionHandle<object>) {}
-
-  get(_target: Record<string, unknown>, prop: string | symbol): unknown {
-    if (typeof prop === 'symbol') return undefined;
-    return this.handle.read(prop);
-  }
-
-  set(_target: Record<string, unknown>, prop: string | symbol, value: unknown): boolean {
-    if (typeof prop === 'symbol') return false;
-    this.handle.write(prop, value);
-    return true;
-  }
-
-  deleteProperty(_target: Record<string, unknown>, prop: string | symbol): boolean {
-    if (typeof prop === 'string') this.handle.remove(prop);
-    return true;
-  }
-
-  has(_target: Record<string, unknown>, prop: string | symbol): boolean {
-    return typeof prop === 'string' && this.handle.has(prop);
-  }
-
-  ownKeys(): string[] {
-    return this.handle.keys();
-  }
-
-  getOwnPropertyDescriptor(
-    _target: Record<string, unknown>,
-    prop: string | symbol,
-  ): PropertyDescriptor | undefined {
-    if (typeof prop !== 'string' || !this.handle.has(prop)) return undefined;
-    return { value: this.handle.read(prop), writable: true, enumerable: true, configurable: true };
-  }
-
-  defineProperty(
-    _target: Record<string, unknown>,
-    prop: string | symbol,
-    descriptor: PropertyDescriptor,
-  ): boolean {
-    if (typeof prop !== 'string' || !('value' in descriptor)) return false;
-    this.handle.write(prop, descriptor.value);
-    return true;
-  }
-}
-
 /** What `req.session` exposes of the handle: the {@link Session} API. Any other name is a data key. */
 const PUBLIC_MEMBERS: ReadonlySet<string | symbol> = new Set([
   'data',
   'id',
+  'cookie',
   'isNew',
   'createdAt',
   'lastActiveAt',

@@ -136,7 +136,7 @@ export class MemorySessionStore implements SessionStore {
 
   constructor(options: MemorySessionStoreOptions = {}) {
     this.maxSessions = options.maxSessions ?? 10_000;
-    this.now = options.clock ?? Date.now;
+    this.now = options.clock ?? (() => Date.now());
     if (!Number.isInteger(this.maxSessions) || this.maxSessions < 1) {
       throw new SessionConfigError(
         'MemorySessionStore: maxSessions must be a positive whole number',

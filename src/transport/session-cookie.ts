@@ -68,8 +68,9 @@ export class SessionCookieWriter {
     absoluteExpiresAt: number,
     now: number,
     name = this.options.name,
+    /** This session's cookie lifetime, if not the configured one (`undefined`: a browser-session cookie). */
+    maxAge: number | undefined = this.options.maxAge,
   ): string {
-    const { maxAge } = this.options;
     if (maxAge !== undefined) {
       const ms = Math.min(maxAge, absoluteExpiresAt - now, MAX_COOKIE_AGE_MS);
       return this.build(name, value, secure, Math.max(0, Math.floor(ms / 1000)));
