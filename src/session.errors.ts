@@ -197,6 +197,7 @@ export function toHttpException(error: unknown): unknown {
     case 'SESSION_COOKIE_TOO_LARGE':
       return new SessionTooLargeException();
     case 'SESSION_INVALID_KEY':
+    case 'SESSION_INVALID_TIMEOUT':
     case 'SESSION_INVALID_USER':
       return new BadRequestException(error.message);
     case 'SESSION_UNSUPPORTED':

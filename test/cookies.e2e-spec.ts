@@ -330,3 +330,61 @@ describe('Private responses (e2e)', () => {
     expect(page.headers['cache-control']).toBeUndefined();
   });
 });
+
+describe.each(['store', 'sealed'] as const)(
+  'req.session.cookie and req.sessionID, as express-session has them (e2e, %s mode)',
+  (mode) => {
+    let app: INestApplication;
+    let http: ReturnType<typeof request>;
+    beforeAll(async () => {
+      app = await createFixtureApp({ mode });
+      http = request(app.getHttpServer());
+    });
+    afterAll(() => app.close());
+
+    it('shows a browser-session cookie with no lifetime, and the session id as req.sessionID', async () => {
+      const cookie = sessionCookie(await http.post('/set').send({ name: 'c' }))!;
+      const res = await http.get('/req-cookie').set('Cookie', cookie).expect(200);
+      expect(res.body).toMatchObject({
+        maxAge: null,
+        expires: null,
+        originalMaxAge: null,
+        httpOnly: true,
+        path: '/',
+        sameSite: 'lax',
+      });
+      expect(res.body.sessionID).toBe(res.body.id);
+      expect(res.body.json).toMatchObject({ originalMaxAge: null, expires: null, httpOnly: true });
+    });
+
+    it('makes the cookie persistent when a handler sets maxAge ("remember me"), and keeps that for the session', async () => {
+      const login = await http.post('/remember').send({ maxAge: 3_600_000 }).expect(200);
+      expect(sessionSetCookie(login)).toMatch(/; Max-Age=3600;/);
+      const cookie = sessionCookie(login)!;
+      const read = await http.get('/req-cookie').set('Cookie', cookie).expect(200);
+      expect(read.body.originalMaxAge).toBe(3_600_000);
+      expect(read.body.maxAge).toBeGreaterThan(3_590_000);
+      expect(read.body.maxAge).toBeLessThanOrEqual(3_600_000);
+      expect(new Date(read.body.expires).getTime()).toBeGreaterThan(Date.now() + 3_590_000);
+      // A later write refreshes the cookie with the session's own lifetime.
+      const write = await http.post('/req-write').set('Cookie', cookie).expect(200);
+      expect(sessionSetCookie(write)).toMatch(/; Max-Age=3600;/);
+    });
+
+    it('turns it back into a browser-session cookie with maxAge = null, and takes expires as well', async () => {
+      const cookie = sessionCookie(await http.post('/remember').send({ maxAge: 60_000 }))!;
+      const back = await http.post('/remember').set('Cookie', cookie).send({ maxAge: null });
+      expect(back.status).toBe(200);
+      expect(sessionSetCookie(back)).not.toMatch(/Max-Age/);
+      const later = new Date(Date.now() + 120_000).toISOString();
+      const dated = await http.post('/remember').send({ expires: later }).expect(200);
+      expect(sessionSetCookie(dated)).toMatch(/; Max-Age=(119|120);/);
+    });
+
+    it('refuses a maxAge that is not a duration with 400, and changes nothing', async () => {
+      const res = await http.post('/remember').send({ maxAge: -5 });
+      expect(res.status).toBe(400);
+      expect(sessionSetCookie(res)).toBeUndefined();
+    });
+  },
+);
