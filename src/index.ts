@@ -6,6 +6,7 @@ export { SessionModule } from './session.module.js';
 export { SESSION_MODULE_OPTIONS } from './session.module-definition.js';
 export { SESSION_STORE } from './session.constants.js';
 export type { SessionRegenerateOptions } from './core/session-handle.js';
+export type { SessionCookie } from './core/session-cookie-view.js';
 export {
   Session,
   SessionId,
