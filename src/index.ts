@@ -29,3 +29,8 @@ export {
 } from './stores/memory-session.store.js';
 export * from './stores/express-session-store.adapter.js';
 export { parseDuration } from './utils/duration.js';
+export {
+  applySessionSecurity,
+  SESSION_SECURITY_SCHEME,
+  type OpenApiDocumentLike,
+} from './session.openapi.js';

@@ -14,6 +14,7 @@ import { SessionOriginGuard } from './session-origin.guard.js';
 import { SessionCsrfGuard } from './session-csrf.guard.js';
 import { SessionRuntime } from './core/session-runtime.js';
 import { anyRouteLocks, hookSessionRoutes } from './session.routes.js';
+import { describeGuardedRoutes } from './session.openapi.js';
 import {
   installExpressSessions,
   installFastifySessions,
@@ -109,6 +110,8 @@ export class SessionModule
     private readonly modules: ModulesContainer,
   ) {
     super();
+    // Now, while the app is created: before SwaggerModule.createDocument() reads the routes.
+    describeGuardedRoutes(modules);
   }
 
   configure(_consumer: MiddlewareConsumer): void {
