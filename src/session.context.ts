@@ -62,14 +62,15 @@ export function sessionFor(
   context: ExecutionContext,
   { req, res }: { req: object; res: object | undefined } = exchangeOf(context),
 ): SessionHandle {
-  const session = sessionOf<SessionHandle>(req, res);
+  const route = context.getType() === 'http' ? routeInfo(context) : undefined;
+  const session = sessionOf<SessionHandle>(req, res, route?.hooked);
   if (!session) {
     throw new SessionError(
       'SESSION_CONFIG_INVALID',
       'No session on this request: import SessionModule.forRoot() in the application module',
     );
   }
-  if (context.getType() === 'http' && routeInfo(context).lock) session.handle.requireLock();
+  if (route?.lock) session.handle.requireLock();
   return session.handle;
 }
 

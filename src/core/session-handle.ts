@@ -180,6 +180,8 @@ export class SessionHandle<T extends object = Record<string, unknown>>
   /** This request must hold the session's lock while it uses the session. */
   private lockWanted = false;
   private lockHeld: { key: string; owner: string } | undefined;
+  /** `req.session` was used: the response's end settles the session if the handler does not. */
+  private outsideRoute = false;
 
   constructor(
     private readonly manager: SessionRuntime,
@@ -635,8 +637,20 @@ export class SessionHandle<T extends object = Record<string, unknown>>
     this.state = 'loaded';
     // A hooked route handler commits the session after it returns. Otherwise (a guard, an
     // interceptor or middleware used it on a route whose handler does not take it) the response
-    // commits it just before it ends.
-    if (this.carrier && !this.carrier.routeCommits) this.carrier.settleBeforeResponse(this);
+    // commits it just before it ends. A guard on a hooked route needs no such commit, unless
+    // `req.session` is used before the handler, which may then never run (an interceptor's cache).
+    const http = this.carrier;
+    if (http && !http.routeCommits && (this.outsideRoute || !http.routeWillCommit)) {
+      http.settleBeforeResponse(this);
+    }
+  }
+
+  /** @internal `req.session` was read: middleware, a guard or an interceptor may change the session. */
+  usedOutsideRoute(): void {
+    if (this.outsideRoute) return;
+    this.outsideRoute = true;
+    const http = this.carrier;
+    if (this.state === 'loaded' && http && !http.routeCommits) http.settleBeforeResponse(this);
   }
 
   /**
