@@ -1,4 +1,4 @@
-import { afterAll, afterEach, describe, expect, it } from '@jest/globals';
+import { afterEach, describe, expect, it } from '@jest/globals';
 import type { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
@@ -13,6 +13,7 @@ import {
   SessionService,
   sessionRoom,
   userRoom,
+  type SessionEvent,
   type SessionModuleOptions,
   type SessionStore,
 } from '../src/index.js';
@@ -20,6 +21,7 @@ import { RedisSessionStore } from '../src/redis/index.js';
 import { GatewayAuthController, SessionGateway } from './fixtures/session.gateway.js';
 import { TEST_SECRET } from './support/app.js';
 import { SERVICES, describeWithService } from './support/services.js';
+import { overriding } from './support/stores.js';
 
 // Sessions in WebSocket gateways: read from the handshake cookie, loaded afresh for every message,
 // changes committed after the handler. Each test boots its own app(s) and closes every socket.
@@ -326,6 +328,26 @@ for (const transport of TRANSPORTS) {
           expect(await clientB.ask('note', { note: 'late' })).toEqual(MISSING);
         });
 
+        it('runs under the session lock with concurrency: serialize, and releases it after each message', async () => {
+          const { base, connect } = await boot(transport, {
+            store: store.shared()(),
+            concurrency: 'serialize',
+            lockTimeout: 2000,
+          });
+          const { cookie } = await login(base, 'kim');
+          const client = await connect(cookie);
+          expect(await client.ask('note', { note: 'one' })).toEqual({ event: 'note', data: 'one' });
+          expect(await client.ask('fail', { note: 'two' })).toMatchObject({ event: 'exception' });
+          expect(await client.ask('note', { note: 'three' })).toEqual({
+            event: 'note',
+            data: 'three',
+          });
+          // Each message released the lock: the HTTP request does not wait for lockTimeout.
+          const started = Date.now();
+          expect((await me(base, cookie)).data).toEqual({ userId: 'kim', note: 'three' });
+          expect(Date.now() - started).toBeLessThan(1000);
+        });
+
         if (transport.kind === 'socket.io') {
           it("joins a socket to its session's and user's rooms, so a logout can disconnect them", async () => {
             const { base, gateway, connect } = await boot(transport, { store: store.shared()() });
@@ -362,6 +384,64 @@ for (const transport of TRANSPORTS) {
     );
   }
 
+  describe(`WebSocket gateway edge cases (${transport.name}, memory store)`, () => {
+    it('answers "unavailable" while the store is down, and the session again once it is back', async () => {
+      const backing = new MemorySessionStore();
+      let down = false;
+      const store = overriding(backing, {
+        load: (key) => (down ? Promise.reject(new Error('connection refused')) : backing.load(key)),
+      });
+      const { base, connect } = await boot(transport, { store });
+      const client = await connect((await login(base, 'liam')).cookie);
+      down = true;
+      const unavailable = refused(
+        'unavailable',
+        'STORE_UNAVAILABLE',
+        'Sessions are temporarily unavailable; please retry shortly',
+      );
+      expect(await client.ask('guarded')).toEqual(unavailable);
+      expect(await client.ask('whoami')).toEqual(unavailable);
+      down = false;
+      expect(await client.ask('whoami')).toMatchObject({ data: { isNew: false, userId: 'liam' } });
+    });
+
+    if (transport.kind === 'socket.io') {
+      it('disconnects the sockets of a user from an onEvent listener (revoked, destroyed)', async () => {
+        const events: { listener?: (event: SessionEvent) => void } = {};
+        const { base, gateway, service, connect } = await boot(transport, {
+          store: new MemorySessionStore(),
+          onEvent: (event) => events.listener?.(event),
+        });
+        const server = gateway.server as unknown as {
+          in(room: string): {
+            fetchSockets(): Promise<unknown[]>;
+            disconnectSockets(c: boolean): void;
+          };
+        };
+        events.listener = (event) => {
+          if ((event.type === 'revoked' || event.type === 'destroyed') && event.userId) {
+            server.in(userRoom(event.userId)).disconnectSockets(true);
+          }
+        };
+        const mia = await login(base, 'mia');
+        const noah = await login(base, 'noah');
+        const miaSocket = await connect(mia.cookie);
+        const noahSocket = await connect(noah.cookie);
+        await eventually(
+          async () => (await server.in(userRoom('noah')).fetchSockets()).length === 1,
+        );
+        await eventually(
+          async () => (await server.in(userRoom('mia')).fetchSockets()).length === 1,
+        );
+
+        await service.invalidateAllForUser('mia');
+        await miaSocket.closed;
+        await fetch(`${base}/logout`, { method: 'POST', headers: { cookie: noah.cookie } });
+        await noahSocket.closed;
+      });
+    }
+  });
+
   describe(`Sealed sessions in a WebSocket gateway (${transport.name})`, () => {
     it('reads a sealed session, and refuses a write that would need a new seal', async () => {
       const { base, connect } = await boot(transport, { mode: 'sealed' });
@@ -380,5 +460,3 @@ for (const transport of TRANSPORTS) {
     });
   });
 }
-
-afterAll(() => undefined);
