@@ -14,7 +14,7 @@ const shared = {
   transform: { '^.+\\.ts$': ['ts-jest', { useESM: true }] },
 };
 
-/** Specs that boot their own Express apps, or none (the sample app, instances, outages, upstream, the API). */
+/** Specs that boot their own apps, or none (the sample app, instances, outages, upstream, the API, WebSockets). */
 const EXPRESS_ONLY = [
   'multi-instance',
   'passport',
@@ -27,6 +27,7 @@ const EXPRESS_ONLY = [
   'store-outage',
   'shutdown',
   'upstream',
+  'websocket',
 ].map((name) => `/test/${name}\\.e2e-spec\\.ts$`);
 
 export default {

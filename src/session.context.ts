@@ -2,17 +2,27 @@ import type { ExecutionContext } from '@nestjs/common';
 import type { Reflector } from '@nestjs/core';
 import { ALLOW_CROSS_SITE_KEY } from './session.constants.js';
 import { SessionError, toHttpException } from './session.errors.js';
-import type { SessionHandle } from './core/session-handle.js';
-import { routeInfo } from './session.metadata.js';
+import { SessionHandle } from './core/session-handle.js';
+import type { SessionRuntime } from './core/session-runtime.js';
+import { isHookedRoute, routeInfo } from './session.metadata.js';
 import { existingSession, isSessionRequest, sessionOf } from './http/request-session.js';
 import type { RequestLike } from './http/request-info.js';
+import {
+  SocketSessionParam,
+  cookieHeaderOf,
+  requireHandshake,
+  type SocketHandshake,
+} from './session.sockets.js';
 
 /**
  * The one bridge from a Nest `ExecutionContext` to a request, a response and a session handle,
  * for every context type. Guards and decorators use it and never import each other.
  */
 
-/** The request and response behind a context: HTTP (Express or Fastify) or a GraphQL operation over HTTP. */
+/**
+ * The request and response behind a context: HTTP (Express or Fastify), a GraphQL operation over
+ * HTTP, or a WebSocket message (its client's handshake request, and no response).
+ */
 export function exchangeOf(context: ExecutionContext): { req: object; res: object | undefined } {
   switch (context.getType<string>()) {
     case 'http':
@@ -25,6 +35,8 @@ export function exchangeOf(context: ExecutionContext): { req: object; res: objec
       if (req) return { req, res: (gql.res ?? gql.reply) as object | undefined };
       break;
     }
+    case 'ws':
+      return { req: requireHandshake(context.getArgByIndex(0)), res: undefined };
   }
   throw new SessionError(
     'SESSION_UNSUPPORTED',
@@ -56,12 +68,21 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
 /**
  * The session behind a context, created on first use, with the route's `@SessionLock()` applied.
+ * A WebSocket message has no request the module serves: its session is loaded afresh, from the
+ * handshake's Cookie header, by `runtime` (the caller's module), for every message.
  * @throws {Error} when no `SessionModule` serves the request.
  */
 export function sessionFor(
   context: ExecutionContext,
   { req, res }: { req: object; res: object | undefined } = exchangeOf(context),
+  runtime?: SessionRuntime,
 ): SessionHandle {
+  if (context.getType() === 'ws' && runtime) {
+    const cookieHeader = cookieHeaderOf(req as SocketHandshake);
+    const handle = new SessionHandle(runtime, undefined, { cookieHeader });
+    if (routeInfo(context).lock) handle.requireLock();
+    return handle;
+  }
   const route = context.getType() === 'http' ? routeInfo(context) : undefined;
   const session = sessionOf<SessionHandle>(req, res, route?.hooked);
   if (!session) {
@@ -82,6 +103,9 @@ export function sessionOfRequest(req: object): SessionHandle | undefined {
 /** Whether a `SessionModule` serves this request. */
 export { isSessionRequest };
 
+/** How guards answer in a WebSocket gateway (an `exception` event the client can read). */
+export { socketRefusal, toSocketError } from './session.sockets.js';
+
 /**
  * The context's session, loaded (when `load`), and passed through `pick`; a promise of it while
  * the store is read, which Nest settles before the handler runs. Load failures become HTTP errors
@@ -92,6 +116,7 @@ export function loadedSession<R>(
   pick: (session: SessionHandle) => R,
   load: boolean,
 ): R | Promise<R> {
+  if (context.getType() === 'ws') return socketParam(context, pick) as R;
   let session: SessionHandle;
   let loading: Promise<void> | undefined;
   try {
@@ -107,6 +132,20 @@ export function loadedSession<R>(
       throw toHttpException(error);
     },
   );
+}
+
+/** In a gateway, the message handler hooked by `SessionModule` loads the session and fills it in. */
+function socketParam<R>(
+  context: ExecutionContext,
+  pick: (session: SessionHandle) => R,
+): SocketSessionParam<SessionHandle> {
+  if (!isHookedRoute(context.getHandler())) {
+    throw new SessionError(
+      'SESSION_CONFIG_INVALID',
+      'No session on this message: import SessionModule.forRoot() in the application module',
+    );
+  }
+  return new SocketSessionParam(pick);
 }
 
 /**

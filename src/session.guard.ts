@@ -1,7 +1,14 @@
 import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { ALLOW_ANONYMOUS_KEY, REQUIRE_SESSION_KEY, SESSION_MANAGER } from './session.constants.js';
-import { admitSession, exchangeOf, refuseSession, sessionFor } from './session.context.js';
+import {
+  admitSession,
+  exchangeOf,
+  refuseSession,
+  sessionFor,
+  socketRefusal,
+  toSocketError,
+} from './session.context.js';
 import type { SessionPredicate } from './session.metadata.js';
 import {
   SessionForbiddenException,
@@ -44,7 +51,7 @@ export class SessionGuard implements CanActivate {
     let session: SessionHandle;
     let loading: Promise<void> | undefined;
     try {
-      session = sessionFor(context, this.getRequestResponse(context));
+      session = sessionFor(context, this.getRequestResponse(context), this.sessions);
       loading = session.loadNow();
     } catch (error) {
       throw this.failure(error, context);
@@ -87,11 +94,14 @@ export class SessionGuard implements CanActivate {
     return refuseSession(session, this.createException(reason, context));
   }
 
-  /** A store that is down answers through {@link createException}; other session errors map to HTTP. */
+  /**
+   * A store that is down answers through {@link createException}; other session errors map to HTTP
+   * (in a gateway, to an `exception` event).
+   */
   private failure(error: unknown, context: ExecutionContext): unknown {
     if (error instanceof SessionStoreUnavailableError)
       return this.createException('unavailable', context);
-    return toHttpException(error);
+    return context.getType() === 'ws' ? toSocketError(error) : toHttpException(error);
   }
 
   /** The route's `@AllowAnonymous()` and `@RequireSession()` settings, read once per handler. */
@@ -116,8 +126,8 @@ export class SessionGuard implements CanActivate {
 
   /**
    * The request and response whose session the guard checks. Override for a context the library
-   * does not know (a custom transport); the default handles HTTP on Express and Fastify and GraphQL
-   * over HTTP.
+   * does not know (a custom transport); the default handles HTTP on Express and Fastify, GraphQL
+   * over HTTP, and WebSocket messages (the client's handshake request; no response).
    */
   protected getRequestResponse(context: ExecutionContext): {
     req: object;
@@ -135,11 +145,14 @@ export class SessionGuard implements CanActivate {
   }
 
   /**
-   * The error thrown for a refused request. Override to change status codes or messages.
+   * The error thrown for a refused request. Override to change status codes or messages. In a
+   * WebSocket gateway it is a `WsException` whose `exception` event carries
+   * `{ status: 'error', message, code, reason }`.
    * @param reason - `'missing'` (no valid session, 401), `'forbidden'` (predicate false, 403),
    *   `'unavailable'` (store down, 503)
    */
-  protected createException(reason: SessionDenialReason, _context: ExecutionContext): Error {
+  protected createException(reason: SessionDenialReason, context: ExecutionContext): Error {
+    if (context.getType() === 'ws') return socketRefusal(reason);
     switch (reason) {
       case 'missing':
         return new SessionUnauthorizedException();

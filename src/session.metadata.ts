@@ -37,6 +37,16 @@ export function takesParam(controller: Type, handler: Handler, prefix: string): 
   return Object.keys(args).some((key) => key.startsWith(prefix));
 }
 
+/**
+ * The index of a hidden argument the module appends to a handler: after every declared and
+ * decorated parameter.
+ */
+export function hiddenParamIndex(owner: object, name: string, handler: Handler): number {
+  const args: Record<string, { index: number }> =
+    Reflect.getMetadata(ROUTE_ARGS_METADATA, owner.constructor, name) ?? {};
+  return Math.max(handler.length, ...Object.values(args).map(({ index }) => index + 1));
+}
+
 /** Whether a handler takes the session as a parameter: ours (`@Session()`, `@SessionId()`) or Nest's. */
 export function takesSession(controller: Type, handler: Handler): boolean {
   if (Reflect.getMetadata(USES_SESSION_KEY, handler) === true) return true;
