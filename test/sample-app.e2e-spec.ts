@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { Logger, type INestApplication } from '@nestjs/common';
 import request from 'supertest';
+import { io as connectIo, type Socket as IoSocket } from 'socket.io-client';
 import { GENERATED_SECRET_ENV, loadConfig } from '../sample-app/src/config.js';
 import { sessionCookie, sessionSetCookie } from './support/app.js';
 import { bootSampleApp } from './support/sample-app.js';
@@ -256,3 +257,71 @@ describe('Sample app without SESSION_SECRET (e2e)', () => {
     }
   });
 });
+
+describe.each(['memory', 'cookie'] as const)(
+  'Sample app over socket.io (e2e, SESSION_STORE=%s)',
+  (mode) => {
+    let app: INestApplication;
+    let base: string;
+    const sockets: IoSocket[] = [];
+
+    beforeAll(async () => {
+      ({ app } = await bootSampleApp({ SESSION_STORE: mode }));
+      await app.listen(0, '127.0.0.1');
+      base = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;
+    });
+    afterAll(async () => {
+      for (const socket of sockets) socket.disconnect();
+      await app.close();
+    });
+
+    async function open(cookie?: string): Promise<IoSocket> {
+      const socket = connectIo(base, {
+        transports: ['websocket'],
+        extraHeaders: cookie ? { Cookie: cookie } : {},
+        reconnection: false,
+        forceNew: true,
+      });
+      sockets.push(socket);
+      await new Promise((resolve, reject) => {
+        socket.once('connect', () => resolve(undefined));
+        socket.once('connect_error', reject);
+      });
+      return socket;
+    }
+
+    function ask(socket: IoSocket): Promise<{ event: string; data: unknown }> {
+      return new Promise((resolve) => {
+        socket.once('whoami', (data: unknown) => resolve({ event: 'whoami', data }));
+        socket.once('exception', (data: unknown) => resolve({ event: 'exception', data }));
+        socket.emit('whoami');
+      });
+    }
+
+    it('answers whoami with the handshake cookie’s session, refuses without one, and a logout disconnects', async () => {
+      const http = request(app.getHttpServer());
+      const login = await http
+        .post('/auth/login')
+        .send({ username: 'alice', password: 'wonderland' });
+      const cookie = sessionCookie(login)!;
+
+      const anonymous = await open();
+      expect(await ask(anonymous)).toMatchObject({
+        event: 'exception',
+        data: { status: 'error', reason: 'missing' },
+      });
+
+      const socket = await open(cookie);
+      expect(await ask(socket)).toMatchObject({
+        event: 'whoami',
+        data: { username: 'alice', role: 'user' },
+      });
+
+      const closed = new Promise((resolve) => socket.once('disconnect', resolve));
+      await http.post('/auth/logout').set('Cookie', cookie).expect(200);
+      await closed;
+      // The old cookie is dead for a new socket too.
+      expect(await ask(await open(cookie))).toMatchObject({ event: 'exception' });
+    });
+  },
+);

@@ -15,6 +15,7 @@ import { HealthController } from './health/health.controller.js';
 import { HomeController } from './home/home.controller.js';
 import { securityHeaders } from './security-headers.js';
 import { createStore } from './store.factory.js';
+import { WhoamiGateway } from './realtime/whoami.gateway.js';
 import { UpstreamModule } from './upstream/upstream.module.js';
 import { UsersRepository } from './users/users.repository.js';
 
@@ -59,6 +60,7 @@ export class AppModule implements NestModule {
       providers: [
         UsersRepository,
         CatalogService,
+        WhoamiGateway,
         { provide: APP_GUARD, useClass: SessionOriginGuard },
       ],
     };

@@ -10,6 +10,7 @@ import {
   UseGuards,
 } from '@nestjs/common';
 import { Session, SessionGuard, SessionService } from 'nestjs-sessions';
+import { WhoamiGateway } from '../realtime/whoami.gateway.js';
 import type { AppSession } from '../session-data.js';
 import { UsersRepository } from '../users/users.repository.js';
 
@@ -19,6 +20,7 @@ export class AuthController {
   constructor(
     private readonly users: UsersRepository,
     private readonly sessions: SessionService,
+    private readonly sockets: WhoamiGateway,
   ) {}
 
   @Post('login')
@@ -49,7 +51,9 @@ export class AuthController {
   @Post('logout')
   @HttpCode(200)
   async logout(@Session() session: Session<AppSession>) {
+    const { id } = session;
     await session.destroy();
+    this.sockets.disconnectSession(id);
     return { loggedOut: true };
   }
 
