@@ -1,7 +1,7 @@
 import type { ExecutionContext } from '@nestjs/common';
 import type { Reflector } from '@nestjs/core';
 import { ALLOW_CROSS_SITE_KEY } from './session.constants.js';
-import { SessionError, toHttpException } from './session.errors.js';
+import { SessionError, toGraphQLError, toHttpException } from './session.errors.js';
 import type { SessionHandle } from './core/session-handle.js';
 import { routeInfo } from './session.metadata.js';
 import { existingSession, isSessionRequest, sessionOf } from './http/request-session.js';
@@ -82,9 +82,19 @@ export function sessionOfRequest(req: object): SessionHandle | undefined {
 export { isSessionRequest };
 
 /**
+ * What a session failure becomes in a context: an HTTP exception (503 store down, 409 lock busy,
+ * …), and in a GraphQL resolver the {@link SessionGraphQLError} with the matching
+ * `extensions.code`. Errors that are not the library's pass unchanged.
+ */
+export function contextError(error: unknown, context: ExecutionContext): unknown {
+  const mapped = toHttpException(error);
+  return context.getType<string>() === 'graphql' ? toGraphQLError(mapped) : mapped;
+}
+
+/**
  * The context's session, loaded (when `load`), and passed through `pick`; a promise of it while
- * the store is read, which Nest settles before the handler runs. Load failures become HTTP errors
- * (503 store down, 409 lock busy).
+ * the store is read, which Nest settles before the handler runs. Load failures become HTTP errors,
+ * or GraphQL errors in a resolver ({@link contextError}).
  */
 export function loadedSession<R>(
   context: ExecutionContext,
@@ -97,13 +107,13 @@ export function loadedSession<R>(
     session = sessionFor(context);
     loading = load ? session.loadNow() : undefined;
   } catch (error) {
-    throw toHttpException(error);
+    throw contextError(error, context);
   }
   if (!loading) return pick(session);
   return loading.then(
     () => pick(session),
     (error: unknown) => {
-      throw toHttpException(error);
+      throw contextError(error, context);
     },
   );
 }
@@ -112,14 +122,17 @@ export function loadedSession<R>(
  * A guard lets a loaded session through. On a route whose handler does not commit the session (a
  * global guard on a route that does not use it), nothing commits after the handler: record the
  * activity, re-issue a rotated-key cookie and release a lock taken for the guard now, so the lock
- * is not held through the handler. `failure` maps what that throws.
+ * is not held through the handler. `failure` maps what that throws. In a GraphQL resolver the
+ * response's end settles the request's one session, once for all its resolvers: a commit here
+ * would save what earlier resolvers changed before the request's outcome is known.
  */
 export function admitSession(
   session: SessionHandle,
   context: ExecutionContext,
   failure: (error: unknown) => unknown,
 ): true | Promise<true> {
-  if (context.getType() === 'http' && routeInfo(context).hooked) return true;
+  const type = context.getType<string>();
+  if (type === 'graphql' || (type === 'http' && routeInfo(context).hooked)) return true;
   // settle() releases the lock whether it succeeds or fails.
   let settling: Promise<void> | undefined;
   try {

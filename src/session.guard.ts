@@ -1,14 +1,19 @@
 import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { ALLOW_ANONYMOUS_KEY, REQUIRE_SESSION_KEY, SESSION_MANAGER } from './session.constants.js';
-import { admitSession, exchangeOf, refuseSession, sessionFor } from './session.context.js';
+import {
+  admitSession,
+  contextError,
+  exchangeOf,
+  refuseSession,
+  sessionFor,
+} from './session.context.js';
 import type { SessionPredicate } from './session.metadata.js';
 import {
   SessionForbiddenException,
   SessionStoreUnavailableError,
   SessionUnauthorizedException,
   SessionUnavailableException,
-  toHttpException,
 } from './session.errors.js';
 import type { SessionHandle } from './core/session-handle.js';
 import type { SessionRuntime } from './core/session-runtime.js';
@@ -84,14 +89,18 @@ export class SessionGuard implements CanActivate {
     reason: SessionDenialReason,
     context: ExecutionContext,
   ): never | Promise<never> {
-    return refuseSession(session, this.createException(reason, context));
+    return refuseSession(session, contextError(this.createException(reason, context), context));
   }
 
-  /** A store that is down answers through {@link createException}; other session errors map to HTTP. */
+  /**
+   * A store that is down answers through {@link createException}; other session errors map to
+   * HTTP. In a GraphQL resolver, an HTTP exception becomes the GraphQL error with the matching
+   * `extensions.code` (`UNAUTHENTICATED`, `FORBIDDEN`, `SERVICE_UNAVAILABLE`).
+   */
   private failure(error: unknown, context: ExecutionContext): unknown {
     if (error instanceof SessionStoreUnavailableError)
-      return this.createException('unavailable', context);
-    return toHttpException(error);
+      return contextError(this.createException('unavailable', context), context);
+    return contextError(error, context);
   }
 
   /** The route's `@AllowAnonymous()` and `@RequireSession()` settings, read once per handler. */

@@ -1,5 +1,5 @@
 import type { ExecutionContext, Type } from '@nestjs/common';
-import { ROUTE_ARGS_METADATA } from '@nestjs/common/constants.js';
+import { GUARDS_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants.js';
 import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum.js';
 import { SESSION_LOCK_KEY, USES_SESSION_KEY } from './session.constants.js';
 import type { Session } from './core/session-handle.js';
@@ -32,10 +32,22 @@ export function takesParam(controller: Type, handler: Handler, prefix: string): 
   return Object.keys(args).some((key) => key.startsWith(prefix));
 }
 
+/** The index after every declared and decorated parameter of a handler: where a hook adds its own. */
+export function nextParamIndex(owner: object, name: string, handler: Handler): number {
+  const args: Record<string, { index: number }> =
+    Reflect.getMetadata(ROUTE_ARGS_METADATA, owner.constructor, name) ?? {};
+  return Math.max(handler.length, ...Object.values(args).map(({ index }) => index + 1));
+}
+
 /** Whether a handler takes the session as a parameter: ours (`@Session()`, `@SessionId()`) or Nest's. */
 export function takesSession(controller: Type, handler: Handler): boolean {
   if (Reflect.getMetadata(USES_SESSION_KEY, handler) === true) return true;
   return takesParam(controller, handler, NEST_SESSION_PARAM);
+}
+
+/** The guards `@UseGuards()` put on a handler or a class (classes or instances). */
+export function guardsOf(target: object): readonly unknown[] {
+  return (Reflect.getMetadata(GUARDS_METADATA, target) as unknown[] | undefined) ?? [];
 }
 
 /** `@SessionLock()` on a handler or its class. */
