@@ -6,6 +6,7 @@ export { SessionModule } from './session.module.js';
 export { SESSION_MODULE_OPTIONS } from './session.module-definition.js';
 export { SESSION_STORE } from './session.constants.js';
 export type { SessionRegenerateOptions } from './core/session-handle.js';
+export type { SessionCookie } from './core/session-cookie-view.js';
 export {
   Session,
   SessionId,
@@ -28,3 +29,8 @@ export {
 } from './stores/memory-session.store.js';
 export * from './stores/express-session-store.adapter.js';
 export { parseDuration } from './utils/duration.js';
+export {
+  applySessionSecurity,
+  SESSION_SECURITY_SCHEME,
+  type OpenApiDocumentLike,
+} from './session.openapi.js';

@@ -1,5 +1,11 @@
 import type { ExecutionContext, Type } from '@nestjs/common';
-import { GUARDS_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants.js';
+import {
+  GUARDS_METADATA,
+  HTTP_CODE_METADATA,
+  METHOD_METADATA,
+  ROUTE_ARGS_METADATA,
+} from '@nestjs/common/constants.js';
+import { RequestMethod } from '@nestjs/common/enums/request-method.enum.js';
 import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum.js';
 import { SESSION_LOCK_KEY, USES_SESSION_KEY } from './session.constants.js';
 import type { Session } from './core/session-handle.js';
@@ -84,4 +90,11 @@ export function routeInfo(context: ExecutionContext): RouteSessionInfo {
     routes.set(handler, info);
   }
   return info;
+}
+
+/** The status a route answers on success: its `@HttpCode()`, else 201 for POST and 200 otherwise. */
+export function successStatusOf(handler: object): number {
+  const status: number | undefined = Reflect.getMetadata(HTTP_CODE_METADATA, handler);
+  if (status !== undefined) return status;
+  return Reflect.getMetadata(METHOD_METADATA, handler) === RequestMethod.POST ? 201 : 200;
 }

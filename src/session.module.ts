@@ -15,6 +15,7 @@ import { SessionCsrfGuard } from './session-csrf.guard.js';
 import { SessionRuntime } from './core/session-runtime.js';
 import { anyRouteLocks, hookSessionRoutes } from './session.routes.js';
 import { hookSessionResolvers } from './session.resolvers.js';
+import { describeGuardedRoutes } from './session.openapi.js';
 import {
   installExpressSessions,
   installFastifySessions,
@@ -110,6 +111,8 @@ export class SessionModule
     private readonly modules: ModulesContainer,
   ) {
     super();
+    // Now, while the app is created: before SwaggerModule.createDocument() reads the routes.
+    describeGuardedRoutes(modules);
   }
 
   configure(_consumer: MiddlewareConsumer): void {

@@ -19,7 +19,8 @@ import { markRouteCommits } from './http/request-session.js';
 
 type Handler = (...args: unknown[]) => unknown;
 
-function guardedBySession(target: object): boolean {
+/** Whether `SessionGuard` (or a subclass) guards a handler or a controller through `@UseGuards()`. */
+export function guardedBySession(target: object): boolean {
   const guards: unknown[] = Reflect.getMetadata(GUARDS_METADATA, target) ?? [];
   return guards.some(
     (guard) =>
@@ -89,16 +90,23 @@ export function hookSessionRoutes(modules: ModulesContainer): void {
   }
 }
 
-/** Whether any route handler or controller of the app asks for `@SessionLock()`. */
-export function anyRouteLocks(modules: ModulesContainer): boolean {
+/** Every route handler of the app's controllers, with its controller. */
+export function* routesOf(modules: ModulesContainer): Generator<[Type, Handler]> {
   for (const module of modules.values()) {
     for (const wrapper of module.controllers.values()) {
       const controller = wrapper.metatype as Type | null;
       if (!controller?.prototype) continue;
       for (const [, , handler] of routeHandlers(controller)) {
-        if (locksSession(controller, handler)) return true;
+        if (Reflect.getMetadata(PATH_METADATA, handler) !== undefined) yield [controller, handler];
       }
     }
+  }
+}
+
+/** Whether any route handler or controller of the app asks for `@SessionLock()`. */
+export function anyRouteLocks(modules: ModulesContainer): boolean {
+  for (const [controller, handler] of routesOf(modules)) {
+    if (locksSession(controller, handler)) return true;
   }
   return false;
 }

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { SESSION_MANAGER } from './session.constants.js';
 import type { SessionRecord } from './interfaces/session-store.interface.js';
-import { SessionHandle, type Session } from './core/session-handle.js';
+import { SessionHandle, type DetachedSource, type Session } from './core/session-handle.js';
 import type { SessionRuntime } from './core/session-runtime.js';
 import { isHiddenKey } from './utils/hidden-keys.js';
 import { parseStoredJson } from './utils/json.js';
@@ -80,11 +80,58 @@ export class SessionService {
    * resolves and dropped when it throws; under `concurrency: 'serialize'` it holds the session's
    * lock meanwhile. Rejects with `SessionGoneError` when the session does not exist or has ended.
    */
-  async withSession<R, T extends object = Record<string, unknown>>(
+  withSession<R, T extends object = Record<string, unknown>>(
     id: string,
     fn: (session: Session<T>) => R | Promise<R>,
   ): Promise<R> {
-    const handle = new SessionHandle<T>(this.sessions, undefined, id);
+    return this.run({ id }, fn);
+  }
+
+  /**
+   * The session a `Cookie` header carries, loaded and verified as a request's would be (signature,
+   * expiry, revocation, in store and sealed mode): for transports the module does not serve itself —
+   * a WebSocket handshake, server-sent events, a raw `upgrade`, a message that carries cookies.
+   * Without a valid cookie it is a new, empty session (`isNew`). Read-only: to change the session,
+   * use {@link withCookieHeader}. Store failures reject with `SessionStoreUnavailableError`.
+   * @example const session = await sessions.fromCookieHeader(socket.handshake.headers.cookie);
+   */
+  async fromCookieHeader<T extends object = Record<string, unknown>>(
+    cookieHeader: string | readonly string[] | undefined,
+  ): Promise<Session<T>> {
+    const handle = new SessionHandle<T>(this.sessions, undefined, cookieSource(cookieHeader));
+    try {
+      return (await handle.load()) as unknown as Session<T>;
+    } finally {
+      await handle.release();
+    }
+  }
+
+  /** {@link fromCookieHeader} with the `Cookie` header of a request (Node's, Express's, Fastify's, a socket.io handshake). */
+  fromRequest<T extends object = Record<string, unknown>>(req: {
+    readonly headers: { readonly cookie?: string | readonly string[] };
+  }): Promise<Session<T>> {
+    return this.fromCookieHeader<T>(req.headers.cookie);
+  }
+
+  /**
+   * Runs `fn` with the session a `Cookie` header carries (see {@link fromCookieHeader}), like a
+   * request would: the changes are saved when `fn` resolves and dropped when it throws; under
+   * `concurrency: 'serialize'` it holds the session's lock meanwhile. There is no response to carry
+   * a cookie, so a change that needs one (a first save of a new session, `regenerate()`, any write
+   * in sealed mode) rejects with a `SessionError` of code `SESSION_NO_TRANSPORT`.
+   */
+  withCookieHeader<R, T extends object = Record<string, unknown>>(
+    cookieHeader: string | readonly string[] | undefined,
+    fn: (session: Session<T>) => R | Promise<R>,
+  ): Promise<R> {
+    return this.run(cookieSource(cookieHeader), fn);
+  }
+
+  private async run<R, T extends object>(
+    source: DetachedSource,
+    fn: (session: Session<T>) => R | Promise<R>,
+  ): Promise<R> {
+    const handle = new SessionHandle<T>(this.sessions, undefined, source);
     try {
       const session = await handle.load();
       try {
@@ -99,6 +146,13 @@ export class SessionService {
       await handle.release();
     }
   }
+}
+
+/** A header sent more than once (an array) is one header of all its cookies. */
+function cookieSource(cookieHeader: string | readonly string[] | undefined): DetachedSource {
+  return {
+    cookieHeader: typeof cookieHeader === 'string' ? cookieHeader : cookieHeader?.join('; '),
+  };
 }
 
 function toInfo<T extends object>(record: SessionRecord): SessionInfo<T> {

@@ -10,7 +10,6 @@ import type {
   SessionBackend,
   SessionSave,
 } from './session-backend.js';
-import type { SessionCarrier } from './session-carrier.js';
 import type { SessionEvents } from './session-events.js';
 import { derivedKey, expiryReason, isExpired, type ExpiryPolicy } from './session-policy.js';
 import { storeCall } from './store-call.js';
@@ -39,9 +38,9 @@ export class SealedBackend implements SessionBackend {
   ) {}
 
   /** The sealed values in the request, joined back together when the cookie was split. */
-  presented(carrier: SessionCarrier): string[] {
+  presented(cookieHeader: string | undefined): string[] {
     const { cookieName, cookieChunks } = this.options;
-    return joinChunks(carrier.cookieHeader(), cookieName, cookieChunks);
+    return joinChunks(cookieHeader, cookieName, cookieChunks);
   }
 
   /** The first value that opens, is unexpired and not revoked, from `from` on. */

@@ -3,7 +3,6 @@ import type {
   SessionTimes,
   SessionWrite,
 } from '../interfaces/session-store.interface.js';
-import type { SessionCarrier } from './session-carrier.js';
 
 /** A value now, or a promise of it only when something had to be waited for (the sync fast path). */
 export type MaybePromise<T> = T | Promise<T>;
@@ -45,7 +44,7 @@ export interface SessionBackend {
    */
   readonly holdsSessions: boolean;
   /** The values of the session cookie the request carries that this backend can open, in order. */
-  presented(carrier: SessionCarrier): string[];
+  presented(cookieHeader: string | undefined): string[];
   /** The first presented value that leads to a live session, if any. */
   open(values: readonly string[], fetch: FetchRecord): MaybePromise<OpenedSession | undefined>;
   /** A live session by id. `presented`: the id came from a verified cookie (a miss is reported). */

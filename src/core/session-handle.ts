@@ -33,7 +33,14 @@ export interface SessionRegenerateOptions<T> {
 type Callback = (err?: unknown) => void;
 
 /**
- * The session of one request (or of one `SessionService.withSession` call).
+ * Where a handle without a response finds its session: a stored id (`SessionService.withSession`),
+ * or a Cookie header that came in some other way (a WebSocket handshake, an SSE request).
+ */
+export type DetachedSource =
+  { readonly id: string } | { readonly cookieHeader: string | undefined };
+
+/**
+ * The session of one request (or of one `SessionService.withSession` / `withCookieHeader` call).
  *
  * Read and change values through `data` (or `get` / `set` / `unset`); changes are saved
  * automatically when the handler succeeds, before the response is sent. Only changed top-level keys
@@ -178,9 +185,10 @@ export class SessionHandle<T extends object = Record<string, unknown>>
 
   constructor(
     private readonly manager: SessionRuntime,
-    /** The transport of the request the session belongs to; absent for `withSession`. */
+    /** The transport of the request the session belongs to; absent for a detached session. */
     readonly carrier: SessionCarrier | undefined,
-    private readonly loadKey?: string,
+    /** A detached session's source (without a carrier). */
+    private readonly source?: DetachedSource,
   ) {}
 
   /**
@@ -502,10 +510,12 @@ export class SessionHandle<T extends object = Record<string, unknown>>
   private cookieGoesOut(plan: CommitPlan, explicit: boolean): boolean | undefined {
     const http = this.carrier;
     if (!http) {
-      if (plan.cookie === 'required' && (this.rotate || !this.manager.backend.holdsSessions)) {
+      // A first save, a new id (regenerate, a change of user) or a new seal: the browser would
+      // keep a cookie that no longer leads anywhere.
+      if (plan.cookie === 'required') {
         throw new SessionError(
           'SESSION_NO_TRANSPORT',
-          'This change needs a response to carry the session cookie (a new id, or a sealed session); it cannot be made in withSession()',
+          'This change needs a response to carry the session cookie (a new id, or a sealed session); it cannot be made without one (SessionService.withSession(), withCookieHeader())',
         );
       }
       return false;
@@ -589,19 +599,24 @@ export class SessionHandle<T extends object = Record<string, unknown>>
     return Math.min(this.manager.options.touchAfter, Math.floor(this.idleFor(this.storedUser) / 2));
   }
 
-  /** Starts loading: the record named by `loadKey`, or the one the request's cookie points to. */
+  /** Starts loading: the record named by the source's id, or the one the cookie points to. */
   private startLoad(): Promise<void> | undefined {
     const m = this.manager;
-    if (this.loadKey !== undefined) {
-      return Promise.resolve(this.fetch(this.loadKey, false)).then((record) => {
+    const { source, carrier } = this;
+    if (source && 'id' in source) {
+      return Promise.resolve(this.fetch(source.id, false)).then((record) => {
         if (!record) throw new SessionGoneError();
         this.adopt(record, undefined);
       });
     }
-    const http = this.carrier;
-    if (!http) return undefined;
-    m.varyOnCookie(http);
-    const values = m.backend.presented(http);
+    let cookieHeader: string | undefined;
+    if (carrier) {
+      m.varyOnCookie(carrier);
+      cookieHeader = carrier.cookieHeader();
+    } else {
+      cookieHeader = source?.cookieHeader;
+    }
+    const values = m.backend.presented(cookieHeader);
     if (values.length === 0) return undefined;
     this.deadCookie = true;
     const opened = m.backend.open(values, (key) => this.fetch(key, true));

@@ -12,7 +12,6 @@ import type {
   SessionBackend,
   SessionSave,
 } from './session-backend.js';
-import type { SessionCarrier } from './session-carrier.js';
 import type { SessionEvents } from './session-events.js';
 import { expiryReason, isExpired, type ExpiryPolicy } from './session-policy.js';
 import { storeCall, storeFailure } from './store-call.js';
@@ -35,8 +34,8 @@ export class StoreBackend implements SessionBackend {
   ) {}
 
   /** Every value of our cookie in the request (duplicates come from cookie tossing, CK-15). */
-  presented(carrier: SessionCarrier): string[] {
-    return readCookieValues(carrier.cookieHeader(), this.cookieName);
+  presented(cookieHeader: string | undefined): string[] {
+    return readCookieValues(cookieHeader, this.cookieName);
   }
 
   /**

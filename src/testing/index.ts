@@ -7,3 +7,4 @@ export {
   type SessionStoreContractOptions,
 } from './store-contract.js';
 export { createSessionCookie } from './session-cookie.js';
+export { SessionTestingModule, SessionTestClock } from './session-testing.module.js';
