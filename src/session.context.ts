@@ -2,7 +2,7 @@ import type { ExecutionContext } from '@nestjs/common';
 import type { Reflector } from '@nestjs/core';
 import { ALLOW_CROSS_SITE_KEY } from './session.constants.js';
 import { SessionError, toGraphQLError, toHttpException } from './session.errors.js';
-import type { SessionHandle } from './core/session-handle.js';
+import { SessionHandle } from './core/session-handle.js';
 import { routeInfo } from './session.metadata.js';
 import { existingSession, isSessionRequest, sessionOf } from './http/request-session.js';
 import type { RequestLike } from './http/request-info.js';
@@ -55,13 +55,27 @@ export function stateChangingRequest(
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
 /**
- * The session behind a context, created on first use, with the route's `@SessionLock()` applied.
+ * A session the GraphQL context carries itself, as `session`: the one `SessionService` resolved
+ * from the Cookie header of a subscription's WebSocket connection (graphql-ws `onConnect`). It
+ * has no response, so nothing commits it: read-only.
+ */
+function carriedSession(context: ExecutionContext): SessionHandle | undefined {
+  if (context.getType<string>() !== 'graphql') return undefined;
+  const gql = context.getArgByIndex<Record<string, unknown> | undefined>(2);
+  return gql?.session instanceof SessionHandle ? gql.session : undefined;
+}
+
+/**
+ * The session behind a context, created on first use, with the route's `@SessionLock()` applied;
+ * in GraphQL, the context's own `session` when it carries one (a subscription).
  * @throws {Error} when no `SessionModule` serves the request.
  */
 export function sessionFor(
   context: ExecutionContext,
   { req, res }: { req: object; res: object | undefined } = exchangeOf(context),
 ): SessionHandle {
+  const carried = carriedSession(context);
+  if (carried) return carried;
   const session = sessionOf<SessionHandle>(req, res);
   if (!session) {
     throw new SessionError(

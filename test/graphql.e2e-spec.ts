@@ -6,13 +6,23 @@ import { ApolloDriver, type ApolloDriverConfig } from '@nestjs/apollo';
 import { GraphQLModule } from '@nestjs/graphql';
 import { MercuriusDriver, type MercuriusDriverConfig } from '@nestjs/mercurius';
 import { Test } from '@nestjs/testing';
+import type { IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createClient as createWsClient } from 'graphql-ws';
 import { createClient } from 'redis';
+import WebSocket from 'ws';
 import request from 'supertest';
-import { MemorySessionStore, SessionModule, type SessionStore } from '../src/index.js';
+import {
+  MemorySessionStore,
+  SessionModule,
+  SessionService,
+  type Session,
+  type SessionStore,
+} from '../src/index.js';
 import { RedisSessionStore } from '../src/redis/index.js';
 import { TEST_SECRET, initApp, sessionCookie, sessionSetCookie } from './support/app.js';
 import { SERVICES, describeWithService } from './support/services.js';
-import { SessionResolver } from './fixtures/graphql.resolvers.js';
+import { SessionResolver, SessionSubscriptionResolver } from './fixtures/graphql.resolvers.js';
 
 /**
  * Sessions in GraphQL resolvers (code-first, `autoSchemaFile: true`): Apollo on Express and
@@ -352,6 +362,97 @@ describe.each(CASES)('Sessions in GraphQL resolvers', ({ driver, store: storeCas
       observed.down = false;
       const { body: back } = await gql('{ whoami { userId } }', cookie);
       expect(back).toEqual({ data: { whoami: { userId: 'niaj' } } });
+    });
+  });
+});
+
+/** What a graphql-ws subscription delivered: its results, and its error if it failed. */
+interface Delivered {
+  results: GraphQLResult[];
+  error?: unknown;
+}
+
+/** Subscribes over graphql-ws with the cookie on the WebSocket handshake, until it ends. */
+function subscribe(url: string, cookie: string | undefined, query: string): Promise<Delivered> {
+  class CookieWebSocket extends WebSocket {
+    constructor(address: string, protocols?: string | string[]) {
+      super(address, protocols, cookie ? { headers: { cookie } } : {});
+    }
+  }
+  const client = createWsClient({ url, webSocketImpl: CookieWebSocket, retryAttempts: 0 });
+  return new Promise<Delivered>((resolve) => {
+    const results: GraphQLResult[] = [];
+    client.subscribe<Record<string, unknown>>(
+      { query },
+      {
+        next: (result) => results.push(result as GraphQLResult),
+        error: (error) => resolve({ results, error }),
+        complete: () => resolve({ results }),
+      },
+    );
+  }).finally(() => client.dispose());
+}
+
+describe.each(STORES)('Subscriptions over graphql-ws (Apollo on Express)', (storeCase) => {
+  storeCase.describe(`${storeCase.name} store`, () => {
+    let app: INestApplication;
+    let url: string;
+
+    beforeAll(async () => {
+      const moduleRef = await Test.createTestingModule({
+        imports: [
+          SessionModule.forRoot({ secret: TEST_SECRET, store: storeCase.create() }),
+          GraphQLModule.forRootAsync<ApolloDriverConfig>({
+            driver: ApolloDriver,
+            inject: [SessionService],
+            useFactory: (sessions: SessionService) => ({
+              autoSchemaFile: true,
+              graphiql: false,
+              subscriptions: {
+                'graphql-ws': {
+                  // Once per connection: the session of the handshake's Cookie header.
+                  onConnect: async (ctx) => {
+                    const extra = ctx.extra as { request: IncomingMessage; session?: Session };
+                    extra.session = await sessions.fromRequest(extra.request);
+                  },
+                },
+              },
+              context: ({ req, res, extra }: Record<string, Record<string, unknown>>) =>
+                extra ? { req: extra.request, session: extra.session } : { req, res },
+            }),
+          }),
+        ],
+        providers: [SessionResolver, SessionSubscriptionResolver],
+      }).compile();
+      app = await initApp(moduleRef as never, {}, 'express');
+      await app.listen(0, '127.0.0.1');
+      const { port } = app.getHttpServer().address() as AddressInfo;
+      url = `ws://127.0.0.1:${port}/graphql`;
+    });
+
+    afterAll(async () => {
+      await app?.close();
+    });
+
+    it('reads the session of the WebSocket connection in a guarded subscription', async () => {
+      const res = await request(app.getHttpServer())
+        .post('/graphql')
+        .send({ query: 'mutation { login(userId: "olivia") }' });
+      const cookie = sessionCookie(res)!;
+      expect(cookie).toBeDefined();
+      const delivered = await subscribe(url, cookie, 'subscription { greetings }');
+      expect(delivered).toEqual({
+        results: [{ data: { greetings: 'hello olivia' } }, { data: { greetings: 'bye olivia' } }],
+      });
+    });
+
+    it('refuses the subscription of a connection without a session with UNAUTHENTICATED', async () => {
+      const delivered = await subscribe(url, undefined, 'subscription { greetings }');
+      const errors = [
+        ...delivered.results.flatMap((result) => result.errors ?? []),
+        ...(Array.isArray(delivered.error) ? (delivered.error as GraphQLError[]) : []),
+      ];
+      expect(errors.map((error) => error.extensions?.code)).toEqual(['UNAUTHENTICATED']);
     });
   });
 });
