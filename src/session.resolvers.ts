@@ -95,13 +95,14 @@ export function hookSessionResolvers(modules: ModulesContainer): string[] {
       const resolver = wrapper.metatype as Type | null;
       if (typeof resolver !== 'function' || !resolver.prototype) continue;
       for (const [owner, name, method] of resolverMethods(resolver)) {
-        if (!isResolverMethod(method) || isHookedResolver(method)) continue;
+        // A hooked method carries the original's metadata (another app in this process hooked it).
+        if (!isResolverMethod(method)) continue;
         const guarded = sessionGuarded(resolver, method);
         if (!guarded && !takesSession(resolver, method)) continue;
         if (guarded && Reflect.getMetadata(RESOLVER_PROPERTY_METADATA, method) === true) {
           unguardedFields.push(`${resolver.name}.${name}`);
         }
-        hookResolver(owner, name, method);
+        if (!isHookedResolver(method)) hookResolver(owner, name, method);
       }
     }
   }

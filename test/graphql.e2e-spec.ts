@@ -21,6 +21,7 @@ import {
 } from '../src/index.js';
 import { RedisSessionStore } from '../src/redis/index.js';
 import { TEST_SECRET, initApp, sessionCookie, sessionSetCookie } from './support/app.js';
+import { capturingLogger } from './support/logger.js';
 import { SERVICES, describeWithService } from './support/services.js';
 import { SessionResolver, SessionSubscriptionResolver } from './fixtures/graphql.resolvers.js';
 
@@ -454,6 +455,32 @@ describe.each(STORES)('Subscriptions over graphql-ws (Apollo on Express)', (stor
       ];
       expect(errors.map((error) => error.extensions?.code)).toEqual(['UNAUTHENTICATED']);
     });
+  });
+});
+
+describe('Session guards on GraphQL field resolvers', () => {
+  it("warns at boot when Nest would not run them (no fieldResolverEnhancers: ['guards'])", async () => {
+    const logger = capturingLogger();
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        SessionModule.forRoot({ secret: TEST_SECRET }),
+        GraphQLModule.forRoot<ApolloDriverConfig>({
+          driver: ApolloDriver,
+          autoSchemaFile: true,
+          graphiql: false,
+        }),
+      ],
+      providers: [SessionResolver],
+    }).compile();
+    const app = await initApp(moduleRef as never, { logger }, 'express');
+    try {
+      const warnings = logger.lines.filter((line) => line.includes('fieldResolverEnhancers'));
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toContain('SessionResolver.secret');
+      expect(warnings[0]).not.toContain('SessionResolver.name');
+    } finally {
+      await app.close();
+    }
   });
 });
 
