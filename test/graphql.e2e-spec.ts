@@ -261,13 +261,15 @@ describe.each(CASES)('Sessions in GraphQL resolvers', ({ driver, store: storeCas
 
     it('rolls back every change of a request when one of its session resolvers fails', async () => {
       const cookie = await login('grace');
+      // The guard of addTagAsUser commits nothing of what setName changed before it.
       const { body } = await gql(
-        'mutation { setName(name: "lost") setNameThenFail(name: "also lost") }',
+        'mutation { setName(name: "lost") addTagAsUser(tag: "lost") setNameThenFail(name: "also lost") }',
         cookie,
       );
       expect(body.data).toBeNull();
       expect(body.errors).toHaveLength(1);
-      expect(await sessionName(cookie)).toBeNull();
+      const { body: read } = await gql('{ sessionName tags }', cookie);
+      expect(read).toEqual({ data: { sessionName: null, tags: [] } });
     });
 
     it('commits the changes of a request whose only failure is in a resolver that does not use the session', async () => {
@@ -277,11 +279,14 @@ describe.each(CASES)('Sessions in GraphQL resolvers', ({ driver, store: storeCas
       expect(await sessionName(cookie)).toBe('kept');
     });
 
-    it('commits two writing resolvers of one request once, both changes visible', async () => {
+    it('commits two writing resolvers of one request once (a guarded one included), both changes visible', async () => {
       const cookie = await login('ivan');
       observed.calls.save = observed.calls.saveSync = 0;
-      const { body } = await gql('mutation { setName(name: "Ivan") addTag(tag: "a") }', cookie);
-      expect(body).toEqual({ data: { setName: true, addTag: true } });
+      const { body } = await gql(
+        'mutation { setName(name: "Ivan") addTagAsUser(tag: "a") }',
+        cookie,
+      );
+      expect(body).toEqual({ data: { setName: true, addTagAsUser: true } });
       expect(count(observed, ['save', 'saveSync'])).toBe(1);
       const { body: read } = await gql('{ sessionName tags }', cookie);
       expect(read).toEqual({ data: { sessionName: 'Ivan', tags: ['a'] } });
@@ -366,6 +371,51 @@ describe.each(CASES)('Sessions in GraphQL resolvers', ({ driver, store: storeCas
     });
   });
 });
+
+describe.each(['Apollo on Express', 'Mercurius on Fastify'] as const)(
+  "Sessions in GraphQL resolvers, 'sealed' mode (%s)",
+  (driver) => {
+    let app: INestApplication;
+
+    beforeAll(async () => {
+      const moduleRef = await Test.createTestingModule({
+        imports: [
+          SessionModule.forRoot({ secret: TEST_SECRET, mode: 'sealed' }),
+          graphQLModule(driver),
+        ],
+        providers: [SessionResolver],
+      }).compile();
+      app = await initApp(
+        moduleRef as never,
+        {},
+        driver === 'Apollo on Express' ? 'express' : 'fastify',
+      );
+    });
+
+    afterAll(async () => {
+      await app?.close();
+    });
+
+    const gql = (query: string, cookie?: string) => {
+      const req = request(app.getHttpServer()).post('/graphql');
+      if (cookie) req.set('Cookie', cookie);
+      return req.send({ query }).expect(200);
+    };
+
+    it('carries the session in the cookie and sends no cookie for a mutation that failed', async () => {
+      const login = await gql('mutation { login(userId: "peggy") setName(name: "kept") }');
+      const cookie = sessionCookie(login)!;
+      expect(cookie).toBeDefined();
+
+      const failed = await gql('mutation { setNameThenFail(name: "dropped") }', cookie);
+      expect((failed.body as GraphQLResult).errors).toHaveLength(1);
+      expect(failed.headers['set-cookie']).toBeUndefined();
+
+      const read = await gql('{ whoami { userId name } }', cookie);
+      expect(read.body).toEqual({ data: { whoami: { userId: 'peggy', name: 'kept' } } });
+    });
+  },
+);
 
 /** What a graphql-ws subscription delivered: its results, and its error if it failed. */
 interface Delivered {
