@@ -32,6 +32,9 @@ export type SessionDenialReason = 'missing' | 'forbidden' | 'unavailable';
  * `@UseGuards(SessionGuard)`, through `@RequireSession()`, or for every route as `APP_GUARD`
  * (routes marked `@AllowAnonymous()` are then let through).
  *
+ * In a GraphQL resolver the same refusals are GraphQL errors with `extensions.code`
+ * `UNAUTHENTICATED`, `FORBIDDEN` and `SERVICE_UNAVAILABLE` (a `SessionGraphQLError`).
+ *
  * Subclass it to change the responses: override {@link SessionGuard.createException}.
  */
 @Injectable()
