@@ -17,7 +17,7 @@ const shared = {
   transform: { '^.+\\.ts$': ['ts-jest', { useESM: true }] },
 };
 
-/** Specs that boot their own Express apps, or none (the sample app, instances, outages, upstream, the API). */
+/** Specs that boot their own apps, or none (the sample app, instances, outages, upstream, the API, WebSockets). */
 const EXPRESS_ONLY = [
   'graphql',
   'multi-instance',
@@ -31,6 +31,7 @@ const EXPRESS_ONLY = [
   'store-outage',
   'shutdown',
   'upstream',
+  'websocket',
 ].map((name) => `/test/${name}\\.e2e-spec\\.ts$`);
 
 export default {

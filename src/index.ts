@@ -22,6 +22,7 @@ export { SessionOriginGuard } from './session-origin.guard.js';
 export { SessionCsrfGuard } from './session-csrf.guard.js';
 export { SessionService, type SessionInfo, type InvalidateAllOptions } from './session.service.js';
 export * from './session.errors.js';
+export { sessionRoom, userRoom, type SessionSocketErrorPayload } from './session.sockets.js';
 export type { SessionEvent, SessionEventType } from './interfaces/session-event.interface.js';
 export {
   MemorySessionStore,

@@ -3,16 +3,26 @@ import type { Reflector } from '@nestjs/core';
 import { ALLOW_CROSS_SITE_KEY } from './session.constants.js';
 import { SessionError, toGraphQLError, toHttpException } from './session.errors.js';
 import { SessionHandle } from './core/session-handle.js';
-import { routeInfo } from './session.metadata.js';
+import type { SessionRuntime } from './core/session-runtime.js';
+import { isHookedRoute, routeInfo } from './session.metadata.js';
 import { existingSession, isSessionRequest, sessionOf } from './http/request-session.js';
 import type { RequestLike } from './http/request-info.js';
+import {
+  SocketSessionParam,
+  cookieHeaderOf,
+  requireHandshake,
+  type SocketHandshake,
+} from './session.sockets.js';
 
 /**
  * The one bridge from a Nest `ExecutionContext` to a request, a response and a session handle,
  * for every context type. Guards and decorators use it and never import each other.
  */
 
-/** The request and response behind a context: HTTP (Express or Fastify) or a GraphQL operation over HTTP. */
+/**
+ * The request and response behind a context: HTTP (Express or Fastify), a GraphQL operation over
+ * HTTP, or a WebSocket message (its client's handshake request, and no response).
+ */
 export function exchangeOf(context: ExecutionContext): { req: object; res: object | undefined } {
   switch (context.getType<string>()) {
     case 'http':
@@ -25,6 +35,8 @@ export function exchangeOf(context: ExecutionContext): { req: object; res: objec
       if (req) return { req, res: (gql.res ?? gql.reply) as object | undefined };
       break;
     }
+    case 'ws':
+      return { req: requireHandshake(context.getArgByIndex(0)), res: undefined };
   }
   throw new SessionError(
     'SESSION_UNSUPPORTED',
@@ -66,24 +78,34 @@ function carriedSession(context: ExecutionContext): SessionHandle | undefined {
 }
 
 /**
- * The session behind a context, created on first use, with the route's `@SessionLock()` applied;
- * in GraphQL, the context's own `session` when it carries one (a subscription).
+ * The session behind a context, created on first use, with the route's `@SessionLock()` applied.
+ * A WebSocket message has no request the module serves: its session is loaded afresh, from the
+ * handshake's Cookie header, by `runtime` (the caller's module), for every message. In GraphQL,
+ * the context's own `session` when it carries one (a subscription).
  * @throws {Error} when no `SessionModule` serves the request.
  */
 export function sessionFor(
   context: ExecutionContext,
   { req, res }: { req: object; res: object | undefined } = exchangeOf(context),
+  runtime?: SessionRuntime,
 ): SessionHandle {
+  if (context.getType() === 'ws' && runtime) {
+    const cookieHeader = cookieHeaderOf(req as SocketHandshake);
+    const handle = new SessionHandle(runtime, undefined, { cookieHeader });
+    if (routeInfo(context).lock) handle.requireLock();
+    return handle;
+  }
   const carried = carriedSession(context);
   if (carried) return carried;
-  const session = sessionOf<SessionHandle>(req, res);
+  const route = context.getType() === 'http' ? routeInfo(context) : undefined;
+  const session = sessionOf<SessionHandle>(req, res, route?.hooked);
   if (!session) {
     throw new SessionError(
       'SESSION_CONFIG_INVALID',
       'No session on this request: import SessionModule.forRoot() in the application module',
     );
   }
-  if (context.getType() === 'http' && routeInfo(context).lock) session.handle.requireLock();
+  if (route?.lock) session.handle.requireLock();
   return session.handle;
 }
 
@@ -94,6 +116,9 @@ export function sessionOfRequest(req: object): SessionHandle | undefined {
 
 /** Whether a `SessionModule` serves this request. */
 export { isSessionRequest };
+
+/** How guards answer in a WebSocket gateway (an `exception` event the client can read). */
+export { socketRefusal, toSocketError } from './session.sockets.js';
 
 /**
  * What a session failure becomes in a context: an HTTP exception (503 store down, 409 lock busy,
@@ -115,6 +140,7 @@ export function loadedSession<R>(
   pick: (session: SessionHandle) => R,
   load: boolean,
 ): R | Promise<R> {
+  if (context.getType() === 'ws') return socketParam(context, pick) as R;
   let session: SessionHandle;
   let loading: Promise<void> | undefined;
   try {
@@ -130,6 +156,20 @@ export function loadedSession<R>(
       throw contextError(error, context);
     },
   );
+}
+
+/** In a gateway, the message handler hooked by `SessionModule` loads the session and fills it in. */
+function socketParam<R>(
+  context: ExecutionContext,
+  pick: (session: SessionHandle) => R,
+): SocketSessionParam<SessionHandle> {
+  if (!isHookedRoute(context.getHandler())) {
+    throw new SessionError(
+      'SESSION_CONFIG_INVALID',
+      'No session on this message: import SessionModule.forRoot() in the application module',
+    );
+  }
+  return new SocketSessionParam(pick);
 }
 
 /**

@@ -7,6 +7,8 @@ import {
   exchangeOf,
   refuseSession,
   sessionFor,
+  socketRefusal,
+  toSocketError,
 } from './session.context.js';
 import type { SessionPredicate } from './session.metadata.js';
 import {
@@ -52,7 +54,7 @@ export class SessionGuard implements CanActivate {
     let session: SessionHandle;
     let loading: Promise<void> | undefined;
     try {
-      session = sessionFor(context, this.getRequestResponse(context));
+      session = sessionFor(context, this.getRequestResponse(context), this.sessions);
       loading = session.loadNow();
     } catch (error) {
       throw this.failure(error, context);
@@ -96,14 +98,15 @@ export class SessionGuard implements CanActivate {
   }
 
   /**
-   * A store that is down answers through {@link createException}; other session errors map to
-   * HTTP. In a GraphQL resolver, an HTTP exception becomes the GraphQL error with the matching
-   * `extensions.code` (`UNAUTHENTICATED`, `FORBIDDEN`, `SERVICE_UNAVAILABLE`).
+   * A store that is down answers through {@link createException}; other session errors map to HTTP
+   * (in a gateway, to an `exception` event). In a GraphQL resolver, an HTTP exception becomes the
+   * GraphQL error with the matching `extensions.code` (`UNAUTHENTICATED`, `FORBIDDEN`,
+   * `SERVICE_UNAVAILABLE`).
    */
   private failure(error: unknown, context: ExecutionContext): unknown {
     if (error instanceof SessionStoreUnavailableError)
       return contextError(this.createException('unavailable', context), context);
-    return contextError(error, context);
+    return context.getType() === 'ws' ? toSocketError(error) : contextError(error, context);
   }
 
   /** The route's `@AllowAnonymous()` and `@RequireSession()` settings, read once per handler. */
@@ -128,8 +131,8 @@ export class SessionGuard implements CanActivate {
 
   /**
    * The request and response whose session the guard checks. Override for a context the library
-   * does not know (a custom transport); the default handles HTTP on Express and Fastify and GraphQL
-   * over HTTP.
+   * does not know (a custom transport); the default handles HTTP on Express and Fastify, GraphQL
+   * over HTTP, and WebSocket messages (the client's handshake request; no response).
    */
   protected getRequestResponse(context: ExecutionContext): {
     req: object;
@@ -147,11 +150,14 @@ export class SessionGuard implements CanActivate {
   }
 
   /**
-   * The error thrown for a refused request. Override to change status codes or messages.
+   * The error thrown for a refused request. Override to change status codes or messages. In a
+   * WebSocket gateway it is a `WsException` whose `exception` event carries
+   * `{ status: 'error', message, code, reason }`.
    * @param reason - `'missing'` (no valid session, 401), `'forbidden'` (predicate false, 403),
    *   `'unavailable'` (store down, 503)
    */
-  protected createException(reason: SessionDenialReason, _context: ExecutionContext): Error {
+  protected createException(reason: SessionDenialReason, context: ExecutionContext): Error {
+    if (context.getType() === 'ws') return socketRefusal(reason);
     switch (reason) {
       case 'missing':
         return new SessionUnauthorizedException();

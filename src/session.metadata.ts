@@ -38,8 +38,11 @@ export function takesParam(controller: Type, handler: Handler, prefix: string): 
   return Object.keys(args).some((key) => key.startsWith(prefix));
 }
 
-/** The index after every declared and decorated parameter of a handler: where a hook adds its own. */
-export function nextParamIndex(owner: object, name: string, handler: Handler): number {
+/**
+ * The index of a hidden argument the module appends to a handler: after every declared and
+ * decorated parameter.
+ */
+export function hiddenParamIndex(owner: object, name: string, handler: Handler): number {
   const args: Record<string, { index: number }> =
     Reflect.getMetadata(ROUTE_ARGS_METADATA, owner.constructor, name) ?? {};
   return Math.max(handler.length, ...Object.values(args).map(({ index }) => index + 1));

@@ -5,6 +5,7 @@ import {
   type MiddlewareConsumer,
   type NestModule,
   type OnApplicationShutdown,
+  type OnModuleInit,
 } from '@nestjs/common';
 import { HttpAdapterHost, ModulesContainer } from '@nestjs/core';
 import { SESSION_MANAGER, SESSION_STORE } from './session.constants.js';
@@ -16,6 +17,12 @@ import { SessionRuntime } from './core/session-runtime.js';
 import { anyRouteLocks, hookSessionRoutes } from './session.routes.js';
 import { hookSessionResolvers } from './session.resolvers.js';
 import { describeGuardedRoutes } from './session.openapi.js';
+import {
+  bindSessionGateways,
+  hookSessionGateways,
+  type GatewayWrapper,
+} from './session.gateways.js';
+import { loadWsException } from './session.sockets.js';
 import {
   installExpressSessions,
   installFastifySessions,
@@ -103,8 +110,11 @@ function createManager(options: SessionModuleOptions): SessionRuntime {
 })
 export class SessionModule
   extends ConfigurableSessionModule
-  implements NestModule, OnApplicationShutdown
+  implements NestModule, OnModuleInit, OnApplicationShutdown
 {
+  /** The app's WebSocket gateways (see session.gateways.ts). */
+  private readonly gateways: GatewayWrapper[];
+
   constructor(
     @Inject(SESSION_MANAGER) private readonly manager: SessionRuntime,
     private readonly adapterHost: HttpAdapterHost,
@@ -113,6 +123,15 @@ export class SessionModule
     super();
     // Now, while the app is created: before SwaggerModule.createDocument() reads the routes.
     describeGuardedRoutes(modules);
+    // Here, not in configure(): app.init() connects gateways (reading their handlers) first.
+    this.gateways = hookSessionGateways(modules);
+  }
+
+  /** Before gateways accept clients: their messages are this module's, refused as `WsException`s. */
+  async onModuleInit(): Promise<void> {
+    if (this.gateways.length === 0) return;
+    bindSessionGateways(this.gateways, this.manager);
+    await loadWsException();
   }
 
   configure(_consumer: MiddlewareConsumer): void {

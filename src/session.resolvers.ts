@@ -5,7 +5,7 @@ import { REQUIRE_SESSION_KEY } from './session.constants.js';
 import { isSessionRequest, sessionOfRequest } from './session.context.js';
 import { SessionError, toGraphQLError, toHttpException } from './session.errors.js';
 import { SessionGuard } from './session.guard.js';
-import { guardsOf, nextParamIndex, takesSession } from './session.metadata.js';
+import { guardsOf, hiddenParamIndex, takesSession } from './session.metadata.js';
 
 /**
  * The session lifecycle in GraphQL resolvers (Apollo, Mercurius, any driver of `@nestjs/graphql`),
@@ -120,7 +120,7 @@ function isHookedResolver(method: object): boolean {
 }
 
 function hookResolver(owner: object, name: string, original: Handler): void {
-  const at = nextParamIndex(owner, name, original);
+  const at = hiddenParamIndex(owner, name, original);
   const hooked = function (this: unknown, ...params: unknown[]): unknown {
     // Called by Nest, the hidden argument is there; called directly (a unit test), it is not.
     if (params.length <= at) return original.apply(this, params);

@@ -34,7 +34,7 @@ export function guardedBySession(target: object): boolean {
  * Whether a route handler may use the session: a session parameter, a session guard, a lock, or
  * the request (`@Req()`, through which it can reach `req.session`).
  */
-function usesSession(controller: Type, handler: Handler): boolean {
+export function usesSession(controller: Type, handler: Handler): boolean {
   return (
     takesSession(controller, handler) ||
     takesParam(controller, handler, NEST_REQUEST_PARAM) ||

@@ -22,6 +22,11 @@ export interface SessionCarrier {
   onClose(listener: () => void): void;
   /** Set by the route hook: the route handler, not the response's end, commits the session. */
   routeCommits: boolean;
+  /**
+   * The request is on a hooked route, whose handler will commit the session if it runs: what a
+   * guard loads needs no commit at the response's end, unless `req.session` is used before.
+   */
+  routeWillCommit: boolean;
 }
 
 /** What a carrier settles as the response goes out. */

@@ -21,6 +21,7 @@ const silent: SessionLogger = {
 /** One request's transport as the engine sees it: a Cookie header in, headers out. */
 class RecordingCarrier implements SessionCarrier {
   routeCommits = true;
+  routeWillCommit = true;
   readonly headers = new Map<string, string | string[]>();
 
   constructor(private readonly cookie?: string) {}

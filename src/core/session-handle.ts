@@ -182,6 +182,8 @@ export class SessionHandle<T extends object = Record<string, unknown>>
   private lockHeld: { key: string; owner: string } | undefined;
   /** The exchange failed whatever its status says: the response's end rolls back. */
   private failedExchange = false;
+  /** `req.session` was used: the response's end settles the session if the handler does not. */
+  private outsideRoute = false;
 
   constructor(
     private readonly manager: SessionRuntime,
@@ -637,8 +639,20 @@ export class SessionHandle<T extends object = Record<string, unknown>>
     this.state = 'loaded';
     // A hooked route handler commits the session after it returns. Otherwise (a guard, an
     // interceptor or middleware used it on a route whose handler does not take it) the response
-    // commits it just before it ends.
-    if (this.carrier && !this.carrier.routeCommits) this.carrier.settleBeforeResponse(this);
+    // commits it just before it ends. A guard on a hooked route needs no such commit, unless
+    // `req.session` is used before the handler, which may then never run (an interceptor's cache).
+    const http = this.carrier;
+    if (http && !http.routeCommits && (this.outsideRoute || !http.routeWillCommit)) {
+      http.settleBeforeResponse(this);
+    }
+  }
+
+  /** @internal `req.session` was read: middleware, a guard or an interceptor may change the session. */
+  usedOutsideRoute(): void {
+    if (this.outsideRoute) return;
+    this.outsideRoute = true;
+    const http = this.carrier;
+    if (this.state === 'loaded' && http && !http.routeCommits) http.settleBeforeResponse(this);
   }
 
   /**

@@ -5,6 +5,7 @@ import { isSecureRequest } from './request-info.js';
 /** A session's transport on Express (and any Node `http` request/response pair). */
 export class ExpressCarrier implements SessionCarrier {
   routeCommits = false;
+  routeWillCommit = false;
 
   constructor(
     readonly req: IncomingMessage,

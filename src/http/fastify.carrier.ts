@@ -24,6 +24,7 @@ export interface FastifyReplyLike {
  */
 export class FastifyCarrier implements SessionCarrier {
   routeCommits = false;
+  routeWillCommit = false;
   /** Set by {@link settleBeforeResponse}; taken by the `onSend` hook. */
   pending: SettleAtEnd | undefined;
 

@@ -27,6 +27,8 @@ export interface CarriedSession extends SettleAtEnd {
   readonly sessionId: string | undefined;
   /** Loads the session; a promise only while the store is read. */
   loadNow(): Promise<void> | undefined;
+  /** `req.session` was read: code other than the route handler may change the session. */
+  usedOutsideRoute(): void;
 }
 
 /** What the session runtime offers this layer. */
@@ -60,9 +62,10 @@ export function isSessionRequest(req: object | undefined): boolean {
  */
 export function markRouteCommits(req: object): void {
   const marked = req as Marked;
-  marked[ROUTE_COMMITS] = true;
-  const existing = marked[HANDLE] as { carrier: SessionCarrier } | null | undefined;
+  const existing = marked[HANDLE] as { carrier: SessionCarrier } | undefined;
+  // A guard created the session already (the usual case): no new property on the request.
   if (existing) existing.carrier.routeCommits = true;
+  else marked[ROUTE_COMMITS] = true;
 }
 
 /** The session of a request, if anything created it yet. */
@@ -72,11 +75,14 @@ export function existingSession<H extends CarriedSession>(req: object): H | unde
 
 /**
  * The session of a request (and its response), created on first use. `undefined` when no
- * `SessionModule` serves the request's app.
+ * `SessionModule` serves the request's app. `onHookedRoute`: the request is on a route whose
+ * handler commits the session, so a guard that loads it first need not arrange a commit at the
+ * response's end (unless something changes it through `req.session` before the handler runs).
  */
 export function sessionOf<H extends CarriedSession>(
   req: object,
   res: object | undefined,
+  onHookedRoute = false,
 ): { handle: H; carrier: SessionCarrier } | undefined {
   const marked = req as Marked;
   const existing = marked[HANDLE] as { handle: H; carrier: SessionCarrier } | undefined;
@@ -85,6 +91,7 @@ export function sessionOf<H extends CarriedSession>(
   if (!binding) return undefined;
   const carrier = binding.carrierFor(req, res);
   if (marked[ROUTE_COMMITS] === true) carrier.routeCommits = true;
+  carrier.routeWillCommit = onHookedRoute;
   const entry = { handle: binding.host.createHandle(carrier) as H, carrier };
   marked[HANDLE] = entry;
   return entry;
@@ -191,8 +198,7 @@ export function installFastifySessions(
   }
   instance.decorateRequest('session', {
     getter(this: object) {
-      const session = sessionOf(this, undefined);
-      return session?.handle.proxy;
+      return requestView(sessionOf(this, undefined));
     },
   });
   instance.decorateRequest(ROUTE_COMMITS, false);
@@ -275,7 +281,7 @@ function installRawSessionProperty(): void {
     configurable: true,
     get(this: Marked) {
       const request = this[FASTIFY_REQUEST] as object | undefined;
-      return request ? sessionOf(request, undefined)?.handle.proxy : undefined;
+      return request ? requestView(sessionOf(request, undefined)) : undefined;
     },
     set(this: object, value: unknown) {
       Object.defineProperty(this, 'session', { value, writable: true, configurable: true });
@@ -284,6 +290,13 @@ function installRawSessionProperty(): void {
 }
 
 // --- both ---------------------------------------------------------------------------------------
+
+/** `req.session`: the handle's proxy, for middleware, guards and interceptors as for the handler. */
+function requestView(entry: { handle: CarriedSession } | undefined): object | undefined {
+  if (!entry) return undefined;
+  entry.handle.usedOutsideRoute();
+  return entry.handle.proxy;
+}
 
 function defineSessionProperties(
   prototype: object,
@@ -294,7 +307,7 @@ function defineSessionProperties(
   Object.defineProperty(prototype, 'session', {
     configurable: true,
     get(this: object) {
-      return session(this)?.handle.proxy;
+      return requestView(session(this));
     },
     set(this: object, value: unknown) {
       Object.defineProperty(this, 'session', { value, writable: true, configurable: true });
