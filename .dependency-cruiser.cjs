@@ -83,6 +83,16 @@ module.exports = {
       from: { path: '^src/' },
       to: { circular: true },
     },
+    {
+      name: '10-no-graphql-at-runtime',
+      comment:
+        'GraphQL support reads metadata strings and the context type only: src/ never imports @nestjs/graphql, graphql, Apollo or Mercurius, which are not dependencies of the package.',
+      severity: 'error',
+      from: { path: '^src/', pathNot: '\\.spec\\.ts$' },
+      to: {
+        path: '(^|/)node_modules/(@nestjs/(graphql|apollo|mercurius)|graphql|@apollo|mercurius)(/|$)|^(@nestjs/(graphql|apollo|mercurius)|graphql|@apollo/[^/]+|mercurius)$',
+      },
+    },
   ],
   options: {
     doNotFollow: { path: 'node_modules' },

@@ -1,7 +1,7 @@
 import type { ExecutionContext } from '@nestjs/common';
 import type { Reflector } from '@nestjs/core';
 import { ALLOW_CROSS_SITE_KEY } from './session.constants.js';
-import { SessionError, toHttpException } from './session.errors.js';
+import { SessionError, toGraphQLError, toHttpException } from './session.errors.js';
 import { SessionHandle } from './core/session-handle.js';
 import type { SessionRuntime } from './core/session-runtime.js';
 import { isHookedRoute, routeInfo } from './session.metadata.js';
@@ -67,9 +67,21 @@ export function stateChangingRequest(
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
 /**
+ * A session the GraphQL context carries itself, as `session`: the one `SessionService` resolved
+ * from the Cookie header of a subscription's WebSocket connection (graphql-ws `onConnect`). It
+ * has no response, so nothing commits it: read-only.
+ */
+function carriedSession(context: ExecutionContext): SessionHandle | undefined {
+  if (context.getType<string>() !== 'graphql') return undefined;
+  const gql = context.getArgByIndex<Record<string, unknown> | undefined>(2);
+  return gql?.session instanceof SessionHandle ? gql.session : undefined;
+}
+
+/**
  * The session behind a context, created on first use, with the route's `@SessionLock()` applied.
  * A WebSocket message has no request the module serves: its session is loaded afresh, from the
- * handshake's Cookie header, by `runtime` (the caller's module), for every message.
+ * handshake's Cookie header, by `runtime` (the caller's module), for every message. In GraphQL,
+ * the context's own `session` when it carries one (a subscription).
  * @throws {Error} when no `SessionModule` serves the request.
  */
 export function sessionFor(
@@ -83,6 +95,8 @@ export function sessionFor(
     if (routeInfo(context).lock) handle.requireLock();
     return handle;
   }
+  const carried = carriedSession(context);
+  if (carried) return carried;
   const route = context.getType() === 'http' ? routeInfo(context) : undefined;
   const session = sessionOf<SessionHandle>(req, res, route?.hooked);
   if (!session) {
@@ -107,9 +121,19 @@ export { isSessionRequest };
 export { socketRefusal, toSocketError } from './session.sockets.js';
 
 /**
+ * What a session failure becomes in a context: an HTTP exception (503 store down, 409 lock busy,
+ * …), and in a GraphQL resolver the {@link SessionGraphQLError} with the matching
+ * `extensions.code`. Errors that are not the library's pass unchanged.
+ */
+export function contextError(error: unknown, context: ExecutionContext): unknown {
+  const mapped = toHttpException(error);
+  return context.getType<string>() === 'graphql' ? toGraphQLError(mapped) : mapped;
+}
+
+/**
  * The context's session, loaded (when `load`), and passed through `pick`; a promise of it while
- * the store is read, which Nest settles before the handler runs. Load failures become HTTP errors
- * (503 store down, 409 lock busy).
+ * the store is read, which Nest settles before the handler runs. Load failures become HTTP errors,
+ * or GraphQL errors in a resolver ({@link contextError}).
  */
 export function loadedSession<R>(
   context: ExecutionContext,
@@ -123,13 +147,13 @@ export function loadedSession<R>(
     session = sessionFor(context);
     loading = load ? session.loadNow() : undefined;
   } catch (error) {
-    throw toHttpException(error);
+    throw contextError(error, context);
   }
   if (!loading) return pick(session);
   return loading.then(
     () => pick(session),
     (error: unknown) => {
-      throw toHttpException(error);
+      throw contextError(error, context);
     },
   );
 }
@@ -152,14 +176,17 @@ function socketParam<R>(
  * A guard lets a loaded session through. On a route whose handler does not commit the session (a
  * global guard on a route that does not use it), nothing commits after the handler: record the
  * activity, re-issue a rotated-key cookie and release a lock taken for the guard now, so the lock
- * is not held through the handler. `failure` maps what that throws.
+ * is not held through the handler. `failure` maps what that throws. In a GraphQL resolver the
+ * response's end settles the request's one session, once for all its resolvers: a commit here
+ * would save what earlier resolvers changed before the request's outcome is known.
  */
 export function admitSession(
   session: SessionHandle,
   context: ExecutionContext,
   failure: (error: unknown) => unknown,
 ): true | Promise<true> {
-  if (context.getType() === 'http' && routeInfo(context).hooked) return true;
+  const type = context.getType<string>();
+  if (type === 'graphql' || (type === 'http' && routeInfo(context).hooked)) return true;
   // settle() releases the lock whether it succeeds or fails.
   let settling: Promise<void> | undefined;
   try {

@@ -206,3 +206,52 @@ export function toHttpException(error: unknown): unknown {
       return error;
   }
 }
+
+/**
+ * `extensions.code` of a {@link SessionGraphQLError}: the GraphQL name of the HTTP answer a route
+ * would give (`UNAUTHENTICATED` 401, `FORBIDDEN` 403, `SERVICE_UNAVAILABLE` 503, `CONFLICT` 409,
+ * `PAYLOAD_TOO_LARGE` 413, `BAD_REQUEST` 400).
+ */
+export type SessionGraphQLErrorCode =
+  | 'BAD_REQUEST'
+  | 'UNAUTHENTICATED'
+  | 'FORBIDDEN'
+  | 'CONFLICT'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'SERVICE_UNAVAILABLE';
+
+const GRAPHQL_CODES: Readonly<Record<number, SessionGraphQLErrorCode>> = {
+  400: 'BAD_REQUEST',
+  401: 'UNAUTHENTICATED',
+  403: 'FORBIDDEN',
+  409: 'CONFLICT',
+  413: 'PAYLOAD_TOO_LARGE',
+  503: 'SERVICE_UNAVAILABLE',
+};
+
+/**
+ * A session refusal or failure in a GraphQL resolver. GraphQL answers errors inside a 200
+ * response, so the status becomes `extensions.code`, which graphql-js copies from the thrown
+ * error onto the `GraphQLError` the client receives (Apollo and Mercurius alike). Deliberately
+ * not an `HttpException`: @nestjs/apollo would turn every status but 400, 401, 403 and 422 into
+ * `INTERNAL_SERVER_ERROR`. The HTTP exception it stands for is its `cause`.
+ */
+export class SessionGraphQLError extends Error {
+  readonly extensions: { readonly code: SessionGraphQLErrorCode };
+
+  constructor(code: SessionGraphQLErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.extensions = { code };
+  }
+}
+
+/**
+ * Maps an HTTP exception with a status listed in {@link SessionGraphQLErrorCode} to a
+ * {@link SessionGraphQLError} with the same message. Anything else is returned unchanged.
+ */
+export function toGraphQLError(error: unknown): unknown {
+  if (!(error instanceof HttpException)) return error;
+  const code = GRAPHQL_CODES[error.getStatus()];
+  return code ? new SessionGraphQLError(code, error.message, { cause: error }) : error;
+}

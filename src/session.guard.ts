@@ -3,6 +3,7 @@ import { Reflector } from '@nestjs/core';
 import { ALLOW_ANONYMOUS_KEY, REQUIRE_SESSION_KEY, SESSION_MANAGER } from './session.constants.js';
 import {
   admitSession,
+  contextError,
   exchangeOf,
   refuseSession,
   sessionFor,
@@ -15,7 +16,6 @@ import {
   SessionStoreUnavailableError,
   SessionUnauthorizedException,
   SessionUnavailableException,
-  toHttpException,
 } from './session.errors.js';
 import type { SessionHandle } from './core/session-handle.js';
 import type { SessionRuntime } from './core/session-runtime.js';
@@ -33,6 +33,9 @@ export type SessionDenialReason = 'missing' | 'forbidden' | 'unavailable';
  * route's `@RequireSession(predicate)` returns false, 503 when the store is down. Use it with
  * `@UseGuards(SessionGuard)`, through `@RequireSession()`, or for every route as `APP_GUARD`
  * (routes marked `@AllowAnonymous()` are then let through).
+ *
+ * In a GraphQL resolver the same refusals are GraphQL errors with `extensions.code`
+ * `UNAUTHENTICATED`, `FORBIDDEN` and `SERVICE_UNAVAILABLE` (a `SessionGraphQLError`).
  *
  * Subclass it to change the responses: override {@link SessionGuard.createException}.
  */
@@ -91,17 +94,19 @@ export class SessionGuard implements CanActivate {
     reason: SessionDenialReason,
     context: ExecutionContext,
   ): never | Promise<never> {
-    return refuseSession(session, this.createException(reason, context));
+    return refuseSession(session, contextError(this.createException(reason, context), context));
   }
 
   /**
    * A store that is down answers through {@link createException}; other session errors map to HTTP
-   * (in a gateway, to an `exception` event).
+   * (in a gateway, to an `exception` event). In a GraphQL resolver, an HTTP exception becomes the
+   * GraphQL error with the matching `extensions.code` (`UNAUTHENTICATED`, `FORBIDDEN`,
+   * `SERVICE_UNAVAILABLE`).
    */
   private failure(error: unknown, context: ExecutionContext): unknown {
     if (error instanceof SessionStoreUnavailableError)
-      return this.createException('unavailable', context);
-    return context.getType() === 'ws' ? toSocketError(error) : toHttpException(error);
+      return contextError(this.createException('unavailable', context), context);
+    return context.getType() === 'ws' ? toSocketError(error) : contextError(error, context);
   }
 
   /** The route's `@AllowAnonymous()` and `@RequireSession()` settings, read once per handler. */

@@ -1,5 +1,6 @@
 import type { ExecutionContext, Type } from '@nestjs/common';
 import {
+  GUARDS_METADATA,
   HTTP_CODE_METADATA,
   METHOD_METADATA,
   ROUTE_ARGS_METADATA,
@@ -51,6 +52,11 @@ export function hiddenParamIndex(owner: object, name: string, handler: Handler):
 export function takesSession(controller: Type, handler: Handler): boolean {
   if (Reflect.getMetadata(USES_SESSION_KEY, handler) === true) return true;
   return takesParam(controller, handler, NEST_SESSION_PARAM);
+}
+
+/** The guards `@UseGuards()` put on a handler or a class (classes or instances). */
+export function guardsOf(target: object): readonly unknown[] {
+  return (Reflect.getMetadata(GUARDS_METADATA, target) as unknown[] | undefined) ?? [];
 }
 
 /** `@SessionLock()` on a handler or its class. */

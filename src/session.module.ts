@@ -15,6 +15,7 @@ import { SessionOriginGuard } from './session-origin.guard.js';
 import { SessionCsrfGuard } from './session-csrf.guard.js';
 import { SessionRuntime } from './core/session-runtime.js';
 import { anyRouteLocks, hookSessionRoutes } from './session.routes.js';
+import { hookSessionResolvers } from './session.resolvers.js';
 import { describeGuardedRoutes } from './session.openapi.js';
 import {
   bindSessionGateways,
@@ -148,6 +149,8 @@ export class SessionModule
     }
     // Before Nest builds its routes: the commit hook goes on the routes that use the session only.
     hookSessionRoutes(this.modules);
+    // Before GraphQLModule builds its schema: resolvers that use the session roll it back on failure.
+    for (const warning of hookSessionResolvers(this.modules)) logger.warn(warning);
     // `req.session` becomes a lazy getter on the framework's requests, so requests that never
     // touch the session run no session code at all (with `eager`, one check of the Cookie header).
     const adapter = this.adapterHost?.httpAdapter;

@@ -180,6 +180,8 @@ export class SessionHandle<T extends object = Record<string, unknown>>
   /** This request must hold the session's lock while it uses the session. */
   private lockWanted = false;
   private lockHeld: { key: string; owner: string } | undefined;
+  /** The exchange failed whatever its status says: the response's end rolls back. */
+  private failedExchange = false;
   /** `req.session` was used: the response's end settles the session if the handler does not. */
   private outsideRoute = false;
 
@@ -661,7 +663,15 @@ export class SessionHandle<T extends object = Record<string, unknown>>
   settleAtEnd(status: number): Promise<void> | undefined {
     // Hooked only once loaded (see loaded()); the route may have committed it since.
     if (this.carrier?.routeCommits) return undefined;
-    return this.settle(status < 400);
+    return this.settle(status < 400 && !this.failedExchange);
+  }
+
+  /**
+   * The request failed although its status will not show it (a GraphQL resolver threw: the
+   * response is still a 200): the response's end rolls the session back as after an error status.
+   */
+  failAtEnd(): void {
+    this.failedExchange = true;
   }
 
   /**
