@@ -154,6 +154,31 @@ describe.each(['memory', 'cookie'] as const)('Sample app (e2e, SESSION_STORE=%s)
     },
   );
 
+  it('POST /graphql: whoami and addToCart with the session, UNAUTHENTICATED without, a failed mutation saves nothing', async () => {
+    const gql = (query: string, cookie?: string) => {
+      const req = http.post('/graphql').send({ query });
+      return cookie ? req.set('Cookie', cookie) : req;
+    };
+    const anonymous = await gql('{ whoami { username } }').expect(200);
+    expect(anonymous.body.errors[0].extensions.code).toBe('UNAUTHENTICATED');
+
+    const cookie = sessionCookie(await login('alice', 'wonderland').expect(200))!;
+    const me = await gql('{ whoami { username role cart } }', cookie).expect(200);
+    expect(me.body.data.whoami).toEqual({ username: 'alice', role: 'user', cart: [] });
+
+    const added = await gql('mutation { addToCart(item: "apple") }', cookie).expect(200);
+    expect(added.body.data.addToCart).toEqual(['apple']);
+    // Sealed cookies carry the session: the write came back as a new cookie.
+    const current = sessionCookie(added) ?? cookie;
+    const failed = await gql('mutation { addToCart(item: " ") }', current).expect(200);
+    expect(failed.body.errors).toHaveLength(1);
+    expect(sessionCookie(failed)).toBeUndefined();
+    await http
+      .get('/cart')
+      .set('Cookie', current)
+      .expect(200, { items: ['apple'] });
+  });
+
   it('POST /auth/logout ends the session', async () => {
     const cookie = sessionCookie(await login('alice', 'wonderland'))!;
     await http.post('/auth/logout').set('Cookie', cookie).expect(200);

@@ -15,6 +15,7 @@ import { HealthController } from './health/health.controller.js';
 import { HomeController } from './home/home.controller.js';
 import { securityHeaders } from './security-headers.js';
 import { createStore } from './store.factory.js';
+import { SampleGraphQLModule } from './graphql/graphql.module.js';
 import { WhoamiGateway } from './realtime/whoami.gateway.js';
 import { UpstreamModule } from './upstream/upstream.module.js';
 import { UsersRepository } from './users/users.repository.js';
@@ -49,6 +50,7 @@ export class AppModule implements NestModule {
               : { secret: config.secret, store: await createStore(config), ...origin },
         }),
         UpstreamModule.register(config),
+        SampleGraphQLModule.register(config),
       ],
       controllers: [
         HomeController,
