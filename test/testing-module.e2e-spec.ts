@@ -1,15 +1,19 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import type { INestApplication } from '@nestjs/common';
+import { UseGuards, type INestApplication } from '@nestjs/common';
+import { ApolloDriver, type ApolloDriverConfig } from '@nestjs/apollo';
+import { GraphQLModule, Query, Resolver } from '@nestjs/graphql';
+import { SubscribeMessage, WebSocketGateway } from '@nestjs/websockets';
+import { io } from 'socket.io-client';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
-import type { SessionModuleOptions } from '../src/index.js';
+import { RequireSession, Session, SessionGuard, type SessionModuleOptions } from '../src/index.js';
 import {
   SessionTestClock,
   SessionTestingModule,
   createSessionCookie,
 } from '../src/testing/index.js';
 import { FixtureController } from './fixtures/fixture.controller.js';
-import { initApp, sessionCookie } from './support/app.js';
+import { TEST_ADAPTER, initApp, sessionCookie } from './support/app.js';
 
 let app: INestApplication | undefined;
 afterEach(async () => {
@@ -67,5 +71,79 @@ describe('SessionTestingModule', () => {
     const before = clock.now();
     clock.set(before + 5000);
     expect(clock.now()).toBe(before + 5000);
+  });
+});
+
+@Resolver()
+class MeResolver {
+  @Query(() => String)
+  @RequireSession()
+  me(@Session('userId') userId: string) {
+    return userId;
+  }
+}
+
+@WebSocketGateway()
+class MeGateway {
+  @SubscribeMessage('me')
+  @UseGuards(SessionGuard)
+  me(@Session('userId') userId: string) {
+    return { event: 'me', data: userId };
+  }
+}
+
+// The README's resolver and gateway tests, as written there (Apollo and socket.io on Express).
+const onExpress = TEST_ADAPTER === 'express' ? describe : describe.skip;
+onExpress('SessionTestingModule with a resolver and a gateway (README)', () => {
+  it('tests a resolver: the cookie in, the session out, UNAUTHENTICATED without', async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        SessionTestingModule.forRoot(),
+        GraphQLModule.forRoot<ApolloDriverConfig>({
+          driver: ApolloDriver,
+          autoSchemaFile: true,
+          context: ({ req, res }: { req: unknown; res: unknown }) => ({ req, res }),
+        }),
+      ],
+      providers: [MeResolver],
+    }).compile();
+    app = await moduleRef.createNestApplication({ logger: false }).init();
+    const cookie = await createSessionCookie(app, { userId: '42' });
+    const http = request(app.getHttpServer());
+    const res = await http.post('/graphql').set('Cookie', cookie).send({ query: '{ me }' });
+    expect(res.body).toEqual({ data: { me: '42' } });
+    const anonymous = await http.post('/graphql').send({ query: '{ me }' });
+    expect(anonymous.body.errors[0].extensions.code).toBe('UNAUTHENTICATED');
+    app.get(SessionTestClock).advance('31m');
+    const expired = await http.post('/graphql').set('Cookie', cookie).send({ query: '{ me }' });
+    expect(expired.body.errors[0].extensions.code).toBe('UNAUTHENTICATED');
+  });
+
+  it('tests a gateway: the handshake cookie’s session answers, an expired one is refused', async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [SessionTestingModule.forRoot()],
+      providers: [MeGateway],
+    }).compile();
+    app = moduleRef.createNestApplication({ logger: false });
+    await app.listen(0, '127.0.0.1');
+    const cookie = await createSessionCookie(app, { userId: '42' });
+    const socket = io(await app.getUrl(), {
+      transports: ['websocket'],
+      extraHeaders: { Cookie: cookie },
+      reconnection: false,
+    });
+    try {
+      const ask = () =>
+        new Promise((resolve) => {
+          socket.once('me', (data: unknown) => resolve(data));
+          socket.once('exception', (data: { reason?: string }) => resolve(data.reason));
+          socket.emit('me', {});
+        });
+      expect(await ask()).toBe('42');
+      app.get(SessionTestClock).advance('31m');
+      expect(await ask()).toBe('missing');
+    } finally {
+      socket.disconnect();
+    }
   });
 });
