@@ -11,6 +11,7 @@ import {
   locksSession,
   takesSession,
 } from './session.metadata.js';
+import { methodsOf, replaceMethod, type Handler } from './session.hooks.js';
 import { usesSession } from './session.routes.js';
 import {
   SocketSessionParam,
@@ -45,8 +46,6 @@ const MESSAGE_MAPPING_METADATA = 'websockets:message_mapping';
 /** On a gateway prototype whose `handleConnection` this module wrapped. */
 const CONNECTION_HOOKED = Symbol.for('nestjs-sessions:connection-hook');
 
-type Handler = (...args: unknown[]) => unknown;
-
 /** A gateway provider as Nest's container holds it. */
 export interface GatewayWrapper {
   readonly metatype: Type;
@@ -76,7 +75,8 @@ export function hookSessionGateways(modules: ModulesContainer): GatewayWrapper[]
       if (Reflect.getMetadata(GATEWAY_METADATA, gateway) === undefined) continue;
       gateways.push(wrapper as unknown as GatewayWrapper);
       let sessions = false;
-      for (const [owner, name, handler] of messageHandlers(gateway)) {
+      for (const [owner, name, handler] of methodsOf(gateway)) {
+        if (Reflect.getMetadata(MESSAGE_MAPPING_METADATA, handler) === undefined) continue;
         if (!usesSession(gateway, handler)) continue;
         sessions = true;
         if (isHookedRoute(handler) || !takesSession(gateway, handler)) continue;
@@ -103,23 +103,15 @@ const MessageClient = createParamDecorator((_data: unknown, ctx: ExecutionContex
 
 function hookMessageHandler(owner: object, name: string, original: Handler, lock: boolean): void {
   const at = hiddenParamIndex(owner, name, original);
-  const hooked = function (this: object, ...params: unknown[]): unknown {
-    // Called by Nest, the hidden argument is there; called directly (a unit test), it is not.
-    if (params.length <= at) return original.apply(this, params);
-    const client = params[at];
-    params.length = at;
-    return runMessage(this, client, original, params, lock);
-  };
-  for (const key of Reflect.getOwnMetadataKeys(original)) {
-    Reflect.defineMetadata(key, Reflect.getOwnMetadata(key, original), hooked);
-  }
-  Object.defineProperty(hooked, 'name', { value: original.name });
-  Object.defineProperty(hooked, ORIGINAL_HANDLER, { value: original });
-  Object.defineProperty(owner, name, {
-    ...Object.getOwnPropertyDescriptor(owner, name),
-    value: hooked,
-  });
-  MessageClient()(owner, name, at);
+  replaceMethod(
+    owner,
+    name,
+    original,
+    at,
+    ORIGINAL_HANDLER,
+    MessageClient(),
+    (self, params, client) => runMessage(self as object, client, original, params, lock),
+  );
 }
 
 /** One message: load, fill in the session parameters, run, then commit or roll back. */
@@ -261,23 +253,4 @@ function userOf(session: SessionHandle, runtime: SessionRuntime): string | null 
   if (typeof value === 'string' && value.length > 0) return value;
   if (typeof value === 'number' && Number.isFinite(value)) return String(value);
   return null;
-}
-
-/** Every message handler of a gateway with the prototype it is defined on, inherited ones included. */
-function* messageHandlers(gateway: Type): Generator<[object, string, Handler]> {
-  const seen = new Set<string>();
-  for (
-    let prototype = gateway.prototype as object | null;
-    prototype && prototype !== Object.prototype;
-    prototype = Object.getPrototypeOf(prototype) as object | null
-  ) {
-    for (const name of Object.getOwnPropertyNames(prototype)) {
-      if (name === 'constructor' || seen.has(name)) continue;
-      seen.add(name);
-      const value = Object.getOwnPropertyDescriptor(prototype, name)?.value as unknown;
-      if (typeof value !== 'function') continue;
-      if (Reflect.getMetadata(MESSAGE_MAPPING_METADATA, value) === undefined) continue;
-      yield [prototype, name, value as Handler];
-    }
-  }
 }

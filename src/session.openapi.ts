@@ -4,7 +4,8 @@ import { ALLOW_ANONYMOUS_KEY, REQUIRE_SESSION_KEY, SESSION_MANAGER } from './ses
 import type { SessionRuntime } from './core/session-runtime.js';
 import { SessionGuard } from './session.guard.js';
 import { successStatusOf } from './session.metadata.js';
-import { guardedBySession, routesOf } from './session.routes.js';
+import { guardedBySession } from './session.hooks.js';
+import { routesOf } from './session.routes.js';
 
 /**
  * OpenAPI for session-guarded routes, without depending on `@nestjs/swagger`: the module writes the

@@ -4,8 +4,14 @@ import { catchError, isObservable } from 'rxjs';
 import { REQUIRE_SESSION_KEY } from './session.constants.js';
 import { isSessionRequest, sessionOfRequest } from './session.context.js';
 import { SessionError, toGraphQLError, toHttpException } from './session.errors.js';
-import { SessionGuard } from './session.guard.js';
-import { guardsOf, hiddenParamIndex, takesSession } from './session.metadata.js';
+import {
+  guardedBySession,
+  isThenable,
+  methodsOf,
+  replaceMethod,
+  type Handler,
+} from './session.hooks.js';
+import { hiddenParamIndex, takesSession } from './session.metadata.js';
 
 /**
  * The session lifecycle in GraphQL resolvers (Apollo, Mercurius, any driver of `@nestjs/graphql`),
@@ -22,8 +28,6 @@ import { guardsOf, hiddenParamIndex, takesSession } from './session.metadata.js'
  * run concurrently on one session object, so "the changes of one resolver" has no well-defined
  * boundary to roll back to; a request-wide rule is the one that holds under concurrency.
  */
-
-type Handler = (...args: unknown[]) => unknown;
 
 /** Set by `@Query()`, `@Mutation()`, `@Subscription()` (`graphql:resolver_type`). */
 const RESOLVER_TYPE_METADATA = 'graphql:resolver_type';
@@ -43,15 +47,6 @@ function isResolverMethod(method: object): boolean {
     Reflect.getMetadata(RESOLVER_TYPE_METADATA, method) !== undefined ||
     Reflect.getMetadata(RESOLVER_PROPERTY_METADATA, method) === true ||
     Reflect.getMetadata(RESOLVER_REFERENCE_METADATA, method) === true
-  );
-}
-
-function guardedBySession(target: object): boolean {
-  return guardsOf(target).some(
-    (guard) =>
-      guard instanceof SessionGuard ||
-      (typeof guard === 'function' &&
-        (guard === SessionGuard || guard.prototype instanceof SessionGuard)),
   );
 }
 
@@ -94,7 +89,7 @@ export function hookSessionResolvers(modules: ModulesContainer): string[] {
     for (const wrapper of module.providers.values()) {
       const resolver = wrapper.metatype as Type | null;
       if (typeof resolver !== 'function' || !resolver.prototype) continue;
-      for (const [owner, name, method] of resolverMethods(resolver)) {
+      for (const [owner, name, method] of methodsOf(resolver)) {
         // A hooked method carries the original's metadata (another app in this process hooked it).
         if (!isResolverMethod(method)) continue;
         const guarded = sessionGuarded(resolver, method);
@@ -121,24 +116,18 @@ function isHookedResolver(method: object): boolean {
 
 function hookResolver(owner: object, name: string, original: Handler): void {
   const at = hiddenParamIndex(owner, name, original);
-  const hooked = function (this: unknown, ...params: unknown[]): unknown {
-    // Called by Nest, the hidden argument is there; called directly (a unit test), it is not.
-    if (params.length <= at) return original.apply(this, params);
-    const req = params[at] as object | undefined;
-    params.length = at;
-    if (!isSessionRequest(req)) return original.apply(this, params);
-    return runResolver(original, this, params, req as object);
-  };
-  for (const key of Reflect.getOwnMetadataKeys(original)) {
-    Reflect.defineMetadata(key, Reflect.getOwnMetadata(key, original), hooked);
-  }
-  Object.defineProperty(hooked, 'name', { value: original.name });
-  Object.defineProperty(hooked, ORIGINAL_RESOLVER, { value: original });
-  Object.defineProperty(owner, name, {
-    ...Object.getOwnPropertyDescriptor(owner, name),
-    value: hooked,
-  });
-  ResolverRequest()(owner, name, at);
+  replaceMethod(
+    owner,
+    name,
+    original,
+    at,
+    ORIGINAL_RESOLVER,
+    ResolverRequest(),
+    (self, params, req) =>
+      isSessionRequest(req as object | undefined)
+        ? runResolver(original, self, params, req as object)
+        : original.apply(self, params),
+  );
 }
 
 /** Runs a hooked resolver; its failure, however it comes, marks the request's session. */
@@ -168,25 +157,4 @@ function runResolver(resolver: Handler, self: unknown, params: unknown[], req: o
 function failed(req: object, error: unknown): unknown {
   sessionOfRequest(req)?.failAtEnd();
   return error instanceof SessionError ? toGraphQLError(toHttpException(error)) : error;
-}
-
-/** Every method of a class with the prototype it is defined on, inherited ones included. */
-function* resolverMethods(resolver: Type): Generator<[object, string, Handler]> {
-  const seen = new Set<string>();
-  for (
-    let prototype = resolver.prototype as object | null;
-    prototype && prototype !== Object.prototype;
-    prototype = Object.getPrototypeOf(prototype) as object | null
-  ) {
-    for (const name of Object.getOwnPropertyNames(prototype)) {
-      if (name === 'constructor' || seen.has(name)) continue;
-      seen.add(name);
-      const value = Object.getOwnPropertyDescriptor(prototype, name)?.value as unknown;
-      if (typeof value === 'function') yield [prototype, name, value as Handler];
-    }
-  }
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
 }

@@ -1,14 +1,14 @@
 import { createParamDecorator, type ExecutionContext, type Type } from '@nestjs/common';
 import { catchError, concatMap, isObservable } from 'rxjs';
-import { GUARDS_METADATA, PATH_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants.js';
+import { PATH_METADATA } from '@nestjs/common/constants.js';
 import type { ModulesContainer } from '@nestjs/core';
 import { REQUIRE_SESSION_KEY } from './session.constants.js';
 import { isSessionRequest, loadedSession, sessionOfRequest } from './session.context.js';
-import { SessionGuard } from './session.guard.js';
 import { toHttpException } from './session.errors.js';
 import {
   NEST_REQUEST_PARAM,
   ORIGINAL_HANDLER,
+  hiddenParamIndex,
   isHookedRoute,
   locksSession,
   routeInfo,
@@ -16,19 +16,13 @@ import {
   takesSession,
 } from './session.metadata.js';
 import { markRouteCommits } from './http/request-session.js';
-
-type Handler = (...args: unknown[]) => unknown;
-
-/** Whether `SessionGuard` (or a subclass) guards a handler or a controller through `@UseGuards()`. */
-export function guardedBySession(target: object): boolean {
-  const guards: unknown[] = Reflect.getMetadata(GUARDS_METADATA, target) ?? [];
-  return guards.some(
-    (guard) =>
-      guard instanceof SessionGuard ||
-      (typeof guard === 'function' &&
-        (guard === SessionGuard || guard.prototype instanceof SessionGuard)),
-  );
-}
+import {
+  guardedBySession,
+  isThenable,
+  methodsOf,
+  replaceMethod,
+  type Handler,
+} from './session.hooks.js';
 
 /**
  * Whether a route handler may use the session: a session parameter, a session guard, a lock, or
@@ -80,7 +74,7 @@ export function hookSessionRoutes(modules: ModulesContainer): void {
     for (const wrapper of module.controllers.values()) {
       const controller = wrapper.metatype as Type | null;
       if (!controller?.prototype) continue;
-      for (const [owner, name, handler] of routeHandlers(controller)) {
+      for (const [owner, name, handler] of methodsOf(controller)) {
         if (isHookedRoute(handler)) continue;
         if (Reflect.getMetadata(PATH_METADATA, handler) === undefined) continue;
         if (!usesSession(controller, handler)) continue;
@@ -96,7 +90,7 @@ export function* routesOf(modules: ModulesContainer): Generator<[Type, Handler]>
     for (const wrapper of module.controllers.values()) {
       const controller = wrapper.metatype as Type | null;
       if (!controller?.prototype) continue;
-      for (const [, , handler] of routeHandlers(controller)) {
+      for (const [, , handler] of methodsOf(controller)) {
         if (Reflect.getMetadata(PATH_METADATA, handler) !== undefined) yield [controller, handler];
       }
     }
@@ -112,28 +106,19 @@ export function anyRouteLocks(modules: ModulesContainer): boolean {
 }
 
 function hookHandler(owner: object, name: string, original: Handler): void {
-  const args: Record<string, { index: number }> =
-    Reflect.getMetadata(ROUTE_ARGS_METADATA, owner.constructor, name) ?? {};
-  // After every declared and decorated parameter.
-  const at = Math.max(original.length, ...Object.values(args).map(({ index }) => index + 1));
-  const hooked = function (this: unknown, ...params: unknown[]): unknown {
-    // Called by Nest, the hidden argument is there; called directly (a unit test), it is not.
-    if (params.length <= at) return original.apply(this, params);
-    const req = params[at] as object;
-    params.length = at;
-    if (!isSessionRequest(req)) return original.apply(this, params);
-    return runHandler(original, this, params, req);
-  };
-  for (const key of Reflect.getOwnMetadataKeys(original)) {
-    Reflect.defineMetadata(key, Reflect.getOwnMetadata(key, original), hooked);
-  }
-  Object.defineProperty(hooked, 'name', { value: original.name });
-  Object.defineProperty(hooked, ORIGINAL_HANDLER, { value: original });
-  Object.defineProperty(owner, name, {
-    ...Object.getOwnPropertyDescriptor(owner, name),
-    value: hooked,
-  });
-  RouteExchange()(owner, name, at);
+  const at = hiddenParamIndex(owner, name, original);
+  replaceMethod(
+    owner,
+    name,
+    original,
+    at,
+    ORIGINAL_HANDLER,
+    RouteExchange(),
+    (self, params, req) =>
+      isSessionRequest(req as object)
+        ? runHandler(original, self, params, req as object)
+        : original.apply(self, params),
+  );
 }
 
 /** Runs a hooked handler: commit after success, rollback after failure (unless `commitOnError`). */
@@ -185,25 +170,4 @@ async function failed(req: object, error: unknown, committing: boolean): Promise
     await session?.settle(false);
   }
   throw toHttpException(error);
-}
-
-/** Every method of a controller with the prototype it is defined on, inherited ones included (as Nest's own route scan). */
-function* routeHandlers(controller: Type): Generator<[object, string, Handler]> {
-  const seen = new Set<string>();
-  for (
-    let prototype = controller.prototype as object | null;
-    prototype && prototype !== Object.prototype;
-    prototype = Object.getPrototypeOf(prototype) as object | null
-  ) {
-    for (const name of Object.getOwnPropertyNames(prototype)) {
-      if (name === 'constructor' || seen.has(name)) continue;
-      seen.add(name);
-      const value = Object.getOwnPropertyDescriptor(prototype, name)?.value as unknown;
-      if (typeof value === 'function') yield [prototype, name, value as Handler];
-    }
-  }
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
 }
