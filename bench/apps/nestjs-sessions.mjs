@@ -88,8 +88,13 @@ await serve(async () => {
       Module({ imports: [SessionModule.forRoot(options)], controllers: [BenchController] }),
     ]);
     // Boot once to let the library validate the options; refused options mean "not in this build".
+    // Without the store: closing the probe closes the stores its module was given.
+    class ProbeModule {}
+    decorateClass(ProbeModule, [
+      Module({ imports: [SessionModule.forRoot({ ...options, store: undefined })] }),
+    ]);
     try {
-      const probe = await NestFactory.createApplicationContext(AppModule, {
+      const probe = await NestFactory.createApplicationContext(ProbeModule, {
         logger: false,
         abortOnError: false,
       });
