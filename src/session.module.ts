@@ -150,7 +150,8 @@ export class SessionModule
     // Before Nest builds its routes: the commit hook goes on the routes that use the session only.
     hookSessionRoutes(this.modules);
     // Before GraphQLModule builds its schema: resolvers that use the session roll it back on failure.
-    for (const warning of hookSessionResolvers(this.modules)) logger.warn(warning);
+    const unguarded = hookSessionResolvers(this.modules);
+    if (unguarded) throw new SessionConfigError(unguarded);
     // `req.session` becomes a lazy getter on the framework's requests, so requests that never
     // touch the session run no session code at all (with `eager`, one check of the Cookie header).
     const adapter = this.adapterHost?.httpAdapter;

@@ -77,9 +77,11 @@ const ResolverRequest = createParamDecorator((_data: unknown, ctx: ExecutionCont
  * Resolvers that do not use the session are left as they are: they run no session code.
  *
  * Runs from `SessionModule.configure()`, before `GraphQLModule` builds its schema (on module
- * init), which takes the methods from the resolvers' prototypes. Returns warnings to log.
+ * init), which takes the methods from the resolvers' prototypes. Returns what is wrong when a
+ * session guard sits on a field resolver that Nest would serve without running it (the module
+ * refuses to boot then: an admin-only field would be served to anyone).
  */
-export function hookSessionResolvers(modules: ModulesContainer): string[] {
+export function hookSessionResolvers(modules: ModulesContainer): string | undefined {
   const unguardedFields: string[] = [];
   let options: { fieldResolverEnhancers?: readonly string[] } | undefined;
   for (const module of modules.values()) {
@@ -102,12 +104,12 @@ export function hookSessionResolvers(modules: ModulesContainer): string[] {
     }
   }
   if (!options || options.fieldResolverEnhancers?.includes('guards') || !unguardedFields.length) {
-    return [];
+    return undefined;
   }
-  return [
-    `SessionGuard / @RequireSession() on the field resolvers ${unguardedFields.join(', ')} does not run: ` +
-      "Nest runs guards on field resolvers only with fieldResolverEnhancers: ['guards'] in the GraphQLModule options.",
-  ];
+  return (
+    `SessionGuard / @RequireSession() on the field resolvers ${unguardedFields.join(', ')} would not run: ` +
+    "Nest runs guards on field resolvers only with fieldResolverEnhancers: ['guards'] in the GraphQLModule options. Add it, or move the guard to the query."
+  );
 }
 
 function isHookedResolver(method: object): boolean {

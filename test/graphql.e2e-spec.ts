@@ -14,6 +14,7 @@ import WebSocket from 'ws';
 import request from 'supertest';
 import {
   MemorySessionStore,
+  SessionConfigError,
   SessionModule,
   SessionService,
   type Session,
@@ -21,7 +22,6 @@ import {
 } from '../src/index.js';
 import { RedisSessionStore } from '../src/redis/index.js';
 import { TEST_SECRET, initApp, sessionCookie, sessionSetCookie } from './support/app.js';
-import { capturingLogger } from './support/logger.js';
 import { SERVICES, describeWithService } from './support/services.js';
 import { SessionResolver, SessionSubscriptionResolver } from './fixtures/graphql.resolvers.js';
 
@@ -459,6 +459,7 @@ describe.each(STORES)('Subscriptions over graphql-ws (Apollo on Express)', (stor
             useFactory: (sessions: SessionService) => ({
               autoSchemaFile: true,
               graphiql: false,
+              fieldResolverEnhancers: ['guards'],
               subscriptions: {
                 'graphql-ws': {
                   // Once per connection: the session of the handshake's Cookie header.
@@ -509,8 +510,7 @@ describe.each(STORES)('Subscriptions over graphql-ws (Apollo on Express)', (stor
 });
 
 describe('Session guards on GraphQL field resolvers', () => {
-  it("warns at boot when Nest would not run them (no fieldResolverEnhancers: ['guards'])", async () => {
-    const logger = capturingLogger();
+  it("refuses to boot when Nest would not run them (no fieldResolverEnhancers: ['guards'])", async () => {
     const moduleRef = await Test.createTestingModule({
       imports: [
         SessionModule.forRoot({ secret: TEST_SECRET }),
@@ -522,14 +522,14 @@ describe('Session guards on GraphQL field resolvers', () => {
       ],
       providers: [SessionResolver],
     }).compile();
-    const app = await initApp(moduleRef as never, { logger }, 'express');
+    const app = moduleRef.createNestApplication({ logger: false });
     try {
-      const warnings = logger.lines.filter((line) => line.includes('fieldResolverEnhancers'));
-      expect(warnings).toHaveLength(1);
-      expect(warnings[0]).toContain('SessionResolver.secret');
-      expect(warnings[0]).not.toContain('SessionResolver.name');
+      const booting = app.init();
+      await expect(booting).rejects.toBeInstanceOf(SessionConfigError);
+      await expect(booting).rejects.toThrow(/SessionResolver\.secret would not run/);
+      await expect(booting).rejects.not.toThrow(/SessionResolver\.name/);
     } finally {
-      await app.close();
+      await app.close().catch(() => undefined);
     }
   });
 });
