@@ -621,82 +621,22 @@ function pairsOf(reply: unknown): [string, string][] {
   return [];
 }
 
-/** The fields of one stored hash, read in one pass (no array of pairs, no `Map`, per read). */
-class HashFields {
-  readonly data: Record<string, string> = {};
-  count = 0;
-  createdAt: string | undefined;
-  lastActiveAt: string | undefined;
-  expiresAt: string | undefined;
-  absoluteExpiresAt: string | undefined;
-  version: string | undefined;
-  userId: string | undefined;
-
-  add(field: string, value: string): void {
-    this.count++;
-    if (field.startsWith(DATA)) {
-      const name = field.slice(DATA.length);
-      // Defined, not assigned: a `__proto__` session key stays plain data (IN-2).
-      if (name === '__proto__') {
-        Object.defineProperty(this.data, name, {
-          value,
-          writable: true,
-          enumerable: true,
-          configurable: true,
-        });
-      } else {
-        this.data[name] = value;
-      }
-      return;
-    }
-    switch (field) {
-      case F_CREATED:
-        this.createdAt = value;
-        break;
-      case F_ACTIVE:
-        this.lastActiveAt = value;
-        break;
-      case F_EXPIRES:
-        this.expiresAt = value;
-        break;
-      case F_ABSOLUTE:
-        this.absoluteExpiresAt = value;
-        break;
-      case F_VERSION:
-        this.version = value;
-        break;
-      case F_USER:
-        this.userId = value;
-        break;
-    }
-  }
-}
-
-/** An `HGETALL` reply (a flat array, a `Map` or an object, by client and protocol), read once. */
-function hashFields(reply: unknown): HashFields | undefined {
-  if (reply === null || typeof reply !== 'object') return undefined;
-  const fields = new HashFields();
-  if (Array.isArray(reply)) {
-    for (let i = 0; i + 1 < reply.length; i += 2)
-      fields.add(String(reply[i]), String(reply[i + 1]));
-  } else if (reply instanceof Map) {
-    for (const [field, value] of reply) fields.add(String(field), String(value));
-  } else {
-    const object = reply as Record<string, unknown>;
-    for (const field of Object.keys(object)) fields.add(field, String(object[field]));
-  }
-  return fields.count === 0 ? undefined : fields;
-}
-
 /** A stored hash as a record, or `null` when it is absent, partial or expired (TO-3). */
 function toRecord(key: string, reply: unknown, now: number): SessionRecord | null {
-  const fields = hashFields(reply);
-  if (!fields || fields.expiresAt === undefined) return null;
-  const expiresAt = Number(fields.expiresAt);
-  const createdAt = Number(fields.createdAt);
-  const lastActiveAt = Number(fields.lastActiveAt);
-  const absoluteExpiresAt = Number(fields.absoluteExpiresAt);
+  const pairs = pairsOf(reply);
+  if (pairs.length === 0) return null;
+  const meta = new Map<string, string>();
+  const data: [string, string][] = [];
+  for (const [field, value] of pairs) {
+    if (field.startsWith(DATA)) data.push([field.slice(DATA.length), value]);
+    else meta.set(field, value);
+  }
+  const expiresAt = Number(meta.get(F_EXPIRES));
+  const createdAt = Number(meta.get(F_CREATED));
+  const lastActiveAt = Number(meta.get(F_ACTIVE));
+  const absoluteExpiresAt = Number(meta.get(F_ABSOLUTE));
   if (
+    !meta.has(F_EXPIRES) ||
     !Number.isFinite(expiresAt) ||
     !Number.isFinite(createdAt) ||
     !Number.isFinite(lastActiveAt) ||
@@ -707,13 +647,14 @@ function toRecord(key: string, reply: unknown, now: number): SessionRecord | nul
   }
   return {
     key,
-    data: fields.data,
-    userId: fields.userId ?? null,
+    // fromEntries defines own properties: a `__proto__` session key stays plain data (IN-2).
+    data: Object.fromEntries(data),
+    userId: meta.get(F_USER) ?? null,
     createdAt,
     lastActiveAt,
     expiresAt,
     absoluteExpiresAt,
-    version: Number(fields.version ?? 0) || 0,
+    version: Number(meta.get(F_VERSION) ?? 0) || 0,
   };
 }
 
