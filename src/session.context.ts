@@ -10,6 +10,7 @@ import type { RequestLike } from './http/request-info.js';
 import {
   SocketSessionParam,
   cookieHeaderOf,
+  toSocketError,
   requireHandshake,
   type SocketHandshake,
 } from './session.sockets.js';
@@ -118,16 +119,19 @@ export function sessionOfRequest(req: object): SessionHandle | undefined {
 export { isSessionRequest };
 
 /** How guards answer in a WebSocket gateway (an `exception` event the client can read). */
-export { socketRefusal, toSocketError } from './session.sockets.js';
+export { socketRefusal } from './session.sockets.js';
 
 /**
  * What a session failure becomes in a context: an HTTP exception (503 store down, 409 lock busy,
- * …), and in a GraphQL resolver the {@link SessionGraphQLError} with the matching
- * `extensions.code`. Errors that are not the library's pass unchanged.
+ * …); in a GraphQL resolver the {@link SessionGraphQLError} with the matching `extensions.code`;
+ * in a WebSocket gateway the error its `exception` event carries. Errors that are not the
+ * library's pass unchanged.
  */
 export function contextError(error: unknown, context: ExecutionContext): unknown {
+  const type = context.getType<string>();
+  if (type === 'ws') return toSocketError(error);
   const mapped = toHttpException(error);
-  return context.getType<string>() === 'graphql' ? toGraphQLError(mapped) : mapped;
+  return type === 'graphql' ? toGraphQLError(mapped) : mapped;
 }
 
 /**

@@ -8,7 +8,6 @@ import {
   refuseSession,
   sessionFor,
   socketRefusal,
-  toSocketError,
 } from './session.context.js';
 import type { SessionPredicate } from './session.metadata.js';
 import {
@@ -106,7 +105,7 @@ export class SessionGuard implements CanActivate {
   private failure(error: unknown, context: ExecutionContext): unknown {
     if (error instanceof SessionStoreUnavailableError)
       return contextError(this.createException('unavailable', context), context);
-    return context.getType() === 'ws' ? toSocketError(error) : contextError(error, context);
+    return contextError(error, context);
   }
 
   /** The route's `@AllowAnonymous()` and `@RequireSession()` settings, read once per handler. */

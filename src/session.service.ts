@@ -3,6 +3,7 @@ import { SESSION_MANAGER } from './session.constants.js';
 import type { SessionRecord } from './interfaces/session-store.interface.js';
 import { SessionHandle, type DetachedSource, type Session } from './core/session-handle.js';
 import type { SessionRuntime } from './core/session-runtime.js';
+import { joinCookieHeader } from './transport/session-cookie.js';
 import { isHiddenKey } from './utils/hidden-keys.js';
 import { parseStoredJson } from './utils/json.js';
 
@@ -148,11 +149,8 @@ export class SessionService {
   }
 }
 
-/** A header sent more than once (an array) is one header of all its cookies. */
 function cookieSource(cookieHeader: string | readonly string[] | undefined): DetachedSource {
-  return {
-    cookieHeader: typeof cookieHeader === 'string' ? cookieHeader : cookieHeader?.join('; '),
-  };
+  return { cookieHeader: joinCookieHeader(cookieHeader) };
 }
 
 function toInfo<T extends object>(record: SessionRecord): SessionInfo<T> {

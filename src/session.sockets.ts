@@ -1,4 +1,5 @@
 import { SessionError, SessionStoreUnavailableError } from './session.errors.js';
+import { joinCookieHeader } from './transport/session-cookie.js';
 
 /**
  * What the library knows about WebSocket clients, without importing `@nestjs/websockets`,
@@ -63,8 +64,7 @@ export function requireHandshake(client: unknown): SocketHandshake {
 
 /** The `Cookie` header of a handshake (a header sent more than once is one of all its cookies). */
 export function cookieHeaderOf(req: SocketHandshake): string | undefined {
-  const { cookie } = req.headers;
-  return typeof cookie === 'string' ? cookie : cookie?.join('; ');
+  return joinCookieHeader(req.headers.cookie);
 }
 
 // --- rooms ----------------------------------------------------------------------------------------

@@ -12,6 +12,13 @@ export const MAX_COOKIE_BYTES = 4096;
  */
 export const MAX_COOKIES_LOOKED_UP = 3;
 
+/** A `Cookie` header as one string: one sent more than once (an array) is one header of all its cookies. */
+export function joinCookieHeader(
+  header: string | readonly string[] | undefined,
+): string | undefined {
+  return typeof header === 'string' ? header : header?.join('; ');
+}
+
 /**
  * Every value of the cookie `name` in a Cookie header, in order. A browser can send the same name
  * twice (cookie tossing from a sibling domain or path); we return all of them so that a forged copy
