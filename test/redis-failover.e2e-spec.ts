@@ -10,6 +10,7 @@ import {
   cli,
   freePorts,
   haveRedisBinaries,
+  replicatesWrites,
   until,
 } from './support/redis-processes.js';
 import { SessionLoad, loadApp, type LoadAnswer } from './support/session-load.js';
@@ -23,8 +24,9 @@ import { SessionLoad, loadApp, type LoadAnswer } from './support/session-load.js
  * without a restart of the app.
  */
 
-// Not yet part of the default run: on a loaded 2-core machine the 15 s bound and the node-redis
-// Sentinel planned failover are not reliably met (see docs/redis.md). SESSION_TEST_FAILOVER=1 runs it.
+// Opt-in (SESSION_TEST_FAILOVER=1, ~50 s): with one replica, a planned failover's 503 window is
+// Redis Sentinel's demotion timer (9-15 s measured here), too close to the 15 s bound to gate
+// every run (docs/redis.md, "Why a planned failover takes ~10 s with one replica").
 const wanted = process.env.SESSION_TEST_FAILOVER === '1';
 if (!wanted)
   console.warn('Skipping the Redis failover tests: set SESSION_TEST_FAILOVER=1 to run them');
@@ -70,8 +72,6 @@ async function survive(
   runners: Runner[],
   fault: () => Promise<void>,
   settle: () => Promise<void>,
-  /** Runners whose 503 window is only reported, not bounded (a known gap, named in the test). */
-  unbounded: readonly string[] = [],
 ) {
   for (const r of runners) {
     r.load.answers.length = 0;
@@ -96,7 +96,8 @@ async function survive(
       label: r.label,
       statuses: [],
     });
-    if (!unbounded.includes(r.label)) expect(w.ms).toBeLessThanOrEqual(WINDOW_LIMIT_MS);
+    if (w.ms > WINDOW_LIMIT_MS)
+      throw new Error(`${r.label}: 503s for ${w.ms} ms, over the ${WINDOW_LIMIT_MS} ms bound`);
     const after = r.load.between(w.last + 1);
     expect(after.length).toBeGreaterThan(0);
     expect(after.every((a) => a.status === 200)).toBe(true);
@@ -129,6 +130,7 @@ describeFailover(
         10_000,
         'replication',
       );
+      await until(() => replicatesWrites(master), 10_000, 'a replica to acknowledge writes');
       for (const port of sentinels) await procs.sentinel(port, name, master);
       await until(
         () => cli(sentinels[0], 'sentinel', 'replicas', name).includes(String(replica)),
@@ -166,9 +168,7 @@ describeFailover(
       await procs.dispose();
     });
 
-    // Known gap: node-redis createSentinel() answers 503 for ~20 s after a planned failover (it
-    // follows the new master late); its 503s, recovery and lost writes are still checked.
-    it('planned failover (SENTINEL FAILOVER): only 503s, within 15 s on ioredis, nothing answered 200 lost on either', async () => {
+    it('FAIL-1 planned failover (SENTINEL FAILOVER): only 503s in one window ≤ 15 s, nothing answered 200 lost', async () => {
       const before = currentMaster();
       await survive(
         runners,
@@ -176,11 +176,10 @@ describeFailover(
           cli(sentinels[0], 'sentinel', 'failover', name);
         },
         () => until(() => currentMaster() !== before, 15_000, 'the failover'),
-        ['sentinel-node'],
       );
     }, 60_000);
 
-    it('kill -9 of the master: only 503s in one window ≤ 15 s, nothing answered 200 lost', async () => {
+    it('FAIL-1 kill -9 of the master: only 503s in one window ≤ 15 s, nothing answered 200 lost', async () => {
       const victim = currentMaster();
       await survive(
         runners,
@@ -269,7 +268,7 @@ describeFailover('Redis Cluster node loss and reshard under load (node-redis and
     await procs.dispose();
   });
 
-  it('reshard of 2000 slots (MOVED and ASK): only 503s in one window ≤ 15 s, nothing answered 200 lost', async () => {
+  it('FAIL-1 reshard of 2000 slots (MOVED and ASK): only 503s in one window ≤ 15 s, nothing answered 200 lost', async () => {
     const ids = nodes()
       .split('\n')
       .filter((l) => l.includes('master') && !l.includes('fail'))
@@ -295,24 +294,34 @@ describeFailover('Redis Cluster node loss and reshard under load (node-redis and
     );
   }, 90_000);
 
-  it('kill -9 of a Cluster master: only 503s in one window ≤ 15 s, nothing answered 200 lost', async () => {
+  it('FAIL-1 kill -9 of a Cluster master: only 503s in one window ≤ 15 s, nothing answered 200 lost', async () => {
     const masterLine = nodes()
       .split('\n')
       .find((l) => l.includes('master') && !l.includes('fail') && / \d+-\d+/.test(l))!;
     const victim = Number(masterLine.split(' ')[1].split(':')[1].split('@')[0]);
+    const victimId = masterLine.split(' ')[0];
+    // Its replica: the node that must hold the shard before the victim may come back. A master
+    // restarted without persistence before its replica was promoted would make that replica
+    // resync an empty dataset (Redis itself losing the data, not the store).
+    const replicaId = nodes()
+      .split('\n')
+      .find((l) => l.split(' ')[3] === victimId)!
+      .split(' ')[0];
     const survivor = ports.find((p) => p !== victim)!;
     await survive(
       runners,
       () => procs.kill(victim),
       async () => {
         await until(
-          () =>
-            cli(survivor, 'cluster', 'info').includes('cluster_state:ok') &&
-            !cli(survivor, 'cluster', 'nodes')
-              .split('\n')
-              .some(
-                (l) => l.includes(`:${victim}@`) && l.includes('master') && !l.includes('fail'),
-              ),
+          () => {
+            const lines = cli(survivor, 'cluster', 'nodes').split('\n');
+            const promoted = lines.find((l) => l.startsWith(`${replicaId} `));
+            return (
+              cli(survivor, 'cluster', 'info').includes('cluster_state:ok') &&
+              promoted !== undefined &&
+              promoted.split(' ')[2].split(',').includes('master')
+            );
+          },
           20_000,
           'the replica to take over',
         );

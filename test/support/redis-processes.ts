@@ -36,6 +36,19 @@ export function cli(port: number, ...args: string[]): string {
 }
 
 /**
+ * Whether a write on the primary at `port` is acknowledged by a replica within 500 ms (what
+ * `waitForReplicas: 1` asks of every write). Just after a replica's first sync the first `WAIT`
+ * can still time out, so a group is ready for durable writes only once this is true.
+ */
+export function replicatesWrites(port: number): boolean {
+  const out = spawnSync('redis-cli', ['-p', String(port)], {
+    input: 'SET __replication_probe 1\nWAIT 1 500\nDEL __replication_probe\n',
+    timeout: 10_000,
+  });
+  return out.stdout?.toString().split('\n')[1]?.trim() === '1';
+}
+
+/**
  * Redis processes a test starts on loopback (servers and sentinels), all killed and their temp
  * dir removed by `dispose()`. The shared server on 6379 is never touched.
  */
@@ -66,6 +79,10 @@ export class RedisProcesses {
       '',
       '--daemonize',
       'no',
+      // A replica that (re)joins syncs at once instead of after Redis's default 5 s: the time a
+      // failover leaves the new primary without a replica to acknowledge WAIT (docs/redis.md).
+      '--repl-diskless-sync-delay',
+      '0',
       ...extra,
     ];
     this.args.set(port, args);
