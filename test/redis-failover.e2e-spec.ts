@@ -68,11 +68,7 @@ function window(answers: readonly LoadAnswer[], from: number) {
 }
 
 /** Runs `fault` under the load of every runner and checks the issue's guarantees. */
-async function survive(
-  runners: Runner[],
-  fault: () => Promise<void>,
-  settle: () => Promise<void>,
-) {
+async function survive(runners: Runner[], fault: () => Promise<void>, settle: () => Promise<void>) {
   for (const r of runners) {
     r.load.answers.length = 0;
     r.load.start();
