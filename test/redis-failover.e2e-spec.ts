@@ -291,18 +291,16 @@ describeFailover('Redis Cluster node loss and reshard under load (node-redis and
   }, 90_000);
 
   it('FAIL-1 kill -9 of a Cluster master: only 503s in one window ≤ 15 s, nothing answered 200 lost', async () => {
-    const masterLine = nodes()
-      .split('\n')
-      .find((l) => l.includes('master') && !l.includes('fail') && / \d+-\d+/.test(l))!;
+    const before = nodes().split('\n');
+    const masterLine = before.find(
+      (l) => l.includes('master') && !l.includes('fail') && / \d+-\d+/.test(l),
+    )!;
     const victim = Number(masterLine.split(' ')[1].split(':')[1].split('@')[0]);
-    const victimId = masterLine.split(' ')[0];
     // Its replica: the node that must hold the shard before the victim may come back. A master
     // restarted without persistence before its replica was promoted would make that replica
     // resync an empty dataset (Redis itself losing the data, not the store).
-    const replicaId = nodes()
-      .split('\n')
-      .find((l) => l.split(' ')[3] === victimId)!
-      .split(' ')[0];
+    const victimId = masterLine.split(' ')[0];
+    const replicaId = before.find((l) => l.split(' ')[3] === victimId)!.split(' ')[0];
     const survivor = ports.find((p) => p !== victim)!;
     await survive(
       runners,
@@ -310,8 +308,9 @@ describeFailover('Redis Cluster node loss and reshard under load (node-redis and
       async () => {
         await until(
           () => {
-            const lines = cli(survivor, 'cluster', 'nodes').split('\n');
-            const promoted = lines.find((l) => l.startsWith(`${replicaId} `));
+            const promoted = cli(survivor, 'cluster', 'nodes')
+              .split('\n')
+              .find((l) => l.startsWith(`${replicaId} `));
             return (
               cli(survivor, 'cluster', 'info').includes('cluster_state:ok') &&
               promoted !== undefined &&
