@@ -89,11 +89,12 @@ export class SessionGoneError extends SessionError {
 
 /**
  * Optimistic concurrency: a key this request changed was changed by another request since it was
- * loaded. Nothing was written.
+ * loaded; or, under a session lock, another request holds the lock now (this request's lease ran
+ * out). Nothing was written.
  */
 export class SessionConflictError extends SessionError {
-  constructor() {
-    super('SESSION_CONFLICT', 'The session was changed by another request; nothing was written');
+  constructor(message = 'The session was changed by another request; nothing was written') {
+    super('SESSION_CONFLICT', message);
   }
 }
 

@@ -24,15 +24,23 @@ import { SessionLoad, loadApp, type LoadAnswer } from './support/session-load.js
  * without a restart of the app.
  */
 
-// Opt-in (SESSION_TEST_FAILOVER=1, ~50 s): with one replica, a planned failover's 503 window is
-// Redis Sentinel's demotion timer (9-15 s measured here), too close to the 15 s bound to gate
-// every run (docs/redis.md, "Why a planned failover takes ~10 s with one replica").
-const wanted = process.env.SESSION_TEST_FAILOVER === '1';
-if (!wanted)
-  console.warn('Skipping the Redis failover tests: set SESSION_TEST_FAILOVER=1 to run them');
-else if (!haveRedisBinaries)
-  console.warn('Skipping the Redis failover tests: redis-server not found');
-const describeFailover = wanted && haveRedisBinaries ? describe : describe.skip;
+// Runs wherever Redis's own binaries are (~45 s); SESSION_TEST_FAILOVER=0 skips it, and under
+// SESSION_TEST_SERVICES=required (CI) missing binaries fail the run. The planned Sentinel failover
+// is opt-in (SESSION_TEST_FAILOVER=1): with one replica its 503 window is Sentinel's demotion
+// timer, 10-11 s here and once in a few runs 15 s when node-redis rediscovers the topology again
+// (docs/redis.md, "Why a planned failover takes ~10 s"), too close to the bound to gate every run.
+const setting = process.env.SESSION_TEST_FAILOVER;
+if (setting === '0') console.warn('Skipping the Redis failover tests: SESSION_TEST_FAILOVER=0');
+else if (!haveRedisBinaries) {
+  const reason = 'redis-server or redis-cli not found';
+  if (process.env.SESSION_TEST_SERVICES === 'required')
+    throw new Error(`${reason}, and SESSION_TEST_SERVICES=required (apt-get install redis-server)`);
+  console.warn(`Skipping the Redis failover tests: ${reason} (apt-get install redis-server)`);
+}
+const describeFailover = setting !== '0' && haveRedisBinaries ? describe : describe.skip;
+const itPlanned = setting === '1' ? it : it.skip;
+if (setting !== '1')
+  console.warn('Skipping the planned Sentinel failover: set SESSION_TEST_FAILOVER=1 to run it');
 
 const WINDOW_LIMIT_MS = 15_000;
 const durable = { replicas: 1, timeout: 500 } as const;
@@ -164,16 +172,20 @@ describeFailover(
       await procs.dispose();
     });
 
-    it('FAIL-1 planned failover (SENTINEL FAILOVER): only 503s in one window ≤ 15 s, nothing answered 200 lost', async () => {
-      const before = currentMaster();
-      await survive(
-        runners,
-        async () => {
-          cli(sentinels[0], 'sentinel', 'failover', name);
-        },
-        () => until(() => currentMaster() !== before, 15_000, 'the failover'),
-      );
-    }, 60_000);
+    itPlanned(
+      'FAIL-1 planned failover (SENTINEL FAILOVER): only 503s in one window ≤ 15 s, nothing answered 200 lost',
+      async () => {
+        const before = currentMaster();
+        await survive(
+          runners,
+          async () => {
+            cli(sentinels[0], 'sentinel', 'failover', name);
+          },
+          () => until(() => currentMaster() !== before, 15_000, 'the failover'),
+        );
+      },
+      60_000,
+    );
 
     it('FAIL-1 kill -9 of the master: only 503s in one window ≤ 15 s, nothing answered 200 lost', async () => {
       const victim = currentMaster();
@@ -186,8 +198,10 @@ describeFailover(
             20_000,
             'the failover',
           );
-          // The old master comes back and is made a replica, so WAIT 1 can succeed again.
-          await procs.restart(victim);
+          // The old master comes back as a replica of the new one (as an operator restarts it),
+          // so WAIT 1 can succeed again; restarted as a master, it would wait for Sentinel's
+          // demotion timer, and without persistence it would come back empty.
+          await procs.restart(victim, ['--replicaof', '127.0.0.1', String(currentMaster())]);
         },
       );
     }, 90_000);

@@ -112,6 +112,30 @@ describe('SessionHandle (unit)', () => {
     expect(store.saves).toHaveLength(0);
   });
 
+  it('fences a write under @SessionLock: once the lock passed to another request, the write is refused and nothing is written', async () => {
+    const { store, exchange, request } = engine({ lockTimeout: '2s' });
+    const cookie = await exchange(undefined, (s) => (s.data.n = 1));
+    const key = store.saves[0].key;
+    // Held: the write carries the owner and goes through.
+    const first = request(cookie);
+    first.handle.requireLock();
+    await first.handle.load();
+    first.handle.data.n = 2;
+    await first.handle.settle(true);
+    expect(store.saves.at(-1)?.lockOwner).toEqual(expect.any(String));
+    expect(store.loadSync(key)?.data).toEqual({ n: '2' });
+    // The lease runs out while the holder stalls (no renewal ran), and another owner takes it.
+    jest.useFakeTimers({ now: Date.now(), doNotFake: ['nextTick', 'setImmediate'] });
+    const late = request(cookie);
+    late.handle.requireLock();
+    await late.handle.load();
+    late.handle.data.n = 3;
+    jest.setSystemTime(Date.now() + 60_000);
+    expect(await store.acquireLock(key, 'another', 5_000)).toBe(true);
+    await expect(late.handle.settle(true)).rejects.toMatchObject({ code: 'SESSION_CONFLICT' });
+    expect(store.loadSync(key)?.data).toEqual({ n: '2' });
+  });
+
   it('writes nothing and sets no cookie for a new session nobody wrote to', async () => {
     const { store, request } = engine();
     const { carrier, handle } = request();

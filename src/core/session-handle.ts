@@ -862,12 +862,17 @@ export class SessionHandle<T extends object = Record<string, unknown>>
     const { replace } = this.values;
     const optimistic =
       kind === 'update' && !replace && this.manager.options.concurrency === 'optimistic';
+    const key = this.currentKey();
+    const previousKey = this.rotate ? this.storedKey : undefined;
+    const lock = this.lockHeld;
     return {
       kind,
-      key: this.currentKey(),
-      previousKey: this.rotate ? this.storedKey : undefined,
+      key,
+      previousKey,
       replace: replace || undefined,
       expect: optimistic ? this.values.expected([...Object.keys(set), ...unset]) : undefined,
+      // Fenced: the store refuses the write if this request's lock has passed to another.
+      lockOwner: kind === 'update' && lock?.key === (previousKey ?? key) ? lock.owner : undefined,
       set,
       unset: replace ? [] : unset,
       userId,

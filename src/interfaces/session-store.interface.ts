@@ -54,6 +54,14 @@ export interface SessionWrite extends SessionTimes {
    * key still holds exactly that; otherwise it throws `SessionConflictError` and writes nothing.
    */
   readonly expect?: Readonly<Record<string, string | null>>;
+  /**
+   * The request holds the session's lock (`@SessionLock()`, `concurrency: 'serialize'`; the lock
+   * on `previousKey ?? key`) as this owner. A store with locks applies the write only while that
+   * owner still holds the lock, and otherwise throws `SessionConflictError` and writes nothing: a
+   * write that arrives late (a client library's retry or resend after the request gave up, a
+   * holder past its lease) cannot overwrite what the next holder wrote.
+   */
+  readonly lockOwner?: string;
   readonly createdAt: number;
   readonly absoluteExpiresAt: number;
   /**

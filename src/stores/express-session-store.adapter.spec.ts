@@ -44,9 +44,11 @@ function twoInstances(a: SessionStore, b: SessionStore): SessionStore {
 }
 
 /** What the express-session API cannot give at all (see the adapter's JSDoc). */
+const NO_LOCKS_REASON =
+  "express-session stores have no atomic set-if-absent, so the adapter offers no session locks (concurrency: 'serialize' and @SessionLock() need a built-in store)";
 const NO_LOCKS = {
-  'grants a session lock':
-    "express-session stores have no atomic set-if-absent, so the adapter offers no session locks (concurrency: 'serialize' and @SessionLock() need a built-in store)",
+  'grants a session lock': NO_LOCKS_REASON,
+  'lockOwner fencing': NO_LOCKS_REASON,
 };
 
 /** Why the cross-instance cases cannot hold through the express-session API (see the adapter's JSDoc). */

@@ -1,4 +1,5 @@
 import { SessionConfigError, SessionConflictError, SessionGoneError } from '../session.errors.js';
+import { lockLostError } from './lock-fencing.js';
 import type {
   SessionRecord,
   SessionStore,
@@ -195,6 +196,7 @@ export class MemorySessionStore implements SessionStore {
       const from = write.previousKey ?? write.key;
       const existing = this.live(from, now);
       if (!existing) throw new SessionGoneError();
+      if (write.lockOwner !== undefined) this.checkHolder(from, write.lockOwner);
       entry = existing;
       // The stored data is needed to check expectations and to apply a delta, not to replace it.
       if (write.expect || (changes && !write.replace)) stored = decodeFields(entry.data);
@@ -271,6 +273,13 @@ export class MemorySessionStore implements SessionStore {
     if (lock && lock.expiresAt > now && lock.owner !== owner) return false;
     this.locks.set(key, { owner, expiresAt: now + ttlMs });
     return true;
+  }
+
+  /** Throws unless `owner` holds the lock on `key` (a fenced write, `SessionWrite.lockOwner`). */
+  private checkHolder(key: string, owner: string): void {
+    const lock = this.locks.get(key);
+    const live = lock !== undefined && lock.expiresAt > Date.now();
+    if (!live || lock.owner !== owner) throw lockLostError(live);
   }
 
   async releaseLock(key: string, owner: string): Promise<void> {

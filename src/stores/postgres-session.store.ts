@@ -2,6 +2,7 @@ import { randomInt } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import type { Pool, PoolConfig, QueryConfig, QueryResult, QueryResultRow } from 'pg';
 import { SessionConflictError, SessionError, SessionGoneError } from '../session.errors.js';
+import { lockLostError } from './lock-fencing.js';
 import { StoreAvailability } from './store-availability.js';
 import { parseDuration } from '../utils/duration.js';
 import type {
@@ -227,6 +228,7 @@ interface Statements {
   exists: string;
   acquireLock: string;
   releaseLock: string;
+  lockHolder: string;
   renewLock: string;
 }
 
@@ -248,7 +250,8 @@ WHERE t.expires_at <= ${ts('$9')}`,
     // to a new key, the delta and the times. A concurrent destroy or move leaves no row matching
     // $2, so nothing is written (LC-6, LC-7). The expectation is a scalar sub-select, not NOT
     // EXISTS: an anti-join is not re-checked against the newest row version when the UPDATE waited
-    // for a concurrent writer (READ COMMITTED EvalPlanQual), a correlated sub-select is.
+    // for a concurrent writer (READ COMMITTED EvalPlanQual), a correlated sub-select is. With $14
+    // (the writer's lock owner) the write applies only while that owner holds the session's lock.
     update: `UPDATE ${t} AS t SET
   id_hash = $1,
   data = CASE WHEN $3::boolean THEN s.obj ELSE (t.data - $6::text[]) || s.obj END,
@@ -262,7 +265,11 @@ WHERE t.id_hash = $2 AND t.expires_at > ${ts('$11')}
   AND (
     SELECT count(*) FROM unnest($12::text[], $13::text[]) AS e(k, v)
     WHERE (t.data -> e.k) IS DISTINCT FROM e.v::jsonb
-  ) = 0`,
+  ) = 0
+  AND ($14::text IS NULL OR EXISTS (
+    SELECT 1 FROM ${locks} AS l
+    WHERE l.id_hash = $2 AND l.owner = $14 AND l.expires_at > ${ts('$11')}
+  ))`,
     exists: `SELECT 1 FROM ${t} WHERE id_hash = $1 AND expires_at > ${ts('$2')}`,
     touch: `UPDATE ${t} SET last_active_at = ${ts('$2')}, expires_at = least(${ts('$3')}, absolute_expires_at)
 WHERE id_hash = $1 AND expires_at > ${ts('$4')}`,
@@ -283,6 +290,7 @@ WHERE t.id_hash = batch.id_hash AND t.expires_at <= ${ts('$1')}`,
 ON CONFLICT (id_hash) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
 WHERE l.owner = excluded.owner OR l.expires_at <= ${ts('$4')}`,
     releaseLock: `DELETE FROM ${locks} WHERE id_hash = $1 AND owner = $2`,
+    lockHolder: `SELECT owner FROM ${locks} WHERE id_hash = $1 AND expires_at > ${ts('$2')}`,
     renewLock: `UPDATE ${locks} SET expires_at = ${ts('$3')}
 WHERE id_hash = $1 AND owner = $2 AND expires_at > ${ts('$4')}`,
   };
@@ -531,6 +539,7 @@ export class PostgresSessionStore implements SessionStore {
           now,
           expectKeys,
           expectValues,
+          write.lockOwner ?? null,
         ]);
       }
     } catch (error) {
@@ -546,10 +555,20 @@ export class PostgresSessionStore implements SessionStore {
       throw error;
     }
     if (result.rowCount === 1) return;
-    if (expectKeys.length > 0) {
-      // Only to tell the two refusals apart; the write itself was already refused atomically.
+    if (write.kind === 'update' && (expectKeys.length > 0 || write.lockOwner !== undefined)) {
+      // Only to tell the refusals apart; the write itself was already refused atomically.
       const live = await this.query(this.sql.exists, [write.previousKey ?? write.key, now]);
-      if (live.rowCount === 1) throw new SessionConflictError();
+      if (live.rowCount === 1) {
+        if (write.lockOwner !== undefined) {
+          const lock = await this.query<{ owner: string }>(this.sql.lockHolder, [
+            write.previousKey ?? write.key,
+            now,
+          ]);
+          const holder = lock.rows[0]?.owner;
+          if (holder !== write.lockOwner) throw lockLostError(holder !== undefined);
+        }
+        throw new SessionConflictError();
+      }
     }
     throw new SessionGoneError();
   }

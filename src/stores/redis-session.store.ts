@@ -6,6 +6,7 @@ import {
   SessionGoneError,
   SessionStoreUnavailableError,
 } from '../session.errors.js';
+import { LockLapsedError, lockLostError } from './lock-fencing.js';
 import { StoreAvailability } from './store-availability.js';
 import type {
   SessionRecord,
@@ -209,16 +210,19 @@ end
 
 /**
  * SAVE: the whole delta write of one request.
- * KEYS: target session, source session (= target unless regenerating), new user index (optional).
+ * KEYS: target session, source session (= target unless regenerating), new user index (optional;
+ * the source again when absent and a lock follows), the source's lock (with a lock owner).
  * indexMode: '1' keeps the user index in the script (same slot); '0' leaves it to the caller;
  * '2' is '0' but refuses with {3}, writing nothing, when the session joins a user's index (a new
  * user, a create or a move), so that the caller adds the index entry first. The index is written
  * only then: a save that keeps the user never touches it.
  * ARGV: now, kind, replace, indexMode, indexPrefix, targetMember, sourceMember, createdAt,
  *   lastActiveAt, expiresAt, absoluteExpiresAt, userId, userHash ('' = no user), baseVersion,
- *   #unset, #expect, unset fields…, expect (field, present, value) triples…, set field/value pairs…
+ *   #unset, #expect, lock owner ('' = none), unset fields…, expect (field, present, value)
+ *   triples…, set field/value pairs…
  * Returns {1, previous user hash}; {0} when the record is missing (or, for a create, present);
- * {2} when an expected value changed; {3} (mode '2') when the index entry must come first.
+ * {2} when an expected value changed; {3} (mode '2') when the index entry must come first; {4}
+ * when another owner holds the lock now, {5} when nobody does (a late write: fenced).
  * Nothing is written unless it returns 1.
  */
 const SAVE_SCRIPT = `${LUA_HELPERS}
@@ -230,7 +234,11 @@ if ARGV[2] == 'create' then
 else
   if not live(source, now) then return {0} end
   if source ~= target and live(target, now) then return {0} end
-  if not expected(source, 17 + tonumber(ARGV[15]), tonumber(ARGV[16])) then return {2} end
+  if ARGV[17] ~= '' then
+    local holder = redis.call('GET', KEYS[4])
+    if holder ~= ARGV[17] then return {holder and 4 or 5} end
+  end
+  if not expected(source, 18 + tonumber(ARGV[15]), tonumber(ARGV[16])) then return {2} end
 end
 local oldHash = redis.call('HGET', source, '${F_USER_HASH}')
 local newHash = ARGV[13]
@@ -251,10 +259,10 @@ if ARGV[3] == '1' then
 end
 local nUnset = tonumber(ARGV[15])
 local unset = {}
-for i = 1, nUnset do unset[i] = ARGV[16 + i] end
+for i = 1, nUnset do unset[i] = ARGV[17 + i] end
 batched('HDEL', target, unset)
 local set = {}
-for i = 17 + nUnset + tonumber(ARGV[16]) * 3, #ARGV do set[#set + 1] = ARGV[i] end
+for i = 18 + nUnset + tonumber(ARGV[16]) * 3, #ARGV do set[#set + 1] = ARGV[i] end
 batched('HSET', target, set)
 redis.call('HSET', target, '${F_ACTIVE}', ARGV[9], '${F_EXPIRES}', ARGV[10], '${F_ABSOLUTE}', ARGV[11])
 redis.call('HINCRBY', target, '${F_VERSION}', 1)
@@ -349,11 +357,16 @@ return count
 
 /**
  * CLAIM: takes a live session away from its key (first step of a cross-slot regenerate).
- * ARGV: now, #expect, expect triples… Returns {1, fields}, {0} when gone, {2} on a conflict.
+ * KEYS: session, its lock (with a lock owner). ARGV: now, #expect, lock owner ('' = none),
+ * expect triples… Returns {1, fields}, {0} when gone, {2} on a conflict, {4} / {5} as SAVE's.
  */
 const CLAIM_SCRIPT = `${LUA_HELPERS}
 if not live(KEYS[1], tonumber(ARGV[1])) then return {0} end
-if not expected(KEYS[1], 3, tonumber(ARGV[2])) then return {2} end
+if ARGV[3] ~= '' then
+  local holder = redis.call('GET', KEYS[2])
+  if holder ~= ARGV[3] then return {holder and 4 or 5} end
+end
+if not expected(KEYS[1], 4, tonumber(ARGV[2])) then return {2} end
 local h = redis.call('HGETALL', KEYS[1])
 redis.call('DEL', KEYS[1])
 return {1, h}
@@ -674,6 +687,7 @@ function check(status: unknown): void {
   const code = Number(status);
   if (code === 1) return;
   if (code === 2) throw new SessionConflictError();
+  if (code === 4 || code === 5) throw lockLostError(code === 4);
   throw new SessionGoneError();
 }
 
@@ -866,7 +880,10 @@ export class RedisSessionStore implements SessionStore {
       if (this.perSessionSlot) return this.saveAcrossSlots(d, write);
       const userHash = write.userId === null ? '' : userHashOf(write.userId);
       const keys = [this.sessionKey(write.key), this.sessionKey(from)];
-      if (userHash) keys.push(this.indexKey(userHash));
+      if (userHash || write.lockOwner) {
+        keys.push(userHash ? this.indexKey(userHash) : keys[1]);
+      }
+      if (write.lockOwner) keys.push(this.lockKey(from));
       const [status] = (await this.write(
         d,
         SCRIPTS.save,
@@ -1120,6 +1137,7 @@ export class RedisSessionStore implements SessionStore {
       String(baseVersion),
       String(write.unset.length),
       '0',
+      write.kind === 'update' ? (write.lockOwner ?? '') : '',
     ];
     for (const field of write.unset) args.push(DATA + field);
     if (write.kind === 'update') args[15] = String(pushExpect(args, write.expect));
@@ -1146,49 +1164,56 @@ export class RedisSessionStore implements SessionStore {
     };
     let oldHash: string | null;
     if (from === write.key) {
-      const saveAt = async (key: string): Promise<[number, string | null]> => {
+      // The lock key shares the slot-tagged session's slot, not a legacy key's: only the
+      // slot-tagged record is fenced by its lock.
+      const saveAt = async (key: string, fenced: boolean): Promise<[number, string | null]> => {
         const indexed = write.kind === 'create' && userHash !== '';
+        const keys = fenced && write.lockOwner ? [key, key, key, this.lockKey(from)] : [key, key];
+        const as = fenced ? write : { ...write, lockOwner: undefined };
         if (indexed) await addIndex();
         let reply = (await this.write(
           d,
           SCRIPTS.save,
-          [key, key],
-          this.saveArgs(write, indexed ? '0' : '2', userHash),
+          keys,
+          this.saveArgs(as, indexed ? '0' : '2', userHash),
         )) as [number, string | null];
         if (Number(reply[0]) === 3) {
           await addIndex();
-          reply = (await this.write(
-            d,
-            SCRIPTS.save,
-            [key, key],
-            this.saveArgs(write, '0', userHash),
-          )) as [number, string | null];
+          reply = (await this.write(d, SCRIPTS.save, keys, this.saveArgs(as, '0', userHash))) as [
+            number,
+            string | null,
+          ];
         }
         return reply;
       };
-      let reply = await saveAt(target);
+      let reply = await saveAt(target, true);
       if (Number(reply[0]) === 0 && write.kind === 'update') {
         // Written by a version before the slot-tagged layout: update it where it is.
-        reply = await saveAt(this.legacyKey(write.key));
+        reply = await saveAt(this.legacyKey(write.key), false);
       }
       check(reply[0]);
       oldHash = reply[1] ?? null;
     } else {
       // Regenerate across slots: take the record (one winner, LC-7), then write it at the new key.
-      const claimArgs = [String(Date.now()), '0'];
-      claimArgs[1] = String(pushExpect(claimArgs, write.expect));
+      // Fenced by the lock in the session's slot; a legacy key's slot has no lock to check.
+      const claimArgs = (owner: string) => {
+        const args = [String(Date.now()), '0', owner];
+        args[1] = String(pushExpect(args, write.expect));
+        return args;
+      };
+      const owner = write.lockOwner ?? '';
       let [status, claimed] = (await this.write(
         d,
         SCRIPTS.claim,
-        [this.sessionKey(from)],
-        claimArgs,
+        owner ? [this.sessionKey(from), this.lockKey(from)] : [this.sessionKey(from)],
+        claimArgs(owner),
       )) as [number, unknown];
       if (Number(status) === 0) {
         [status, claimed] = (await this.write(
           d,
           SCRIPTS.claim,
           [this.legacyKey(from)],
-          claimArgs,
+          claimArgs(''),
         )) as [number, unknown];
       }
       check(status);
@@ -1295,7 +1320,13 @@ export class RedisSessionStore implements SessionStore {
     try {
       return await this.bounded(operation(d));
     } catch (error) {
-      if (error instanceof SessionGoneError || error instanceof SessionConflictError) throw error;
+      if (
+        error instanceof SessionGoneError ||
+        error instanceof SessionConflictError ||
+        error instanceof LockLapsedError
+      ) {
+        throw error;
+      }
       if (error instanceof TypeError && error.message.startsWith('RedisSessionStore:')) throw error;
       // A reply error (WRONGTYPE, a script error…) is an answer: Redis is there.
       if (!isReplyError(error)) health.suspect();

@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SessionConflictError, SessionGoneError } from '../session.errors.js';
+import {
+  SessionConflictError,
+  SessionGoneError,
+  SessionStoreUnavailableError,
+} from '../session.errors.js';
 import type { SessionStore, SessionWrite } from '../interfaces/session-store.interface.js';
 
 /** The test-framework functions the contract suite registers its tests with (Jest, Vitest, node:test). */
@@ -458,6 +462,44 @@ export function describeSessionStoreContract(
       await store.releaseLock!(key, 'b');
       // A lock that was never taken cannot be renewed into existence.
       assert.equal(await store.renewLock(randomStorageKey(), 'a', 5000), false);
+    });
+
+    it('applies a write under a session lock only while its writer holds the lock (lockOwner fencing)', async () => {
+      const base = createWrite({ writes: [] });
+      await store.save(base);
+      const key = base.key;
+      assert.equal(await store.acquireLock!(key, 'a', 5000), true);
+      await store.save(updateWrite(base, { setData: { writes: [1] }, lockOwner: 'a' }));
+      await store.releaseLock!(key, 'a');
+      assert.equal(await store.acquireLock!(key, 'b', 5000), true);
+      await store.save(updateWrite(base, { setData: { writes: [1, 2] }, lockOwner: 'b' }));
+      // A's write arrives late (a client's resend after its request gave up): refused, nothing
+      // written, so B's acknowledged write stands.
+      await assert.rejects(
+        store.save(updateWrite(base, { setData: { writes: [1, 3] }, lockOwner: 'a' })),
+        (error: unknown) => error instanceof SessionConflictError,
+      );
+      assert.deepEqual(decode((await store.load(key))!.data), { writes: [1, 2] });
+      await store.releaseLock!(key, 'b');
+      // Nobody holds it now (released, or a lease that lapsed): refused as unavailable (503).
+      await assert.rejects(
+        store.save(updateWrite(base, { setData: { writes: [] }, lockOwner: 'b' })),
+        (error: unknown) => error instanceof SessionStoreUnavailableError,
+      );
+      assert.deepEqual(decode((await store.load(key))!.data), { writes: [1, 2] });
+      // A late regenerate is fenced the same way: the old key keeps the session, no new key.
+      assert.equal(await store.acquireLock!(key, 'c', 5000), true);
+      const moved = randomStorageKey();
+      await assert.rejects(
+        store.save(updateWrite(base, { key: moved, previousKey: key, lockOwner: 'a' })),
+        (error: unknown) => error instanceof SessionConflictError,
+      );
+      assert.equal(await store.load(moved), null);
+      assert.deepEqual(decode((await store.load(key))!.data), { writes: [1, 2] });
+      await store.save(updateWrite(base, { key: moved, previousKey: key, lockOwner: 'c' }));
+      assert.deepEqual(decode((await store.load(moved))!.data), { writes: [1, 2] });
+      await store.releaseLock!(key, 'c');
+      await store.destroy(moved);
     });
   });
 }

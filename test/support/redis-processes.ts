@@ -120,9 +120,9 @@ export class RedisProcesses {
     await exited;
   }
 
-  /** Starts a killed process again with its first arguments (a node rejoining). */
-  async restart(port: number): Promise<void> {
-    await this.launch(port, this.args.get(port)!);
+  /** Starts a killed process again with its first arguments and `extra` (a node rejoining). */
+  async restart(port: number, extra: string[] = []): Promise<void> {
+    await this.launch(port, [...this.args.get(port)!, ...extra]);
   }
 
   async dispose(): Promise<void> {

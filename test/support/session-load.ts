@@ -73,6 +73,9 @@ export interface LoadAnswer {
   readonly client: number;
 }
 
+/** A request the app has not answered by then counts as a failure (status 0), not a hang. */
+const REQUEST_TIMEOUT_MS = 10_000;
+
 /**
  * `clients` users, each with its own session, each sending one locked write after another (so
  * `clients` requests are in flight at all times). Remembers every answer and every write that
@@ -150,10 +153,15 @@ export class SessionLoad {
       const n = ++this.seq;
       let status: number;
       try {
-        status = (await this.http.post(`/load/write/${n}`).set('Cookie', this.cookies[client]))
-          .status;
+        status = (
+          await this.http
+            .post(`/load/write/${n}`)
+            .set('Cookie', this.cookies[client])
+            .timeout(REQUEST_TIMEOUT_MS)
+        ).status;
       } catch {
-        status = 0; // the app itself did not answer: counted as a failure by the checks
+        // The app did not answer (or not within the bound): counted as a failure by the checks.
+        status = 0;
       }
       this.answers.push({ at: Date.now(), status, client });
       if (status === 200) this.acked[client].push(n);
