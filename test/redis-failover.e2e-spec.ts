@@ -61,7 +61,10 @@ async function runner(label: string, client: RedisSessionClient, dispose: () => 
   });
   const { app, http } = await loadApp(store, { lockTimeout: 2_000 });
   const load = new SessionLoad(http, 6, `${label}-`);
-  return { label, load, app, dispose: async () => (await app.close(), await dispose()) };
+  // The load stops first: after a failed or timed-out test it may still be running, and the app's
+  // server would wait for its connections.
+  const close = async () => (await load.stop(), await app.close(), await dispose());
+  return { label, load, app, dispose: close };
 }
 
 /** The outage as the clients saw it: the span of non-200 answers, and what they were. */
