@@ -57,9 +57,11 @@ export interface SessionWrite extends SessionTimes {
   /**
    * The request holds the session's lock (`@SessionLock()`, `concurrency: 'serialize'`; the lock
    * on `previousKey ?? key`) as this owner. A store with locks applies the write only while that
-   * owner still holds the lock, and otherwise throws `SessionConflictError` and writes nothing: a
-   * write that arrives late (a client library's retry or resend after the request gave up, a
-   * holder past its lease) cannot overwrite what the next holder wrote.
+   * owner still holds the lock, checked in the same atomic step, and otherwise writes nothing and
+   * throws `SessionConflictError` (another owner holds it) or `SessionStoreUnavailableError`
+   * (nobody does: the lease lapsed). So a write that arrives late (a client library's retry or
+   * resend after the request gave up, a holder past its lease) cannot overwrite what the next
+   * holder wrote.
    */
   readonly lockOwner?: string;
   readonly createdAt: number;
