@@ -134,6 +134,19 @@ describe('SessionHandle (unit)', () => {
     expect(await store.acquireLock(key, 'another', 5_000)).toBe(true);
     await expect(late.handle.settle(true)).rejects.toMatchObject({ code: 'SESSION_CONFLICT' });
     expect(store.loadSync(key)?.data).toEqual({ n: '2' });
+    await store.releaseLock(key, 'another');
+    // Released early (the client went away), then taken by its retry: the first write is still fenced.
+    const aborted = request(cookie);
+    aborted.handle.requireLock();
+    await aborted.handle.load();
+    aborted.handle.data.n = 4;
+    await aborted.handle.release();
+    expect(await store.acquireLock(key, 'retry', 5_000)).toBe(true);
+    // settle() throws at once when nothing was awaited (the memory store writes synchronously).
+    await expect((async () => aborted.handle.settle(true))()).rejects.toMatchObject({
+      code: 'SESSION_CONFLICT',
+    });
+    expect(store.loadSync(key)?.data).toEqual({ n: '2' });
   });
 
   it('writes nothing and sets no cookie for a new session nobody wrote to', async () => {

@@ -180,6 +180,11 @@ export class SessionHandle<T extends object = Record<string, unknown>>
   /** This request must hold the session's lock while it uses the session. */
   private lockWanted = false;
   private lockHeld: { key: string; owner: string } | undefined;
+  /**
+   * The lock this request took, kept after an early release (the client went away): its write is
+   * still fenced by it, so it cannot land over the next holder's.
+   */
+  private fence: { key: string; owner: string } | undefined;
   /** The exchange failed whatever its status says: the response's end rolls back. */
   private failedExchange = false;
   /** `req.session` was used: the response's end settles the session if the handler does not. */
@@ -730,6 +735,7 @@ export class SessionHandle<T extends object = Record<string, unknown>>
     const m = this.manager;
     const owner = await m.lock(key);
     this.lockHeld = { key, owner };
+    this.fence = this.lockHeld;
     // Whatever way the request ends (even a guard or filter that skips the handler).
     this.carrier?.onClose(() => void this.release());
     try {
@@ -864,7 +870,7 @@ export class SessionHandle<T extends object = Record<string, unknown>>
       kind === 'update' && !replace && this.manager.options.concurrency === 'optimistic';
     const key = this.currentKey();
     const previousKey = this.rotate ? this.storedKey : undefined;
-    const lock = this.lockHeld;
+    const lock = this.fence;
     return {
       kind,
       key,

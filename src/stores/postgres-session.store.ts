@@ -251,8 +251,15 @@ WHERE t.expires_at <= ${ts('$9')}`,
     // $2, so nothing is written (LC-6, LC-7). The expectation is a scalar sub-select, not NOT
     // EXISTS: an anti-join is not re-checked against the newest row version when the UPDATE waited
     // for a concurrent writer (READ COMMITTED EvalPlanQual), a correlated sub-select is. With $14
-    // (the writer's lock owner) the write applies only while that owner holds the session's lock.
-    update: `UPDATE ${t} AS t SET
+    // (the writer's lock owner) the write applies only while that owner holds the session's lock:
+    // FOR SHARE makes a takeover of the lock wait for this statement, and re-checks the lock row
+    // against its newest version if one committed meanwhile.
+    update: `WITH held AS (
+  SELECT 1 FROM ${locks}
+  WHERE id_hash = $2 AND owner = $14::text AND expires_at > ${ts('$11')}
+  FOR SHARE
+)
+UPDATE ${t} AS t SET
   id_hash = $1,
   data = CASE WHEN $3::boolean THEN s.obj ELSE (t.data - $6::text[]) || s.obj END,
   user_id = $7,
@@ -266,10 +273,7 @@ WHERE t.id_hash = $2 AND t.expires_at > ${ts('$11')}
     SELECT count(*) FROM unnest($12::text[], $13::text[]) AS e(k, v)
     WHERE (t.data -> e.k) IS DISTINCT FROM e.v::jsonb
   ) = 0
-  AND ($14::text IS NULL OR EXISTS (
-    SELECT 1 FROM ${locks} AS l
-    WHERE l.id_hash = $2 AND l.owner = $14 AND l.expires_at > ${ts('$11')}
-  ))`,
+  AND ($14::text IS NULL OR EXISTS (SELECT 1 FROM held))`,
     exists: `SELECT 1 FROM ${t} WHERE id_hash = $1 AND expires_at > ${ts('$2')}`,
     touch: `UPDATE ${t} SET last_active_at = ${ts('$2')}, expires_at = least(${ts('$3')}, absolute_expires_at)
 WHERE id_hash = $1 AND expires_at > ${ts('$4')}`,

@@ -558,6 +558,10 @@ describe('RedisSessionStore with fake clients', () => {
     expect(new RedisSessionStore({ client: io, prefix: '{app}:sess:' }).topology).toBe(
       'single-slot',
     );
+    // A brace that is no hash tag would split a session's keys (session, lock) across slots.
+    for (const prefix of ['app{}:', 'a{b:', 'a}b:']) {
+      expect(() => new RedisSessionStore({ client: io, prefix })).toThrow(/no Cluster hash tag/);
+    }
     const nodeCluster = { masters: [], getRandomNode: () => null, sendCommand: async () => null };
     expect(new RedisSessionStore({ client: nodeCluster }).topology).toBe('per-session-slot');
     expect(new RedisSessionStore({ client: { isCluster: false, call: io.call } }).topology).toBe(

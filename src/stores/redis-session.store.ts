@@ -796,6 +796,12 @@ export class RedisSessionStore implements SessionStore {
         'RedisSessionStore: prefix must be a string of at most 256 visible characters',
       );
     }
+    if (/[{}]/.test(prefix) && !hasHashTag(prefix)) {
+      // On a Cluster a brace without a tag would put a session's keys in different slots.
+      throw new SessionConfigError(
+        `RedisSessionStore: prefix '${prefix}' has a brace but no Cluster hash tag; use braces only around a tag, such as '{sess}:', or none`,
+      );
+    }
     this.prefix = prefix;
     this.commandTimeout = duration(
       'commandTimeout',
