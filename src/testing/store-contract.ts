@@ -465,7 +465,8 @@ export function describeSessionStoreContract(
     });
 
     it('applies a write under a session lock only while its writer holds the lock (lockOwner fencing)', async () => {
-      const base = createWrite({ writes: [] });
+      // With a user, so that the user-index key takes its place beside the lock's.
+      const base = createWrite({ writes: [] }, { userId: `fence-${randomStorageKey()}` });
       await store.save(base);
       const key = base.key;
       assert.equal(await store.acquireLock!(key, 'a', 5000), true);
@@ -477,6 +478,17 @@ export function describeSessionStoreContract(
       // written, so B's acknowledged write stands.
       await assert.rejects(
         store.save(updateWrite(base, { setData: { writes: [1, 3] }, lockOwner: 'a' })),
+        (error: unknown) => error instanceof SessionConflictError,
+      );
+      // Even when its optimistic expectation still holds.
+      await assert.rejects(
+        store.save(
+          updateWrite(base, {
+            setData: { writes: [1, 3] },
+            expect: { writes: JSON.stringify([1, 2]) },
+            lockOwner: 'a',
+          }),
+        ),
         (error: unknown) => error instanceof SessionConflictError,
       );
       assert.deepEqual(decode((await store.load(key))!.data), { writes: [1, 2] });
