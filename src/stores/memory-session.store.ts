@@ -267,19 +267,24 @@ export class MemorySessionStore implements SessionStore {
     return count;
   }
 
+  /** The lock on `key` unless it is absent or expired. */
+  private liveLock(key: string, now: number): { owner: string; expiresAt: number } | undefined {
+    const lock = this.locks.get(key);
+    return lock && lock.expiresAt > now ? lock : undefined;
+  }
+
   async acquireLock(key: string, owner: string, ttlMs: number): Promise<boolean> {
     const now = Date.now();
-    const lock = this.locks.get(key);
-    if (lock && lock.expiresAt > now && lock.owner !== owner) return false;
+    const lock = this.liveLock(key, now);
+    if (lock && lock.owner !== owner) return false;
     this.locks.set(key, { owner, expiresAt: now + ttlMs });
     return true;
   }
 
   /** Throws unless `owner` holds the lock on `key` (a fenced write, `SessionWrite.lockOwner`). */
   private checkHolder(key: string, owner: string): void {
-    const lock = this.locks.get(key);
-    const live = lock !== undefined && lock.expiresAt > Date.now();
-    if (!live || lock.owner !== owner) throw lockLostError(live);
+    const lock = this.liveLock(key, Date.now());
+    if (lock?.owner !== owner) throw lockLostError(lock !== undefined);
   }
 
   async releaseLock(key: string, owner: string): Promise<void> {
@@ -289,8 +294,8 @@ export class MemorySessionStore implements SessionStore {
   /** Extends the lock to `ttlMs` from now while `owner` holds it; `false` when it expired or is another's. */
   async renewLock(key: string, owner: string, ttlMs: number): Promise<boolean> {
     const now = Date.now();
-    const lock = this.locks.get(key);
-    if (!lock || lock.owner !== owner || lock.expiresAt <= now) return false;
+    const lock = this.liveLock(key, now);
+    if (lock?.owner !== owner) return false;
     lock.expiresAt = now + ttlMs;
     return true;
   }

@@ -510,6 +510,7 @@ export class PostgresSessionStore implements SessionStore {
    */
   async save(write: SessionWrite): Promise<void> {
     const now = Date.now();
+    const from = write.previousKey ?? write.key;
     const setKeys = Object.keys(write.set);
     const setValues = setKeys.map((key) => write.set[key]);
     const expectKeys = write.expect ? Object.keys(write.expect) : [];
@@ -531,7 +532,7 @@ export class PostgresSessionStore implements SessionStore {
       } else {
         result = await this.query(this.sql.update, [
           write.key,
-          write.previousKey ?? write.key,
+          from,
           write.replace === true,
           setKeys,
           setValues,
@@ -561,13 +562,10 @@ export class PostgresSessionStore implements SessionStore {
     if (result.rowCount === 1) return;
     if (write.kind === 'update' && (expectKeys.length > 0 || write.lockOwner !== undefined)) {
       // Only to tell the refusals apart; the write itself was already refused atomically.
-      const live = await this.query(this.sql.exists, [write.previousKey ?? write.key, now]);
+      const live = await this.query(this.sql.exists, [from, now]);
       if (live.rowCount === 1) {
         if (write.lockOwner !== undefined) {
-          const lock = await this.query<{ owner: string }>(this.sql.lockHolder, [
-            write.previousKey ?? write.key,
-            now,
-          ]);
+          const lock = await this.query<{ owner: string }>(this.sql.lockHolder, [from, now]);
           const holder = lock.rows[0]?.owner;
           if (holder !== write.lockOwner) throw lockLostError(holder !== undefined);
         }
