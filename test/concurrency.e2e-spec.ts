@@ -1,7 +1,8 @@
 import { afterAll, afterEach, describe, expect, it } from '@jest/globals';
 import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
-import type { SessionModuleOptions, SessionStore } from '../src/index.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { MemorySessionStore, type SessionModuleOptions, type SessionStore } from '../src/index.js';
 import { SessionTokenSigner } from '../src/transport/session-token.js';
 import { CartFixtureController } from './fixtures/cart.controller.js';
 import { storesUnderTest } from './support/stores.js';
@@ -152,6 +153,39 @@ for (const { name, describe: describeStore, create } of STORES) {
     });
   });
 }
+
+describe('A lock wait after a store outage (e2e, memory store)', () => {
+  it('answers 503, not 409 "busy", while the lock in the way may be left over from the outage', async () => {
+    const memory = new MemorySessionStore();
+    store = memory;
+    const acquire = memory.acquireLock.bind(memory);
+    let failNext = false;
+    memory.acquireLock = async (key, owner, ttl) => {
+      if (!failNext) return acquire(key, owner, ttl);
+      failNext = false;
+      // The caller sees a failure, and the store applies the call later (a client library's
+      // resend once the node is back): a lock no request holds, after the cleanup ran.
+      setTimeout(() => void acquire(key, owner, ttl), 300);
+      throw new Error('connection lost');
+    };
+    app = await createFixtureApp(
+      { store, lockTimeout: 300 },
+      { controllers: [CartFixtureController] },
+    );
+    const http = request(app.getHttpServer());
+    const cookie = sessionCookie(await http.post('/set').send({ name: 'shopper' }).expect(200))!;
+    failNext = true;
+    await http.post('/cart/locked').set('Cookie', cookie).send({ item: 'a' }).expect(503);
+    await sleep(350);
+    const waiter = await http.post('/cart/locked').set('Cookie', cookie).send({ item: 'b' });
+    expect(waiter.status).toBe(503);
+    // The left-over lock ends with its lease (1 s): the session is served again.
+    await sleep(1_100);
+    await http.post('/cart/locked').set('Cookie', cookie).send({ item: 'c' }).expect(200);
+    const cart = await http.get('/cart').set('Cookie', cookie).expect(200);
+    expect(cart.body.items).toEqual(['c']);
+  });
+});
 
 describe('Concurrency configuration', () => {
   it('refuses at boot a serialize mode the store cannot lock', async () => {

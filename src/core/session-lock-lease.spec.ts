@@ -162,4 +162,34 @@ describe('SessionLockLeases', () => {
     expect(warnings[0]).not.toMatch(/Qk3xKey|Zo9Owner/);
     expect(warnings[0]).toMatch(/expired while its request still held it/);
   });
+
+  it('marks a session troubled for lockTtl and a lease after a lock call on it failed, and no other', async () => {
+    const { store, state } = switchable();
+    const { leases } = leasesOn(store, 300, 2_000); // lease 300 ms: troubled for 600 ms
+    expect(leases.troubled('k')).toBe(false);
+    state.down = true;
+    await expect(leases.acquire('k', 'a')).rejects.toThrow('store unavailable');
+    state.down = false;
+    expect(leases.troubled('k')).toBe(true);
+    expect(leases.troubled('other')).toBe(false);
+    await sleep(400);
+    expect(leases.troubled('k')).toBe(true);
+    await sleep(300);
+    expect(leases.troubled('k')).toBe(false);
+  });
+
+  it('forgets failures past the horizon as new ones come (an outage over many sessions)', async () => {
+    const { store, state } = switchable({ renew: false });
+    const { leases } = leasesOn(store, 200, 2_000); // troubled for 400 ms
+    state.down = true;
+    for (let i = 0; i < 50; i++) await leases.release(`k${i}`, 'a');
+    state.down = false; // the retries succeed
+    await sleep(450);
+    expect(leases.troubledCount).toBe(50);
+    state.down = true;
+    await leases.release('late', 'a');
+    state.down = false;
+    expect(leases.troubledCount).toBe(1);
+    expect(leases.troubled('late')).toBe(true);
+  });
 });

@@ -11,6 +11,11 @@
  *   acquire that failed or timed out (it may still have been applied, or be applied later), are
  *   retried as an owner-checked release, with backoff, until the store answers. The owner check
  *   makes that safe: it never frees someone else's lock.
+ * - **A wait that an outage ended is a 503, not a 409.** An acquire or renewal the store applied
+ *   after its caller gave up (a client library's resend once the node is back) can leave a lock
+ *   that no request holds, after every cleanup ran. For `lockTtl` and a lease after a lock call on
+ *   a session failed, {@link SessionLockLeases.troubled} says so, and a wait for that session's
+ *   lock that runs out is reported as the store being unavailable rather than as "busy".
  *
  * The engine's lock call sites use one {@link SessionLockLeases} per store: `acquire()` in the
  * poll loop, `release()` where the lock is given back. Nothing here knows HTTP or Nest.
@@ -72,6 +77,10 @@ export class SessionLockLeases {
   private readonly renewable: boolean;
   private readonly held = new Map<string, Held>();
   private readonly uncertain = new Map<string, Uncertain>();
+  /** When a lock call on a key last failed, oldest first; kept for {@link horizonMs}. */
+  private readonly failures = new Map<string, number>();
+  /** How long after a failed lock call the store may still hold a lock left by it. */
+  private readonly horizonMs: number;
   private closed = false;
 
   constructor(
@@ -82,11 +91,29 @@ export class SessionLockLeases {
     this.leaseMs = this.renewable
       ? leaseDuration(options.lockTtl, options.lockTimeout)
       : options.lockTtl;
+    this.horizonMs = options.lockTtl + this.leaseMs;
   }
 
   /** Locks whose release is still being retried (a store outage left them uncertain). */
   get uncertainCount(): number {
     return this.uncertain.size;
+  }
+
+  /** Sessions with a failed lock call still within the horizon (pruned as failures come). */
+  get troubledCount(): number {
+    return this.failures.size;
+  }
+
+  /**
+   * Whether a lock call on `key` failed within the last `lockTtl` and a lease: a lock the store
+   * holds on it now may be a leftover of that outage rather than another request's.
+   */
+  troubled(key: string): boolean {
+    const at = this.failures.get(key);
+    if (at === undefined) return false;
+    if (Date.now() - at <= this.horizonMs) return true;
+    this.failures.delete(key);
+    return false;
   }
 
   /**
@@ -128,6 +155,7 @@ export class SessionLockLeases {
     this.closed = true;
     for (const id of [...this.held.keys()]) this.stopRenewing(id);
     for (const id of [...this.uncertain.keys()]) this.forget(id);
+    this.failures.clear();
   }
 
   private hold(id: string, key: string, owner: string): void {
@@ -150,7 +178,7 @@ export class SessionLockLeases {
           );
         },
         // A failed renewal is retried at the next tick; the lease covers two misses.
-        () => undefined,
+        () => this.failed(key),
       );
     }, every);
     timer.unref();
@@ -164,8 +192,21 @@ export class SessionLockLeases {
     this.held.delete(id);
   }
 
+  /** Notes a failed lock call on `key`, and forgets failures past the horizon. */
+  private failed(key: string): void {
+    const now = Date.now();
+    this.failures.delete(key);
+    this.failures.set(key, now);
+    for (const [old, at] of this.failures) {
+      if (now - at <= this.horizonMs) break;
+      this.failures.delete(old);
+    }
+  }
+
+  /** Every failed acquire or release comes here: its lock's fate is unknown. */
   private retryRelease(key: string, owner: string): void {
     if (this.closed) return;
+    this.failed(key);
     const id = idOf(key, owner);
     const entry = this.uncertain.get(id) ?? {
       key,

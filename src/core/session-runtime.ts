@@ -113,7 +113,7 @@ export class SessionRuntime {
       const warn = (message: string) => this.logger.warn(message);
       const leases = (this.leases ??= new SessionLockLeases(store, { lockTtl, lockTimeout, warn }));
       while (!(await storeCall(() => leases.acquire(key, owner)))) {
-        if (Date.now() >= deadline) throw new SessionLockTimeoutError();
+        if (Date.now() >= deadline) throw waitEnded(leases.troubled(key));
         // Held by another instance: back off with jitter so waiters do not poll in step.
         await sleep(delay + randomInt(delay + 1));
         delay = Math.min(delay * 2, 50);
@@ -151,7 +151,7 @@ export class SessionRuntime {
         () => {
           const index = queue.indexOf(waiter);
           if (index !== -1) queue.splice(index, 1);
-          reject(new SessionLockTimeoutError());
+          reject(waitEnded(this.leases?.troubled(key) ?? false));
         },
         Math.max(0, deadline - Date.now()),
       );
@@ -315,4 +315,18 @@ export class SessionRuntime {
     // Responses that carry a session cookie must never be cached (CK-12).
     http.setHeader('Cache-Control', 'no-store');
   }
+}
+
+/**
+ * A lock wait that ran out: 409 "busy", or 503 when a lock call on that session failed lately, so
+ * that the lock in the way may be a leftover of the outage (see `SessionLockLeases.troubled`).
+ */
+function waitEnded(troubled: boolean): SessionError {
+  return troubled
+    ? new SessionStoreUnavailableError(
+        new Error(
+          "the session's lock may be left over from a store outage; it expires within a lease",
+        ),
+      )
+    : new SessionLockTimeoutError();
 }

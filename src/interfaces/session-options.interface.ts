@@ -132,7 +132,11 @@ export interface SessionModuleOptions {
    * @default 'merge'
    */
   concurrency?: SessionConcurrency;
-  /** Longest wait for a session lock before answering 409 "session busy". @default '5s' */
+  /**
+   * Longest wait for a session lock before answering 409 "session busy" (503 when a lock call on
+   * that session failed within `lockTtl`: the lock in the way may be left over from the outage).
+   * @default '5s'
+   */
   lockTimeout?: SessionDuration;
   /** A lock expires after this long even if its holder never releases it (crash). @default '30s' */
   lockTtl?: SessionDuration;

@@ -71,6 +71,8 @@ export interface LoadAnswer {
   readonly at: number;
   readonly status: number;
   readonly client: number;
+  /** What a refusal said (its JSON `message`), kept to tell a 409 "busy" from a fencing one. */
+  readonly message?: string;
 }
 
 /** A request the app has not answered by then counts as a failure (status 0), not a hang. */
@@ -152,18 +154,19 @@ export class SessionLoad {
     while (this.running) {
       const n = ++this.seq;
       let status: number;
+      let message: string | undefined;
       try {
-        status = (
-          await this.http
-            .post(`/load/write/${n}`)
-            .set('Cookie', this.cookies[client])
-            .timeout(REQUEST_TIMEOUT_MS)
-        ).status;
+        const res = await this.http
+          .post(`/load/write/${n}`)
+          .set('Cookie', this.cookies[client])
+          .timeout(REQUEST_TIMEOUT_MS);
+        status = res.status;
+        if (status !== 200) message = String(res.body?.message ?? res.text);
       } catch {
         // The app did not answer (or not within the bound): counted as a failure by the checks.
         status = 0;
       }
-      this.answers.push({ at: Date.now(), status, client });
+      this.answers.push({ at: Date.now(), status, client, message });
       if (status === 200) this.acked[client].push(n);
       // A client that is refused at once does not spin: it retries a little later, as users do.
       else await new Promise((resolve) => setTimeout(resolve, 20));
