@@ -98,8 +98,9 @@ export function sessionFor(
   }
   const carried = carriedSession(context);
   if (carried) return carried;
-  const route = context.getType() === 'http' ? routeInfo(context) : undefined;
-  const session = sessionOf<SessionHandle>(req, res, route?.hooked);
+  const type = context.getType<string>();
+  const route = type === 'http' || type === 'graphql' ? routeInfo(context) : undefined;
+  const session = sessionOf<SessionHandle>(req, res, type === 'http' && route!.hooked);
   if (!session) {
     throw new SessionError(
       'SESSION_CONFIG_INVALID',
@@ -145,21 +146,31 @@ export function loadedSession<R>(
   load: boolean,
 ): R | Promise<R> {
   if (context.getType() === 'ws') return socketParam(context, pick) as R;
-  let session: SessionHandle;
+  let session: SessionHandle | undefined;
   let loading: Promise<void> | undefined;
   try {
     session = sessionFor(context);
     loading = load ? session.loadNow() : undefined;
   } catch (error) {
-    throw contextError(error, context);
+    throw loadFailed(error, context, session);
   }
   if (!loading) return pick(session);
+  const loaded = session;
   return loading.then(
-    () => pick(session),
+    () => pick(loaded),
     (error: unknown) => {
-      throw contextError(error, context);
+      throw loadFailed(error, context, loaded);
     },
   );
+}
+
+/**
+ * A session parameter that could not be resolved. In GraphQL its resolver fails: as when a
+ * session resolver throws, none of the request's changes are saved.
+ */
+function loadFailed(error: unknown, context: ExecutionContext, session?: SessionHandle): unknown {
+  if (session && context.getType<string>() === 'graphql') session.failAtEnd();
+  return contextError(error, context);
 }
 
 /** In a gateway, the message handler hooked by `SessionModule` loads the session and fills it in. */

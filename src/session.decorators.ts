@@ -73,7 +73,9 @@ export const AllowCrossSite = (): MethodDecorator & ClassDecorator =>
  * requests of the same session take turns (across instances, through the store), so
  * read-modify-write of one key is safe. Requests of other sessions never wait. The lock is taken
  * before the session is loaded and released after the commit; waiting longer than `lockTimeout`
- * answers 409.
+ * answers 409. A session read before the lock (`eager: true`, an earlier GraphQL resolver of the
+ * request) is read again under it; one already changed by the request is refused with 409. On a
+ * GraphQL resolver, the lock holds until the request's commit.
  * @example
  * @Post('cart/items') @SessionLock()
  * add(@Session() s: Session<Cart>) { s.data.items = [...(s.data.items ?? []), item]; }

@@ -52,7 +52,9 @@ const RouteExchange = createParamDecorator((_data: unknown, ctx: ExecutionContex
   markRouteCommits(req);
   const route = routeInfo(ctx);
   if (!(route.usesSession || route.lock)) return req;
-  return loadedSession(ctx, () => req, route.usesSession);
+  // A locked route's session is read under the lock before the handler, also when `eager: true`
+  // read it already (then it is read again under the lock).
+  return loadedSession(ctx, () => req, true);
 });
 
 /**

@@ -57,6 +57,13 @@ for (const { name, describe: describeStore, create } of STORES) {
       expect(new Set(items).size).toBe(BURST);
     });
 
+    it('keeps all 50 concurrent adds with @SessionLock() when eager: true read the session first (Passport)', async () => {
+      const { http, cookie } = await boot({ eager: true });
+      const { statuses, items } = await burst(http, cookie, '/cart/locked');
+      expect(statuses.every((s) => s === 200)).toBe(true);
+      expect(new Set(items).size).toBe(BURST);
+    });
+
     it("keeps all 50 concurrent adds on every route with concurrency: 'serialize'", async () => {
       const { http, cookie } = await boot({ concurrency: 'serialize' });
       const { items } = await burst(http, cookie, '/cart/plain');

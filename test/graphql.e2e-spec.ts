@@ -292,6 +292,26 @@ describe.each(CASES)('Sessions in GraphQL resolvers', ({ driver, store: storeCas
       expect(read).toEqual({ data: { sessionName: 'Ivan', tags: ['a'] } });
     });
 
+    it('keeps every change of 30 concurrent requests to a @SessionLock() mutation', async () => {
+      const cookie = await login('lena');
+      const add = (field: string, i: number) =>
+        gql(`mutation($t: String!) { ${field}(tag: $t) }`, cookie, { t: `t${i}` });
+      await Promise.all(Array.from({ length: 30 }, (_, i) => add('addTagLocked', i)));
+      const { body } = await gql('{ tags }', cookie);
+      expect(new Set(body.data?.tags as string[]).size).toBe(30);
+    });
+
+    it('refuses a @SessionLock() mutation with CONFLICT after an earlier one of the request changed the session unlocked', async () => {
+      const cookie = await login('mona');
+      const { body } = await gql(
+        'mutation { setName(name: "Mona") addTagLocked(tag: "a") }',
+        cookie,
+      );
+      expect(codes(body)).toEqual(['CONFLICT']);
+      const { body: read } = await gql('{ sessionName tags }', cookie);
+      expect(read).toEqual({ data: { sessionName: null, tags: [] } });
+    });
+
     it('commits a batched request once, every operation on the same session', async () => {
       const cookie = await login('judy');
       observed.calls.save = observed.calls.saveSync = 0;

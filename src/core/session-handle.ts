@@ -1,4 +1,4 @@
-import { SessionError, SessionGoneError } from '../session.errors.js';
+import { SessionConflictError, SessionError, SessionGoneError } from '../session.errors.js';
 import type { SessionRecord, SessionWrite } from '../interfaces/session-store.interface.js';
 import type { OpenedSession } from './session-backend.js';
 import type { SessionCarrier } from './session-carrier.js';
@@ -372,7 +372,8 @@ export class SessionHandle<T extends object = Record<string, unknown>>
    * store is read; throws or rejects with the store's error.
    */
   loadNow(): Promise<void> | undefined {
-    if (this.state === 'loaded') return undefined;
+    // While loaded, `loading` is a late lock's read again (see lockLate), else undefined.
+    if (this.state === 'loaded') return this.lockWanted ? this.lockLate() : this.loading;
     if (this.loading) return this.loading;
     const pending = this.startLoad();
     if (!pending) {
@@ -729,6 +730,44 @@ export class SessionHandle<T extends object = Record<string, unknown>>
       return m.backend.find(key, presented);
     }
     return this.lockAndLoad(key, presented);
+  }
+
+  /**
+   * `@SessionLock()` asked for by a session loaded without the lock (`eager: true` loaded it for
+   * Passport, or another resolver of the GraphQL request did): takes the lock now and reads the
+   * session again under it, so that the locked section still sees every write of the previous
+   * holder. A session this request already changed is refused (409): those changes rest on a read
+   * the lock did not cover. Nothing to do for a session not stored yet, or a sealed one.
+   */
+  private lockLate(): Promise<void> | undefined {
+    this.lockWanted = false;
+    // Asked again (each `@Session()` of the route does) while the lock is being taken.
+    if (this.loading) return this.loading;
+    const key = this.storedKey;
+    const m = this.manager;
+    if (this.lockHeld || key === undefined || !m.backend.holdsSessions) return undefined;
+    const { set, unset } = this.values.delta();
+    if (
+      Object.keys(set).length > 0 ||
+      unset.length > 0 ||
+      this.values.replace ||
+      this.rotate ||
+      this.pendingUser() !== this.storedUser
+    ) {
+      throw new SessionConflictError(
+        "This request changed the session before @SessionLock() took the session's lock; nothing was written",
+      );
+    }
+    const token = this.storedToken;
+    this.loading = this.lockAndLoad(key, true)
+      .then((record) => {
+        if (record) this.adopt(record, token);
+        else this.startNew();
+      })
+      .finally(() => {
+        this.loading = undefined;
+      });
+    return this.loading;
   }
 
   private async lockAndLoad(key: string, presented: boolean): Promise<SessionRecord | null> {
