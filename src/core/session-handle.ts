@@ -180,6 +180,8 @@ export class SessionHandle<T extends object = Record<string, unknown>>
   /** This request must hold the session's lock while it uses the session. */
   private lockWanted = false;
   private lockHeld: { key: string; owner: string } | undefined;
+  /** A session loaded without the lock, being read again under it ({@link lockLate}). */
+  private relocking: Promise<void> | undefined;
   /**
    * The lock this request took, kept after an early release (the client went away): its write is
    * still fenced by it, so it cannot land over the next holder's.
@@ -372,8 +374,7 @@ export class SessionHandle<T extends object = Record<string, unknown>>
    * store is read; throws or rejects with the store's error.
    */
   loadNow(): Promise<void> | undefined {
-    // While loaded, `loading` is a late lock's read again (see lockLate), else undefined.
-    if (this.state === 'loaded') return this.lockWanted ? this.lockLate() : this.loading;
+    if (this.state === 'loaded') return this.lockWanted ? this.lockLate() : this.relocking;
     if (this.loading) return this.loading;
     const pending = this.startLoad();
     if (!pending) {
@@ -742,7 +743,7 @@ export class SessionHandle<T extends object = Record<string, unknown>>
   private lockLate(): Promise<void> | undefined {
     this.lockWanted = false;
     // Asked again (each `@Session()` of the route does) while the lock is being taken.
-    if (this.loading) return this.loading;
+    if (this.relocking) return this.relocking;
     const key = this.storedKey;
     const m = this.manager;
     if (this.lockHeld || key === undefined || !m.backend.holdsSessions) return undefined;
@@ -759,15 +760,15 @@ export class SessionHandle<T extends object = Record<string, unknown>>
       );
     }
     const token = this.storedToken;
-    this.loading = this.lockAndLoad(key, true)
+    this.relocking = this.lockAndLoad(key, true)
       .then((record) => {
         if (record) this.adopt(record, token);
         else this.startNew();
       })
       .finally(() => {
-        this.loading = undefined;
+        this.relocking = undefined;
       });
-    return this.loading;
+    return this.relocking;
   }
 
   private async lockAndLoad(key: string, presented: boolean): Promise<SessionRecord | null> {
