@@ -192,6 +192,36 @@ describe('A lock wait after a store outage (e2e, memory store)', () => {
     const cart = await http.get('/cart').set('Cookie', cookie).expect(200);
     expect(cart.body.items).toEqual(['c']);
   });
+  it('answers 503, not 409, for a write whose lock passed to another while its renewals failed', async () => {
+    const memory = new MemorySessionStore();
+    store = memory;
+    let renewalsFail = false;
+    const renew = memory.renewLock.bind(memory);
+    memory.renewLock = async (key, owner, ttl) => {
+      if (renewalsFail) throw new Error('connection lost');
+      return renew(key, owner, ttl);
+    };
+    app = await createFixtureApp(
+      { store, lockTimeout: 300 },
+      { controllers: [CartFixtureController] },
+    );
+    const http = request(app.getHttpServer());
+    const cookie = sessionCookie(await http.post('/set').send({ name: 'shopper' }).expect(200))!;
+    const key = SessionTokenSigner.storageKey(cookie.split('=')[1].split('.')[0]);
+    renewalsFail = true;
+    const holder = http
+      .post('/cart/hold?ms=1500')
+      .set('Cookie', cookie)
+      .then((r) => r);
+    // Its lease (1 s) runs out unrenewed; a late lock call of the outage takes the lock.
+    await sleep(1_150);
+    expect(await memory.acquireLock(key, 'left-over', 1_000)).toBe(true);
+    const held = await holder;
+    expect(held.status).toBe(503);
+    renewalsFail = false;
+    const cart = await http.get('/cart').set('Cookie', cookie).expect(200);
+    expect(cart.body.items).toEqual([]);
+  });
 });
 
 describe('Concurrency configuration', () => {

@@ -1,6 +1,6 @@
 import { SessionConflictError, SessionError, SessionGoneError } from '../session.errors.js';
 import type { SessionRecord, SessionWrite } from '../interfaces/session-store.interface.js';
-import type { OpenedSession } from './session-backend.js';
+import type { OpenedSession, SessionBackend, SessionSave } from './session-backend.js';
 import type { SessionCarrier } from './session-carrier.js';
 import { planCommit, type CommitPlan } from './session-commit.js';
 import {
@@ -505,11 +505,32 @@ export class SessionHandle<T extends object = Record<string, unknown>>
     const write = this.buildWrite(plan.action, now, delta.set, delta.unset, user);
     const texts = this.values.finalTexts(write.set);
     assertSize(texts, m.options.maxSize);
-    const saving = m.backend.save({ write, texts, previousUser: this.storedUser });
+    const save = { write, texts, previousUser: this.storedUser };
+    if (write.lockOwner !== undefined) return this.saveFenced(save, sendCookie, now);
+    const saving = m.backend.save(save);
     if (saving instanceof Promise) {
       return saving.then((values) => this.stored(write, sendCookie, now, values));
     }
     return this.stored(write, sendCookie, now, saving);
+  }
+
+  /** A write under this request's lock; its refusal goes through `fencedWriteFailure`. */
+  private saveFenced(save: SessionSave, sendCookie: boolean, now: number): Promise<void> {
+    const m = this.manager;
+    const locked = save.write.previousKey ?? save.write.key;
+    const refused = (error: unknown) => {
+      throw m.fencedWriteFailure(error, locked);
+    };
+    let saving: ReturnType<SessionBackend['save']>;
+    try {
+      saving = m.backend.save(save);
+    } catch (error) {
+      return refused(error);
+    }
+    return Promise.resolve(saving).then(
+      (values) => this.stored(save.write, sendCookie, now, values),
+      refused,
+    );
   }
 
   /**

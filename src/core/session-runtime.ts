@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { SessionCarrier } from './session-carrier.js';
 import type { SessionLogger } from './session-logger.js';
 import {
+  SessionConflictError,
   SessionError,
   SessionLimitError,
   SessionLockTimeoutError,
@@ -123,6 +124,17 @@ export class SessionRuntime {
       this.dequeue(key);
       throw error;
     }
+  }
+
+  /**
+   * A write under a lock refused as a conflict (the lock passed to another owner while this
+   * request held it) while a lock call on that session failed lately: the outage's doing, so the
+   * store's answer (503), as {@link lock} answers a wait that an outage ended.
+   */
+  fencedWriteFailure(error: unknown, key: string): unknown {
+    return error instanceof SessionConflictError && this.leases?.troubled(key)
+      ? new SessionStoreUnavailableError(error)
+      : error;
   }
 
   /** Releases a lock taken with {@link lock}. Never throws: an unreleased lock expires after `lockTtl`. */
