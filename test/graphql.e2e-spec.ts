@@ -464,8 +464,48 @@ function subscribe(url: string, cookie: string | undefined, query: string): Prom
   }).finally(() => client.dispose());
 }
 
-describe.each(STORES)('Subscriptions over graphql-ws (Apollo on Express)', (storeCase) => {
-  storeCase.describe(`${storeCase.name} store`, () => {
+/**
+ * GraphQL with subscriptions over graphql-ws, wired as the README shows: the session of the
+ * handshake's Cookie header, resolved once per connection and carried in the context as `session`.
+ */
+function graphQLWithSubscriptions(driver: Driver) {
+  if (driver === 'Apollo on Express') {
+    return GraphQLModule.forRootAsync<ApolloDriverConfig>({
+      driver: ApolloDriver,
+      inject: [SessionService],
+      useFactory: (sessions: SessionService) => ({
+        autoSchemaFile: true,
+        graphiql: false,
+        fieldResolverEnhancers: ['guards'],
+        subscriptions: {
+          'graphql-ws': {
+            onConnect: async (ctx) => {
+              const extra = ctx.extra as { request: IncomingMessage; session?: Session };
+              extra.session = await sessions.fromRequest(extra.request);
+            },
+          },
+        },
+        context: ({ req, res, extra }: Record<string, Record<string, unknown>>) =>
+          extra ? { req: extra.request, session: extra.session } : { req, res },
+      }),
+    });
+  }
+  return GraphQLModule.forRootAsync<MercuriusDriverConfig>({
+    driver: MercuriusDriver,
+    inject: [SessionService],
+    useFactory: (sessions: SessionService) => ({
+      autoSchemaFile: true,
+      graphiql: false,
+      fieldResolverEnhancers: ['guards'],
+      subscription: {
+        context: async (_socket, request) => ({ session: await sessions.fromRequest(request) }),
+      },
+    }),
+  });
+}
+
+describe.each(CASES)('Subscriptions over graphql-ws', ({ driver, store: storeCase }) => {
+  storeCase.describe(`${driver}, ${storeCase.name} store`, () => {
     let app: INestApplication;
     let url: string;
 
@@ -473,30 +513,12 @@ describe.each(STORES)('Subscriptions over graphql-ws (Apollo on Express)', (stor
       const moduleRef = await Test.createTestingModule({
         imports: [
           SessionModule.forRoot({ secret: TEST_SECRET, store: storeCase.create() }),
-          GraphQLModule.forRootAsync<ApolloDriverConfig>({
-            driver: ApolloDriver,
-            inject: [SessionService],
-            useFactory: (sessions: SessionService) => ({
-              autoSchemaFile: true,
-              graphiql: false,
-              fieldResolverEnhancers: ['guards'],
-              subscriptions: {
-                'graphql-ws': {
-                  // Once per connection: the session of the handshake's Cookie header.
-                  onConnect: async (ctx) => {
-                    const extra = ctx.extra as { request: IncomingMessage; session?: Session };
-                    extra.session = await sessions.fromRequest(extra.request);
-                  },
-                },
-              },
-              context: ({ req, res, extra }: Record<string, Record<string, unknown>>) =>
-                extra ? { req: extra.request, session: extra.session } : { req, res },
-            }),
-          }),
+          graphQLWithSubscriptions(driver),
         ],
         providers: [SessionResolver, SessionSubscriptionResolver],
       }).compile();
-      app = await initApp(moduleRef as never, {}, 'express');
+      const platform = driver === 'Apollo on Express' ? 'express' : 'fastify';
+      app = await initApp(moduleRef as never, {}, platform);
       await app.listen(0, '127.0.0.1');
       const { port } = app.getHttpServer().address() as AddressInfo;
       url = `ws://127.0.0.1:${port}/graphql`;
