@@ -312,6 +312,44 @@ describe.each(CASES)('Sessions in GraphQL resolvers', ({ driver, store: storeCas
       expect(read).toEqual({ data: { sessionName: null, tags: [] } });
     });
 
+    it('keeps every locked change when a parallel resolver of the request loaded the session first', async () => {
+      const cookie = await login('nina');
+      await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          post(
+            [
+              { query: '{ tags }' },
+              {
+                query: 'mutation($t: String!) { addTagLocked(tag: $t) }',
+                variables: { t: `t${i}` },
+              },
+            ],
+            cookie,
+          ).expect(200),
+        ),
+      );
+      const { body } = await gql('{ tags }', cookie);
+      expect(new Set(body.data?.tags as string[]).size).toBe(20);
+    });
+
+    it('saves all or nothing of a batch whose unlocked write runs beside a @SessionLock() mutation', async () => {
+      const cookie = await login('omar');
+      const res = await post(
+        [
+          { query: 'mutation { setName(name: "Omar") }' },
+          { query: 'mutation { addTagLocked(tag: "a") }' },
+        ],
+        cookie,
+      ).expect(200);
+      const failed = (res.body as GraphQLResult[]).some((r) => (r.errors ?? []).length > 0);
+      const { body } = await gql('{ sessionName tags }', cookie);
+      expect(body).toEqual(
+        failed
+          ? { data: { sessionName: null, tags: [] } }
+          : { data: { sessionName: 'Omar', tags: ['a'] } },
+      );
+    });
+
     it('commits a batched request once, every operation on the same session', async () => {
       const cookie = await login('judy');
       observed.calls.save = observed.calls.saveSync = 0;

@@ -375,7 +375,9 @@ export class SessionHandle<T extends object = Record<string, unknown>>
    */
   loadNow(): Promise<void> | undefined {
     if (this.state === 'loaded') return this.lockWanted ? this.lockLate() : this.relocking;
-    if (this.loading) return this.loading;
+    // A load without the lock is under way (a parallel resolver): the lock follows it.
+    if (this.loading)
+      return this.lockWanted ? this.loading.then(() => this.loadNow()) : this.loading;
     const pending = this.startLoad();
     if (!pending) {
       this.loaded();
@@ -758,31 +760,25 @@ export class SessionHandle<T extends object = Record<string, unknown>>
    * `@SessionLock()` asked for by a session loaded without the lock (`eager: true` loaded it for
    * Passport, or another resolver of the GraphQL request did): takes the lock now and reads the
    * session again under it, so that the locked section still sees every write of the previous
-   * holder. A session this request already changed is refused (409): those changes rest on a read
-   * the lock did not cover. Nothing to do for a session not stored yet, or a sealed one.
+   * holder. A session this request changed before the lock was held is refused (409), the lock
+   * released: those changes rest on a read the lock did not cover. Nothing to do for a session not
+   * stored yet, a sealed one, or one this request has locked already (`fence`, kept after release).
    */
   private lockLate(): Promise<void> | undefined {
     this.lockWanted = false;
     // Asked again (each `@Session()` of the route does) while the lock is being taken.
     if (this.relocking) return this.relocking;
     const key = this.storedKey;
-    const m = this.manager;
-    if (this.lockHeld || key === undefined || !m.backend.holdsSessions) return undefined;
-    const { set, unset } = this.values.delta();
-    if (
-      Object.keys(set).length > 0 ||
-      unset.length > 0 ||
-      this.values.replace ||
-      this.rotate ||
-      this.pendingUser() !== this.storedUser
-    ) {
-      throw new SessionConflictError(
-        "This request changed the session before @SessionLock() took the session's lock; nothing was written",
-      );
-    }
+    if (this.fence || key === undefined || !this.manager.backend.holdsSessions) return undefined;
+    if (this.changedSinceLoad()) throw lateLockRefused();
     const token = this.storedToken;
     this.relocking = this.lockAndLoad(key, true)
-      .then((record) => {
+      .then(async (record) => {
+        // Another resolver of this request wrote while the lock was taken.
+        if (this.changedSinceLoad()) {
+          await this.release();
+          throw lateLockRefused();
+        }
         if (record) this.adopt(record, token);
         else this.startNew();
       })
@@ -790,6 +786,18 @@ export class SessionHandle<T extends object = Record<string, unknown>>
         this.relocking = undefined;
       });
     return this.relocking;
+  }
+
+  /** Whether this request changed the session since it was read (data, id, user). */
+  private changedSinceLoad(): boolean {
+    const { set, unset } = this.values.delta();
+    return (
+      Object.keys(set).length > 0 ||
+      unset.length > 0 ||
+      this.values.replace ||
+      this.rotate ||
+      this.pendingUser() !== this.storedUser
+    );
   }
 
   private async lockAndLoad(key: string, presented: boolean): Promise<SessionRecord | null> {
@@ -1042,3 +1050,9 @@ const HANDLE_TRAPS: ProxyHandler<SessionHandle<object>> = {
     return target.isLoaded ? Reflect.getOwnPropertyDescriptor(target.data, prop) : undefined;
   },
 };
+
+function lateLockRefused(): SessionConflictError {
+  return new SessionConflictError(
+    "This request changed the session before @SessionLock() held the session's lock; nothing was written",
+  );
+}

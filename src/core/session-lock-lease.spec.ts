@@ -163,18 +163,18 @@ describe('SessionLockLeases', () => {
     expect(warnings[0]).toMatch(/expired while its request still held it/);
   });
 
-  it('marks a session troubled for lockTtl and a lease after a lock call on it failed, and no other', async () => {
+  it('marks a session troubled for lockTtl and a lease after an acquire on it failed, and no other', async () => {
     const { store, state } = switchable();
-    const { leases } = leasesOn(store, 300, 2_000); // lease 300 ms: troubled for 600 ms
+    const { leases } = leasesOn(store, 1_000, 2_000); // lease 1 s: troubled for 2 s
     expect(leases.troubled('k')).toBe(false);
     state.down = true;
     await expect(leases.acquire('k', 'a')).rejects.toThrow('store unavailable');
     state.down = false;
     expect(leases.troubled('k')).toBe(true);
     expect(leases.troubled('other')).toBe(false);
-    await sleep(400);
+    await sleep(1_000);
     expect(leases.troubled('k')).toBe(true);
-    await sleep(300);
+    await sleep(1_400);
     expect(leases.troubled('k')).toBe(false);
   });
 
@@ -191,5 +191,16 @@ describe('SessionLockLeases', () => {
     state.down = false;
     expect(leases.troubledCount).toBe(1);
     expect(leases.troubled('late')).toBe(true);
+  });
+
+  it('does not mark a session troubled for a failed renewal (renewals are owner-checked)', async () => {
+    const { store, state } = switchable();
+    const { leases } = leasesOn(store);
+    expect(await leases.acquire('k', 'a')).toBe(true);
+    state.down = true;
+    await sleep(450); // a renewal tick fails
+    state.down = false;
+    expect(leases.troubled('k')).toBe(false);
+    await leases.release('k', 'a');
   });
 });

@@ -11,10 +11,10 @@
  *   acquire that failed or timed out (it may still have been applied, or be applied later), are
  *   retried as an owner-checked release, with backoff, until the store answers. The owner check
  *   makes that safe: it never frees someone else's lock.
- * - **A wait that an outage ended is a 503, not a 409.** An acquire or renewal the store applied
- *   after its caller gave up (a client library's resend once the node is back) can leave a lock
- *   that no request holds, after every cleanup ran. For `lockTtl` and a lease after a lock call on
- *   a session failed, {@link SessionLockLeases.troubled} says so, and a wait for that session's
+ * - **A wait that an outage ended is a 503, not a 409.** An acquire the store applied after its
+ *   caller gave up (a client library's resend once the node is back) can leave a lock that no
+ *   request holds, after every cleanup ran. For `lockTtl` and a lease after an acquire or a release
+ *   on a session failed, {@link SessionLockLeases.troubled} says so, and a wait for that session's
  *   lock that runs out is reported as the store being unavailable rather than as "busy".
  *
  * The engine's lock call sites use one {@link SessionLockLeases} per store: `acquire()` in the
@@ -177,8 +177,9 @@ export class SessionLockLeases {
             'A session lock expired while its request still held it (the store was slow or away); another request may have taken it.',
           );
         },
-        // A failed renewal is retried at the next tick; the lease covers two misses.
-        () => this.failed(key),
+        // A failed renewal is retried at the next tick; the lease covers two misses. Renewals are
+        // owner-checked, so one applied late cannot leave a lock behind: not a failure to note.
+        () => undefined,
       );
     }, every);
     timer.unref();

@@ -133,8 +133,9 @@ export interface SessionModuleOptions {
    */
   concurrency?: SessionConcurrency;
   /**
-   * Longest wait for a session lock before answering 409 "session busy" (503 when a lock call on
-   * that session failed within `lockTtl`: the lock in the way may be left over from the outage).
+   * Longest wait for a session lock before answering 409 "session busy" (503 when this process's
+   * acquire or release of that session's lock failed within `lockTtl` and a lease: the lock in the
+   * way may be left over from the outage).
    * @default '5s'
    */
   lockTimeout?: SessionDuration;
