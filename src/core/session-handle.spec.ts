@@ -149,6 +149,20 @@ describe('SessionHandle (unit)', () => {
     expect(store.loadSync(key)?.data).toEqual({ n: '2' });
   });
 
+  it('does not fence a later commit of a settled handle by the lock it gave back (an observable gateway handler)', async () => {
+    const { store, exchange, request } = engine({ lockTimeout: '2s' });
+    const cookie = await exchange(undefined, (s) => (s.data.n = 1));
+    const key = store.saves[0].key;
+    const { handle } = request(cookie);
+    handle.requireLock();
+    await handle.load();
+    handle.data.n = 2;
+    await handle.settle(true);
+    handle.data.n = 3;
+    await handle.settle(true);
+    expect(store.loadSync(key)?.data).toEqual({ n: '3' });
+  });
+
   it('writes nothing and sets no cookie for a new session nobody wrote to', async () => {
     const { store, request } = engine();
     const { carrier, handle } = request();

@@ -717,11 +717,20 @@ export class SessionHandle<T extends object = Record<string, unknown>>
       else this.rollback();
     } catch (error) {
       // Refused before any store call (too large, say): the lock still goes.
+      this.fence = undefined;
       if (!this.holdsLock) throw error;
       return this.release().then(() => Promise.reject(error));
     }
-    if (!committing && !this.holdsLock) return undefined;
-    return (committing ?? Promise.resolve()).finally(() => this.release());
+    if (!committing && !this.holdsLock) {
+      this.fence = undefined;
+      return undefined;
+    }
+    return (committing ?? Promise.resolve()).finally(() => {
+      // Settled: a later commit of this handle (an observable gateway handler's next value) is a
+      // write of its own, not one fenced by the lock given back now.
+      this.fence = undefined;
+      return this.release();
+    });
   }
 
   /**
