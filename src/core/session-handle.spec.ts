@@ -161,6 +161,11 @@ describe('SessionHandle (unit)', () => {
     handle.data.n = 3;
     await handle.settle(true);
     expect(store.loadSync(key)?.data).toEqual({ n: '3' });
+    // Nor does a later save() take the lock again (nothing would release it).
+    handle.data.n = 4;
+    await handle.save();
+    expect(handle.holdsLock).toBe(false);
+    expect(await store.acquireLock(key, 'next', 1_000)).toBe(true);
   });
 
   it('writes nothing and sets no cookie for a new session nobody wrote to', async () => {

@@ -812,6 +812,8 @@ export class SessionHandle<T extends object = Record<string, unknown>>
   private async lockAndLoad(key: string, presented: boolean): Promise<SessionRecord | null> {
     const m = this.manager;
     const owner = await m.lock(key);
+    // Held: a later loadNow() of this request must not lock again (see lockLate).
+    this.lockWanted = false;
     this.lockHeld = { key, owner };
     this.fence = this.lockHeld;
     // Whatever way the request ends (even a guard or filter that skips the handler).
