@@ -152,7 +152,8 @@ async function runMessage(
   }
   if (isObservable(result)) {
     return (result as Observable<unknown>).pipe(
-      concatMap((value) => from(committed(loaded, value))),
+      // Each value is committed under the message's lock; finalize gives it back.
+      concatMap((value) => from(committed(loaded, value, true))),
       catchError((error: unknown) => from(failed(loaded, error))),
       finalize(() => void loaded.release()),
     );
@@ -160,10 +161,17 @@ async function runMessage(
   return committed(loaded, result);
 }
 
-/** Commits after a handler succeeded (and releases the lock); `value` once it is written. */
-async function committed(session: SessionHandle, value: unknown): Promise<unknown> {
+/**
+ * Commits after a handler succeeded and releases the lock (kept with `keepLock`, for an observable's
+ * next value); `value` once it is written.
+ */
+async function committed(
+  session: SessionHandle,
+  value: unknown,
+  keepLock = false,
+): Promise<unknown> {
   try {
-    await session.settle(true);
+    await session.settle(true, keepLock);
   } catch (error) {
     // The commit failed (a change that needs a cookie, the store): nothing of it stands.
     session.rollback();

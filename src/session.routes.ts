@@ -1,5 +1,5 @@
 import { createParamDecorator, type ExecutionContext, type Type } from '@nestjs/common';
-import { catchError, concatMap, isObservable } from 'rxjs';
+import { catchError, concatMap, finalize, isObservable } from 'rxjs';
 import { PATH_METADATA } from '@nestjs/common/constants.js';
 import type { ModulesContainer } from '@nestjs/core';
 import { REQUIRE_SESSION_KEY } from './session.constants.js';
@@ -132,9 +132,11 @@ function runHandler(handler: Handler, self: unknown, params: unknown[], req: obj
     return failed(req, error, false);
   }
   if (isObservable(result)) {
+    // Each value is committed under the lock the route took; it goes back when the stream ends.
     return result.pipe(
-      concatMap((value) => Promise.resolve(finish(req, value))),
+      concatMap((value) => Promise.resolve(finish(req, value, true))),
       catchError((error: unknown) => failed(req, error, false)),
+      finalize(() => void sessionOfRequest(req)?.release()),
     );
   }
   if (isThenable(result)) {
@@ -146,13 +148,16 @@ function runHandler(handler: Handler, self: unknown, params: unknown[], req: obj
   return finish(req, result);
 }
 
-/** Commits the request's session, if anything loaded it; `value` when there was nothing to do. */
-function finish(req: object, value: unknown): unknown {
+/**
+ * Commits the request's session, if anything loaded it; `value` when there was nothing to do.
+ * `keepLock`: a value of an observable handler, more may follow.
+ */
+function finish(req: object, value: unknown, keepLock = false): unknown {
   const session = sessionOfRequest(req);
   if (!session?.isLoaded) return value;
   let settling: Promise<void> | undefined;
   try {
-    settling = session.settle(true);
+    settling = session.settle(true, keepLock);
   } catch (error) {
     return failed(req, error, true);
   }
@@ -166,7 +171,8 @@ function finish(req: object, value: unknown): unknown {
 async function failed(req: object, error: unknown, committing: boolean): Promise<never> {
   const session = sessionOfRequest(req);
   if (committing) {
-    // The commit itself failed: nothing of it stands (settle() has released the lock).
+    // The commit itself failed: nothing of it stands (settle() has released the lock, or the
+    // observable's finalize will).
     session?.rollback();
   } else {
     await session?.settle(false);

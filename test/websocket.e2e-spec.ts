@@ -348,6 +348,21 @@ for (const transport of TRANSPORTS) {
           expect(Date.now() - started).toBeLessThan(1000);
         });
 
+        it('commits every value of an observable handler under @SessionLock(), then releases the lock', async () => {
+          const { base, connect } = await boot(transport, {
+            store: store.shared()(),
+            lockTimeout: 2000,
+          });
+          const { cookie } = await login(base, 'lars');
+          const client = await connect(cookie);
+          expect(await client.ask('notes', { note: 'x' })).toEqual({ event: 'notes', data: 'x-1' });
+          await eventually(async () => (await me(base, cookie)).data.note === 'x-2');
+          // The lock went back when the stream ended: the HTTP request does not wait for it.
+          const started = Date.now();
+          expect((await me(base, cookie)).data).toEqual({ userId: 'lars', note: 'x-2' });
+          expect(Date.now() - started).toBeLessThan(1000);
+        });
+
         if (transport.kind === 'socket.io') {
           it("joins a socket to its session's and user's rooms, so a logout can disconnect them", async () => {
             const { base, gateway, connect } = await boot(transport, { store: store.shared()() });

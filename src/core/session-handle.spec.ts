@@ -149,7 +149,7 @@ describe('SessionHandle (unit)', () => {
     expect(store.loadSync(key)?.data).toEqual({ n: '2' });
   });
 
-  it('does not fence a later commit of a settled handle by the lock it gave back (an observable gateway handler)', async () => {
+  it('commits each value of an observable handler under one lock, gives it back at the end, and fences a stray save() after it', async () => {
     const { store, exchange, request } = engine({ lockTimeout: '2s' });
     const cookie = await exchange(undefined, (s) => (s.data.n = 1));
     const key = store.saves[0].key;
@@ -157,15 +157,34 @@ describe('SessionHandle (unit)', () => {
     handle.requireLock();
     await handle.load();
     handle.data.n = 2;
-    await handle.settle(true);
+    await handle.settle(true, true);
+    expect(handle.holdsLock).toBe(true);
+    expect(await store.acquireLock(key, 'other', 1_000)).toBe(false);
     handle.data.n = 3;
-    await handle.settle(true);
+    await handle.settle(true, true);
+    await handle.release();
     expect(store.loadSync(key)?.data).toEqual({ n: '3' });
-    // Nor does a later save() take the lock again (nothing would release it).
-    handle.data.n = 4;
-    await handle.save();
-    expect(handle.holdsLock).toBe(false);
     expect(await store.acquireLock(key, 'next', 1_000)).toBe(true);
+    // After the end, a stray save() neither locks again nor writes over the next holder.
+    handle.data.n = 4;
+    await expect(handle.save()).rejects.toMatchObject({ code: 'SESSION_CONFLICT' });
+    expect(handle.holdsLock).toBe(false);
+    expect(store.loadSync(key)?.data).toEqual({ n: '3' });
+  });
+
+  it('still locks the live session when the first of two cookies is dead (CK-15)', async () => {
+    const { store, exchange, request } = engine({ lockTimeout: '2s' });
+    const dead = await exchange(undefined, (s) => (s.data.n = 1));
+    await store.destroy(store.saves[0].key);
+    const live = await exchange(undefined, (s) => (s.data.n = 2));
+    const liveKey = store.saves[1].key;
+    const { handle } = request(`${dead}; ${live}`);
+    handle.requireLock();
+    await handle.load();
+    expect(handle.id).toBe(liveKey);
+    expect(handle.holdsLock).toBe(true);
+    expect(await store.acquireLock(liveKey, 'other', 1_000)).toBe(false);
+    await handle.release();
   });
 
   it('writes nothing and sets no cookie for a new session nobody wrote to', async () => {

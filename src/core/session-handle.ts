@@ -708,8 +708,10 @@ export class SessionHandle<T extends object = Record<string, unknown>>
    * Ends this request's use of the session: commits after success (and after a failure with
    * `commitOnError`), rolls back otherwise, and releases the lock. Returns a promise only while the
    * store is written or the lock released; rejects (the lock released) when the commit fails.
+   * `keepLock`: for each value of an observable handler, whose later values are committed under
+   * the same lock; {@link release} gives it back when the observable ends.
    */
-  settle(succeeded: boolean): Promise<void> | undefined {
+  settle(succeeded: boolean, keepLock = false): Promise<void> | undefined {
     let committing: Promise<void> | undefined;
     try {
       this.keepPrivate();
@@ -717,20 +719,11 @@ export class SessionHandle<T extends object = Record<string, unknown>>
       else this.rollback();
     } catch (error) {
       // Refused before any store call (too large, say): the lock still goes.
-      this.fence = undefined;
-      if (!this.holdsLock) throw error;
+      if (!this.holdsLock || keepLock) throw error;
       return this.release().then(() => Promise.reject(error));
     }
-    if (!committing && !this.holdsLock) {
-      this.fence = undefined;
-      return undefined;
-    }
-    return (committing ?? Promise.resolve()).finally(() => {
-      // Settled: a later commit of this handle (an observable gateway handler's next value) is a
-      // write of its own, not one fenced by the lock given back now.
-      this.fence = undefined;
-      return this.release();
-    });
+    if (keepLock || !this.holdsLock) return committing;
+    return (committing ?? Promise.resolve()).finally(() => this.release());
   }
 
   /**
@@ -778,15 +771,17 @@ export class SessionHandle<T extends object = Record<string, unknown>>
     // Asked again (each `@Session()` of the route does) while the lock is being taken.
     if (this.relocking) return this.relocking;
     const key = this.storedKey;
-    if (this.fence || key === undefined || !this.manager.backend.holdsSessions) return undefined;
-    if (this.changedSinceLoad()) throw lateLockRefused();
+    if (key === undefined || this.fence?.key === key || !this.manager.backend.holdsSessions) {
+      return undefined;
+    }
+    if (this.changedSinceLoad()) throw this.lateLockRefused();
     const token = this.storedToken;
     this.relocking = this.lockAndLoad(key, true)
       .then(async (record) => {
         // Another resolver of this request wrote while the lock was taken.
         if (this.changedSinceLoad()) {
           await this.release();
-          throw lateLockRefused();
+          throw this.lateLockRefused();
         }
         if (record) this.adopt(record, token);
         else this.startNew();
@@ -795,6 +790,14 @@ export class SessionHandle<T extends object = Record<string, unknown>>
         this.relocking = undefined;
       });
     return this.relocking;
+  }
+
+  /** Drops the changes made without the lock (none may be saved, `commitOnError` or not): 409. */
+  private lateLockRefused(): SessionConflictError {
+    this.rollback();
+    return new SessionConflictError(
+      "This request changed the session before @SessionLock() held the session's lock; nothing was written",
+    );
   }
 
   /** Whether this request changed the session since it was read (data, id, user). */
@@ -812,15 +815,16 @@ export class SessionHandle<T extends object = Record<string, unknown>>
   private async lockAndLoad(key: string, presented: boolean): Promise<SessionRecord | null> {
     const m = this.manager;
     const owner = await m.lock(key);
-    // Held: a later loadNow() of this request must not lock again (see lockLate).
-    this.lockWanted = false;
     this.lockHeld = { key, owner };
     this.fence = this.lockHeld;
     // Whatever way the request ends (even a guard or filter that skips the handler).
     this.carrier?.onClose(() => void this.release());
     try {
       const record = await m.backend.find(key, presented);
-      if (!record) await this.release();
+      // Held on a live session: a later loadNow() of this request must not lock again (lockLate).
+      // A dead key (the first of several cookies) gives the lock back; the next key still locks.
+      if (record) this.lockWanted = false;
+      else await this.release();
       return record;
     } catch (error) {
       await this.release();
@@ -1061,9 +1065,3 @@ const HANDLE_TRAPS: ProxyHandler<SessionHandle<object>> = {
     return target.isLoaded ? Reflect.getOwnPropertyDescriptor(target.data, prop) : undefined;
   },
 };
-
-function lateLockRefused(): SessionConflictError {
-  return new SessionConflictError(
-    "This request changed the session before @SessionLock() held the session's lock; nothing was written",
-  );
-}
