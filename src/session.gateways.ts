@@ -152,8 +152,9 @@ async function runMessage(
   }
   if (isObservable(result)) {
     return (result as Observable<unknown>).pipe(
-      // Each value is committed under the message's lock; finalize gives it back.
-      concatMap((value) => from(committed(loaded, value, true))),
+      // Under @SessionLock() each value is committed under the message's one lock, which finalize
+      // gives back (concurrency: 'serialize' alone gives it back after the first value).
+      concatMap((value) => from(committed(loaded, value, lock))),
       catchError((error: unknown) => from(failed(loaded, error))),
       finalize(() => void loaded.release()),
     );

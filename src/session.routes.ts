@@ -80,7 +80,7 @@ export function hookSessionRoutes(modules: ModulesContainer): void {
         if (isHookedRoute(handler)) continue;
         if (Reflect.getMetadata(PATH_METADATA, handler) === undefined) continue;
         if (!usesSession(controller, handler)) continue;
-        hookHandler(owner, name, handler);
+        hookHandler(owner, name, handler, locksSession(controller, handler));
       }
     }
   }
@@ -107,7 +107,7 @@ export function anyRouteLocks(modules: ModulesContainer): boolean {
   return false;
 }
 
-function hookHandler(owner: object, name: string, original: Handler): void {
+function hookHandler(owner: object, name: string, original: Handler, lock: boolean): void {
   const at = hiddenParamIndex(owner, name, original);
   replaceMethod(
     owner,
@@ -118,13 +118,22 @@ function hookHandler(owner: object, name: string, original: Handler): void {
     RouteExchange(),
     (self, params, req) =>
       isSessionRequest(req as object)
-        ? runHandler(original, self, params, req as object)
+        ? runHandler(original, self, params, req as object, lock)
         : original.apply(self, params),
   );
 }
 
-/** Runs a hooked handler: commit after success, rollback after failure (unless `commitOnError`). */
-function runHandler(handler: Handler, self: unknown, params: unknown[], req: object): unknown {
+/**
+ * Runs a hooked handler: commit after success, rollback after failure (unless `commitOnError`).
+ * `lock`: the route's `@SessionLock()`, which an observable's values share until it ends.
+ */
+function runHandler(
+  handler: Handler,
+  self: unknown,
+  params: unknown[],
+  req: object,
+  lock: boolean,
+): unknown {
   let result: unknown;
   try {
     result = handler.apply(self, params);
@@ -132,9 +141,10 @@ function runHandler(handler: Handler, self: unknown, params: unknown[], req: obj
     return failed(req, error, false);
   }
   if (isObservable(result)) {
-    // Each value is committed under the lock the route took; it goes back when the stream ends.
+    // Under @SessionLock() each value is committed under the one lock, given back when the
+    // stream ends (concurrency: 'serialize' alone gives it back after the first value).
     return result.pipe(
-      concatMap((value) => Promise.resolve(finish(req, value, true))),
+      concatMap((value) => Promise.resolve(finish(req, value, lock))),
       catchError((error: unknown) => failed(req, error, false)),
       finalize(() => void sessionOfRequest(req)?.release()),
     );

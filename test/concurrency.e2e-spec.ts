@@ -64,6 +64,24 @@ for (const { name, describe: describeStore, create } of STORES) {
       expect(new Set(items).size).toBe(BURST);
     });
 
+    it('keeps every value of 10 concurrent observable handlers under @SessionLock(), and frees the lock after', async () => {
+      const { http, cookie } = await boot();
+      const responses = await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          http
+            .post('/cart/stream')
+            .set('Cookie', cookie)
+            .send({ items: [`a${i}`, `b${i}`, `c${i}`] }),
+        ),
+      );
+      expect(responses.map((r) => r.status)).toEqual(Array(10).fill(200));
+      const cart = await http.get('/cart').set('Cookie', cookie).expect(200);
+      expect(new Set(cart.body.items).size).toBe(30);
+      const started = Date.now();
+      await http.post('/cart/locked').set('Cookie', cookie).send({ item: 'after' }).expect(200);
+      expect(Date.now() - started).toBeLessThan(1_000);
+    });
+
     it("keeps all 50 concurrent adds on every route with concurrency: 'serialize'", async () => {
       const { http, cookie } = await boot({ concurrency: 'serialize' });
       const { items } = await burst(http, cookie, '/cart/plain');

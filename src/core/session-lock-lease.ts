@@ -167,6 +167,9 @@ export class SessionLockLeases {
       // A holder never keeps a lock longer than lockTtl in all.
       if (Date.now() - started + this.leaseMs > this.options.lockTtl) {
         this.stopRenewing(id);
+        this.options.warn?.(
+          'A session lock reached lockTtl while its request still held it (a long handler or stream); it lapses within a lease, and later writes under it are refused.',
+        );
         return;
       }
       this.store.renewLock!(key, owner, this.leaseMs).then(
