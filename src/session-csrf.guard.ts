@@ -74,7 +74,7 @@ export class SessionCsrfGuard implements CanActivate {
     context: ExecutionContext,
   ): true | Promise<true> {
     if (session.isNew || !this.sessions.csrf.verify(session.id, token)) {
-      return refuseSession(session, this.createException(context));
+      return refuseSession(session, this.createException(context), context);
     }
     return admitSession(session, context, toHttpException);
   }

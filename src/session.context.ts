@@ -220,10 +220,15 @@ export function admitSession(
 
 /**
  * A guard refuses a request: the handler will not run, so nothing else releases a lock taken while
- * loading. Releases it, if held, then throws `error`.
+ * loading. Releases it, if held, then throws `error`. In a GraphQL resolver the lock is the
+ * request's, which the response's end gives back: other resolvers of the request still run.
  */
-export function refuseSession(session: SessionHandle, error: unknown): never | Promise<never> {
-  if (!session.holdsLock) throw error;
+export function refuseSession(
+  session: SessionHandle,
+  error: unknown,
+  context: ExecutionContext,
+): never | Promise<never> {
+  if (!session.holdsLock || context.getType<string>() === 'graphql') throw error;
   return session.release().then(() => {
     throw error;
   });

@@ -88,6 +88,17 @@ export function hookSessionGateways(modules: ModulesContainer): GatewayWrapper[]
   return gateways;
 }
 
+/** Whether a message handler of the gateways (or its gateway class) asks for `@SessionLock()`. */
+export function anyGatewayLocks(gateways: readonly GatewayWrapper[]): boolean {
+  return gateways.some(({ metatype: gateway }) =>
+    [...methodsOf(gateway)].some(
+      ([, , handler]) =>
+        Reflect.getMetadata(MESSAGE_MAPPING_METADATA, handler) !== undefined &&
+        locksSession(gateway, handler),
+    ),
+  );
+}
+
 /** Once the gateways exist: their messages are this runtime's. */
 export function bindSessionGateways(gateways: GatewayWrapper[], runtime: SessionRuntime): void {
   for (const { metatype, instance } of gateways) {

@@ -93,7 +93,11 @@ export class SessionGuard implements CanActivate {
     reason: SessionDenialReason,
     context: ExecutionContext,
   ): never | Promise<never> {
-    return refuseSession(session, contextError(this.createException(reason, context), context));
+    return refuseSession(
+      session,
+      contextError(this.createException(reason, context), context),
+      context,
+    );
   }
 
   /**

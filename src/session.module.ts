@@ -15,9 +15,10 @@ import { SessionOriginGuard } from './session-origin.guard.js';
 import { SessionCsrfGuard } from './session-csrf.guard.js';
 import { SessionRuntime } from './core/session-runtime.js';
 import { anyRouteLocks, hookSessionRoutes } from './session.routes.js';
-import { hookSessionResolvers } from './session.resolvers.js';
+import { anyResolverLocks, hookSessionResolvers } from './session.resolvers.js';
 import { describeGuardedRoutes } from './session.openapi.js';
 import {
+  anyGatewayLocks,
   bindSessionGateways,
   hookSessionGateways,
   type GatewayWrapper,
@@ -136,7 +137,11 @@ export class SessionModule
 
   configure(_consumer: MiddlewareConsumer): void {
     const { store } = this.manager;
-    if (anyRouteLocks(this.modules)) {
+    if (
+      anyRouteLocks(this.modules) ||
+      anyResolverLocks(this.modules) ||
+      anyGatewayLocks(this.gateways)
+    ) {
       if (!store) {
         logger.warn(
           "@SessionLock() has no effect in 'sealed' mode: every request carries its own copy of the session, and of concurrent changes the last one sent wins. Use mode: 'store' where that matters.",

@@ -11,7 +11,7 @@ import {
   replaceMethod,
   type Handler,
 } from './session.hooks.js';
-import { hiddenParamIndex, takesSession } from './session.metadata.js';
+import { hiddenParamIndex, locksSession, takesSession } from './session.metadata.js';
 
 /**
  * The session lifecycle in GraphQL resolvers (Apollo, Mercurius, any driver of `@nestjs/graphql`),
@@ -110,6 +110,20 @@ export function hookSessionResolvers(modules: ModulesContainer): string | undefi
     `SessionGuard / @RequireSession() on the field resolvers ${unguardedFields.join(', ')} would not run: ` +
     "Nest runs guards on field resolvers only with fieldResolverEnhancers: ['guards'] in the GraphQLModule options. Add it, or move the guard to the query."
   );
+}
+
+/** Whether any GraphQL resolver of the app (a method or its class) asks for `@SessionLock()`. */
+export function anyResolverLocks(modules: ModulesContainer): boolean {
+  for (const module of modules.values()) {
+    for (const wrapper of module.providers.values()) {
+      const resolver = wrapper.metatype as Type | null;
+      if (typeof resolver !== 'function' || !resolver.prototype) continue;
+      for (const [, , method] of methodsOf(resolver)) {
+        if (isResolverMethod(method) && locksSession(resolver, method)) return true;
+      }
+    }
+  }
+  return false;
 }
 
 function isHookedResolver(method: object): boolean {

@@ -237,12 +237,23 @@ describe('A lock wait after a store outage (e2e, memory store)', () => {
     acquireFails = false;
     renewalsFail = true;
     const holder = http
-      .post('/cart/hold?ms=2500')
+      .post('/cart/hold?ms=3000')
       .set('Cookie', cookie)
       .then((r) => r);
-    // Its lease (1 s) runs out unrenewed, and a lock left over by the outage takes its place.
-    await sleep(1_500);
-    expect(await memory.acquireLock(key, 'left-over', 5_000)).toBe(true);
+    // Once it holds the lock (a 1 ms probe fails), its lease (1 s) runs out unrenewed, and a lock
+    // left over by the outage takes its place.
+    let held = false;
+    for (let waited = 0; !held && waited < 2_000; waited += 10) {
+      await sleep(10);
+      held = !(await memory.acquireLock(key, 'probe', 1));
+    }
+    expect(held).toBe(true);
+    let taken = false;
+    for (let waited = 0; !taken && waited < 2_500; waited += 50) {
+      await sleep(50);
+      taken = await memory.acquireLock(key, 'left-over', 5_000);
+    }
+    expect(taken).toBe(true);
     expect((await holder).status).toBe(503);
     await memory.releaseLock(key, 'left-over');
     renewalsFail = false;

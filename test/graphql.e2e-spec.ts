@@ -332,6 +332,22 @@ describe.each(CASES)('Sessions in GraphQL resolvers', ({ driver, store: storeCas
       expect(new Set(body.data?.tags as string[]).size).toBe(20);
     });
 
+    it("keeps the request's lock through a resolver a guard refuses, so no locked change is lost", async () => {
+      const cookie = await login('pia');
+      const results = await Promise.all(
+        Array.from({ length: 15 }, (_, i) =>
+          gql(
+            'mutation($t: String!, $u: String!) { a: addTagLocked(tag: $t) adminTag(tag: "no") b: addTagLocked(tag: $u) }',
+            cookie,
+            { t: `a${i}`, u: `b${i}` },
+          ),
+        ),
+      );
+      for (const { body } of results) expect(codes(body)).toEqual(['FORBIDDEN']);
+      const { body } = await gql('{ tags }', cookie);
+      expect(new Set(body.data?.tags as string[]).size).toBe(30);
+    });
+
     it('saves all or nothing of a batch whose unlocked write runs beside a @SessionLock() mutation', async () => {
       const cookie = await login('omar');
       const res = await post(
@@ -586,6 +602,32 @@ describe.each(CASES)('Subscriptions over graphql-ws', ({ driver, store: storeCas
       ];
       expect(errors.map((error) => error.extensions?.code)).toEqual(['UNAUTHENTICATED']);
     });
+  });
+});
+
+describe('@SessionLock() on GraphQL resolvers', () => {
+  it('refuses to boot with a store that cannot lock', async () => {
+    const lockless = {
+      load: async () => null,
+      save: async () => undefined,
+      touch: async () => false,
+      destroy: async () => undefined,
+      listForUser: async () => [],
+      destroyForUser: async () => 0,
+    };
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        SessionModule.forRoot({ secret: TEST_SECRET, store: lockless }),
+        graphQLModule('Apollo on Express'),
+      ],
+      providers: [SessionResolver],
+    }).compile();
+    const app = moduleRef.createNestApplication({ logger: false });
+    try {
+      await expect(app.init()).rejects.toThrow(/@SessionLock\(\) needs a store with acquireLock/);
+    } finally {
+      await app.close().catch(() => undefined);
+    }
   });
 });
 

@@ -764,14 +764,19 @@ export class SessionHandle<T extends object = Record<string, unknown>>
    * session again under it, so that the locked section still sees every write of the previous
    * holder. A session this request changed before the lock was held is refused (409), the lock
    * released: those changes rest on a read the lock did not cover. Nothing to do for a session not
-   * stored yet, a sealed one, or one this request has locked already (`fence`, kept after release).
+   * stored yet, a sealed one, or one this request holds or has held (`fence`, kept after release).
    */
   private lockLate(): Promise<void> | undefined {
     this.lockWanted = false;
     // Asked again (each `@Session()` of the route does) while the lock is being taken.
     if (this.relocking) return this.relocking;
     const key = this.storedKey;
-    if (key === undefined || this.fence?.key === key || !this.manager.backend.holdsSessions) {
+    if (
+      key === undefined ||
+      this.lockHeld ||
+      this.fence?.key === key ||
+      !this.manager.backend.holdsSessions
+    ) {
       return undefined;
     }
     if (this.changedSinceLoad()) throw this.lateLockRefused();
