@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { MemorySessionStore, type SessionModuleOptions, type SessionStore } from '../src/index.js';
 import { SessionTokenSigner } from '../src/transport/session-token.js';
 import { CartFixtureController } from './fixtures/cart.controller.js';
+import { SessionGateway } from './fixtures/session.gateway.js';
 import { storesUnderTest } from './support/stores.js';
 import { createFixtureApp, sessionCookie } from './support/app.js';
 
@@ -275,6 +276,20 @@ describe('Concurrency configuration', () => {
     await expect(createFixtureApp({ store: lockless, concurrency: 'serialize' })).rejects.toThrow(
       /needs a store with acquireLock\/releaseLock/,
     );
+  });
+
+  it('refuses at boot @SessionLock() on a gateway message handler with a store that cannot lock', async () => {
+    const lockless = {
+      load: async () => null,
+      save: async () => undefined,
+      touch: async () => false,
+      destroy: async () => undefined,
+      listForUser: async () => [],
+      destroyForUser: async () => 0,
+    };
+    await expect(
+      createFixtureApp({ store: lockless }, { providers: [SessionGateway] }),
+    ).rejects.toThrow(/@SessionLock\(\) needs a store with acquireLock/);
   });
 });
 
