@@ -88,20 +88,14 @@ export function hookSessionResolvers(modules: ModulesContainer): string | undefi
     const gqlOptions = module.providers.get(GRAPHQL_MODULE_OPTIONS)?.instance as
       typeof options | undefined;
     if (gqlOptions) options = gqlOptions;
-    for (const wrapper of module.providers.values()) {
-      const resolver = wrapper.metatype as Type | null;
-      if (typeof resolver !== 'function' || !resolver.prototype) continue;
-      for (const [owner, name, method] of methodsOf(resolver)) {
-        // A hooked method carries the original's metadata (another app in this process hooked it).
-        if (!isResolverMethod(method)) continue;
-        const guarded = sessionGuarded(resolver, method);
-        if (!guarded && !takesSession(resolver, method)) continue;
-        if (guarded && Reflect.getMetadata(RESOLVER_PROPERTY_METADATA, method) === true) {
-          unguardedFields.push(`${resolver.name}.${name}`);
-        }
-        if (!isHookedResolver(method)) hookResolver(owner, name, method);
-      }
+  }
+  for (const [resolver, owner, name, method] of resolverMethodsOf(modules)) {
+    const guarded = sessionGuarded(resolver, method);
+    if (!guarded && !takesSession(resolver, method)) continue;
+    if (guarded && Reflect.getMetadata(RESOLVER_PROPERTY_METADATA, method) === true) {
+      unguardedFields.push(`${resolver.name}.${name}`);
     }
+    if (!isHookedResolver(method)) hookResolver(owner, name, method);
   }
   if (!options || options.fieldResolverEnhancers?.includes('guards') || !unguardedFields.length) {
     return undefined;
@@ -114,16 +108,24 @@ export function hookSessionResolvers(modules: ModulesContainer): string | undefi
 
 /** Whether any GraphQL resolver of the app (a method or its class) asks for `@SessionLock()`. */
 export function anyResolverLocks(modules: ModulesContainer): boolean {
+  for (const [resolver, , , method] of resolverMethodsOf(modules)) {
+    if (locksSession(resolver, method)) return true;
+  }
+  return false;
+}
+
+/** Every resolver method of the app's providers, with its class and the prototype it is on. */
+function* resolverMethodsOf(modules: ModulesContainer): Generator<[Type, object, string, Handler]> {
   for (const module of modules.values()) {
     for (const wrapper of module.providers.values()) {
       const resolver = wrapper.metatype as Type | null;
       if (typeof resolver !== 'function' || !resolver.prototype) continue;
-      for (const [, , method] of methodsOf(resolver)) {
-        if (isResolverMethod(method) && locksSession(resolver, method)) return true;
+      for (const [owner, name, method] of methodsOf(resolver)) {
+        // A hooked method carries the original's metadata (another app in this process hooked it).
+        if (isResolverMethod(method)) yield [resolver, owner, name, method];
       }
     }
   }
-  return false;
 }
 
 function isHookedResolver(method: object): boolean {

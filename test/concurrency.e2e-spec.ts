@@ -6,7 +6,7 @@ import { MemorySessionStore, type SessionModuleOptions, type SessionStore } from
 import { SessionTokenSigner } from '../src/transport/session-token.js';
 import { CartFixtureController } from './fixtures/cart.controller.js';
 import { SessionGateway } from './fixtures/session.gateway.js';
-import { storesUnderTest } from './support/stores.js';
+import { locklessStore, storesUnderTest } from './support/stores.js';
 import { createFixtureApp, sessionCookie } from './support/app.js';
 
 const BURST = 50;
@@ -265,28 +265,14 @@ describe('A lock wait after a store outage (e2e, memory store)', () => {
 
 describe('Concurrency configuration', () => {
   it('refuses at boot a serialize mode the store cannot lock', async () => {
-    const lockless = {
-      load: async () => null,
-      save: async () => undefined,
-      touch: async () => false,
-      destroy: async () => undefined,
-      listForUser: async () => [],
-      destroyForUser: async () => 0,
-    };
+    const lockless = locklessStore();
     await expect(createFixtureApp({ store: lockless, concurrency: 'serialize' })).rejects.toThrow(
       /needs a store with acquireLock\/releaseLock/,
     );
   });
 
   it('refuses at boot @SessionLock() on a gateway message handler with a store that cannot lock', async () => {
-    const lockless = {
-      load: async () => null,
-      save: async () => undefined,
-      touch: async () => false,
-      destroy: async () => undefined,
-      listForUser: async () => [],
-      destroyForUser: async () => 0,
-    };
+    const lockless = locklessStore();
     await expect(
       createFixtureApp({ store: lockless }, { providers: [SessionGateway] }),
     ).rejects.toThrow(/@SessionLock\(\) needs a store with acquireLock/);

@@ -23,6 +23,7 @@ import {
 import { RedisSessionStore } from '../src/redis/index.js';
 import { TEST_SECRET, initApp, sessionCookie, sessionSetCookie } from './support/app.js';
 import { SERVICES, describeWithService } from './support/services.js';
+import { locklessStore } from './support/stores.js';
 import { SessionResolver, SessionSubscriptionResolver } from './fixtures/graphql.resolvers.js';
 
 /**
@@ -607,14 +608,7 @@ describe.each(CASES)('Subscriptions over graphql-ws', ({ driver, store: storeCas
 
 describe('@SessionLock() on GraphQL resolvers', () => {
   it('refuses to boot with a store that cannot lock', async () => {
-    const lockless = {
-      load: async () => null,
-      save: async () => undefined,
-      touch: async () => false,
-      destroy: async () => undefined,
-      listForUser: async () => [],
-      destroyForUser: async () => 0,
-    };
+    const lockless = locklessStore();
     const moduleRef = await Test.createTestingModule({
       imports: [
         SessionModule.forRoot({ secret: TEST_SECRET, store: lockless }),

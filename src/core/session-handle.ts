@@ -508,8 +508,7 @@ export class SessionHandle<T extends object = Record<string, unknown>>
     const texts = this.values.finalTexts(write.set);
     assertSize(texts, m.options.maxSize);
     const save = { write, texts, previousUser: this.storedUser };
-    if (write.lockOwner !== undefined) return this.saveFenced(save, sendCookie, now);
-    const saving = m.backend.save(save);
+    const saving = write.lockOwner === undefined ? m.backend.save(save) : this.saveFenced(save);
     if (saving instanceof Promise) {
       return saving.then((values) => this.stored(write, sendCookie, now, values));
     }
@@ -517,22 +516,19 @@ export class SessionHandle<T extends object = Record<string, unknown>>
   }
 
   /** A write under this request's lock; its refusal goes through `fencedWriteFailure`. */
-  private saveFenced(save: SessionSave, sendCookie: boolean, now: number): Promise<void> {
+  private saveFenced(save: SessionSave): ReturnType<SessionBackend['save']> {
     const m = this.manager;
     const locked = save.write.previousKey ?? save.write.key;
-    const refused = (error: unknown) => {
-      throw m.fencedWriteFailure(error, locked);
-    };
     let saving: ReturnType<SessionBackend['save']>;
     try {
       saving = m.backend.save(save);
     } catch (error) {
-      return refused(error);
+      throw m.fencedWriteFailure(error, locked);
     }
-    return Promise.resolve(saving).then(
-      (values) => this.stored(save.write, sendCookie, now, values),
-      refused,
-    );
+    if (!(saving instanceof Promise)) return saving;
+    return saving.catch((error: unknown) => {
+      throw m.fencedWriteFailure(error, locked);
+    });
   }
 
   /**

@@ -68,3 +68,15 @@ export function overriding(
     ...overrides,
   };
 }
+
+/** A store with the required methods only, none of the lock methods (for the boot checks). */
+export function locklessStore(): SessionStore {
+  return {
+    load: async () => null,
+    save: async () => undefined,
+    touch: async () => false,
+    destroy: async () => undefined,
+    listForUser: async () => [],
+    destroyForUser: async () => 0,
+  };
+}
