@@ -1,5 +1,5 @@
 import { randomBase64url } from '../utils/random.js';
-import { deriveKeys, macText, sameMac } from './secret-keys.js';
+import { deriveMacKeys, type MacKey } from './secret-keys.js';
 
 const CSRF_INFO = 'nestjs-sessions/v1 csrf token';
 /** Length of `<nonce>.<mac>`: a 16-byte nonce and a 32-byte HMAC, both base64url. */
@@ -15,16 +15,16 @@ const TOKEN = /^[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}$/;
  * different, so a token does not repeat in compressed responses (BREACH).
  */
 export class SessionCsrfTokens {
-  private readonly keys: readonly Buffer[];
+  private readonly keys: readonly MacKey[];
 
   constructor(secrets: readonly (string | Buffer)[]) {
-    this.keys = deriveKeys(secrets, CSRF_INFO);
+    this.keys = deriveMacKeys(secrets, CSRF_INFO);
   }
 
   /** A new token for the session with this id. */
   issue(sessionId: string): string {
     const nonce = randomBase64url(16);
-    return `${nonce}.${macText(this.keys[0], `${sessionId}.${nonce}`)}`;
+    return `${nonce}.${this.keys[0].text(`${sessionId}.${nonce}`)}`;
   }
 
   /**
@@ -39,7 +39,7 @@ export class SessionCsrfTokens {
     const presented = token.slice(23);
     // Every key is tried, so the time taken does not say which one matched.
     let valid = false;
-    for (const key of this.keys) valid = sameMac(presented, macText(key, message)) || valid;
+    for (const key of this.keys) valid = key.verify(message, presented) || valid;
     return valid;
   }
 }

@@ -1,7 +1,7 @@
 import * as crypto from 'node:crypto';
 import { createHash } from 'node:crypto';
 import { randomBase64url } from '../utils/random.js';
-import { deriveKeys, macText, sameMac } from './secret-keys.js';
+import { deriveMacKeys, type MacKey } from './secret-keys.js';
 
 /** One-shot hashing (Node 20.12+) skips the Hash object; older versions fall back. */
 const oneShotHash = (crypto as { hash?: (alg: string, data: string, enc: 'base64url') => string })
@@ -26,11 +26,11 @@ export interface VerifiedToken {
  * key derived (HKDF) from each configured secret; the first key signs, all verify.
  */
 export class SessionTokenSigner {
-  private readonly keys: readonly Buffer[];
+  private readonly keys: readonly MacKey[];
   private readonly prefix: string;
 
   constructor(secrets: readonly (string | Buffer)[], cookieName: string) {
-    this.keys = deriveKeys(secrets, SIGNING_INFO);
+    this.keys = deriveMacKeys(secrets, SIGNING_INFO);
     this.prefix = `${cookieName}=`;
   }
 
@@ -48,7 +48,7 @@ export class SessionTokenSigner {
 
   /** The cookie value for a token, signed with the first secret. */
   sign(token: string): string {
-    return `${token}.${macText(this.keys[0], this.prefix + token)}`;
+    return `${token}.${this.keys[0].text(this.prefix + token)}`;
   }
 
   /**
@@ -60,8 +60,9 @@ export class SessionTokenSigner {
     if (value.length !== B64_32 * 2 + 1 || !SIGNED_VALUE.test(value)) return undefined;
     const token = value.slice(0, B64_32);
     const presented = value.slice(B64_32 + 1);
+    const message = this.prefix + token;
     for (let i = 0; i < this.keys.length; i++) {
-      if (sameMac(presented, macText(this.keys[i], this.prefix + token))) {
+      if (this.keys[i].verify(message, presented)) {
         return { token, stale: i > 0 };
       }
     }
