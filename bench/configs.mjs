@@ -20,6 +20,8 @@ export const SEALED_OPTIONS = [
  * @property {'express'|'fastify'} adapter  the Nest HTTP adapter (ratios are to bare on the same one)
  * @property {boolean} [baseline]   the upper limit every ratio on its adapter is taken against (bare Nest)
  * @property {boolean} [control]    bare Nest plus Nest machinery (no-op guard, custom param decorator)
+ * @property {string} [floor]       verify | sealed: bare Nest plus only the cryptography a session must
+ *                                  do per request (apps/floor.mjs), the bound of the rows of that kind
  * @property {boolean} [reference]  the second ratio column on its adapter (express-session MemoryStore, @fastify/session)
  * @property {string} [store]       redis | postgres: the backend it needs (round-trip counting)
  * @property {boolean} [stateless]  the session lives in the cookie (an old cookie stays valid)
@@ -46,6 +48,19 @@ const nss = (adapter, prefix, kind) => ({
 
 const KINDS = ['memory', 'redis', 'postgres', 'sealed'];
 
+/** The cryptographic floor of signed (store) and sealed cookies on an adapter (apps/floor.mjs). */
+const floor = (adapter, prefix, kind) => ({
+  id: `${prefix}floor-${kind}`,
+  label: `floor: bare Nest + ${kind === 'verify' ? 'signed-cookie check (HMAC, SHA-256)' : 'sealed-cookie open (AES-GCM)'}`,
+  app: 'floor.mjs',
+  adapter,
+  env: { BENCH_ADAPTER: adapter, BENCH_FLOOR: kind === 'verify' ? 'verify' : 'seal' },
+  floor: kind,
+  // No revocation: a cookie issued before a login stays valid, as with any stateless cookie.
+  stateless: true,
+});
+const FLOORS = ['verify', 'sealed'];
+
 /** @type {Configuration[]} */
 export const configurations = [
   // Express 5
@@ -65,6 +80,7 @@ export const configurations = [
     env: { BENCH_ADAPTER: 'express', BENCH_MACHINERY: '1' },
     control: true,
   },
+  ...FLOORS.map((k) => floor('express', '', k)),
   ...KINDS.map((k) => nss('express', '', k)),
   {
     id: 'es-memory',
@@ -107,6 +123,7 @@ export const configurations = [
     env: { BENCH_ADAPTER: 'fastify', BENCH_MACHINERY: '1' },
     control: true,
   },
+  ...FLOORS.map((k) => floor('fastify', 'f-', k)),
   ...KINDS.map((k) => nss('fastify', 'f-', k)),
   {
     id: 'fs-memory',
