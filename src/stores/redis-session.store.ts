@@ -1340,11 +1340,11 @@ export class RedisSessionStore implements SessionStore {
     }
   }
 
-  /** `work`, or a rejection after `commandTimeout`; the loser of the race is silenced. */
-  private async bounded<R>(work: Promise<R>): Promise<R> {
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(
+  /** `work`, or a rejection after `commandTimeout`, whichever comes first. */
+  private bounded<R>(work: Promise<R>): Promise<R> {
+    // One promise and one timer per command: this runs on every session read and write.
+    return new Promise<R>((resolve, reject) => {
+      const timer = setTimeout(
         () =>
           reject(
             new SessionStoreUnavailableError(
@@ -1353,13 +1353,17 @@ export class RedisSessionStore implements SessionStore {
           ),
         this.commandTimeout,
       );
+      work.then(
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(error as Error);
+        },
+      );
     });
-    work.catch(() => undefined);
-    try {
-      return await Promise.race([work, deadline]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   /** The availability of the server, or of the Cluster node that serves `key` now. */

@@ -24,6 +24,29 @@ describe('session JSON', () => {
     );
   });
 
+  it('reads every stored string back as it was written, escapes, quotes and odd characters included', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary' }), (value) => {
+        const text = JSON.stringify(value);
+        expect(parseStoredJson(text)).toBe(value);
+        expect(parseStoredJson(text)).toBe(JSON.parse(text));
+      }),
+      { numRuns: 2000 },
+    );
+    for (const text of [
+      '""',
+      '"\\\\"',
+      '"a\\"b"',
+      '"\\u0000"',
+      '"\\ud800"',
+      '"$date"',
+      '"__proto__"',
+    ]) {
+      expect(parseStoredJson(text)).toBe(JSON.parse(text));
+    }
+    expect(() => parseStoredJson('"a"b"')).toThrow(SyntaxError);
+  });
+
   it('revives only objects with exactly one tag key and a string: no classes, no code (ST-11)', () => {
     for (const text of [
       '{"$date":"2026-01-01T00:00:00Z","x":1}',
