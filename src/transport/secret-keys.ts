@@ -60,7 +60,7 @@ export class MacKey {
     if (!oneShotHash) return createHmac('sha256', this.key).update(message).digest('base64url');
     // Synchronous from the first write to the last digest: nothing else can use the buffers.
     if (BLOCK + message.length * 3 > this.inner.length) this.grow(message.length * 3);
-    const length = BLOCK + this.inner.utf8Write(message, BLOCK);
+    const length = BLOCK + this.inner.write(message, BLOCK, 'utf8');
     (oneShotHash('sha256', this.inner.subarray(0, length), 'buffer') as Buffer).copy(
       this.outer,
       BLOCK,
@@ -71,8 +71,8 @@ export class MacKey {
   /** Whether `presented` is the MAC text of `message`, compared in constant time. */
   verify(message: string, presented: string): boolean {
     if (presented.length !== MAC_TEXT_LENGTH) return false;
-    this.presented.latin1Write(presented, 0);
-    this.expected.latin1Write(this.text(message), 0);
+    this.presented.write(presented, 0, 'latin1');
+    this.expected.write(this.text(message), 0, 'latin1');
     return timingSafeEqual(this.presented, this.expected);
   }
 
