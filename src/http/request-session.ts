@@ -304,6 +304,11 @@ function defineSessionProperties(
   session: (req: object) => { handle: CarriedSession } | undefined,
 ): void {
   Object.defineProperty(prototype, BINDING, { configurable: true, value: binding });
+  // Present (undefined) before a request sets its own: a read finds them on the prototype instead
+  // of walking the request's whole prototype chain to miss them (as Fastify's decorators do).
+  for (const key of [HANDLE, ROUTE_COMMITS]) {
+    Object.defineProperty(prototype, key, { configurable: true, writable: true, value: undefined });
+  }
   Object.defineProperty(prototype, 'session', {
     configurable: true,
     get(this: object) {

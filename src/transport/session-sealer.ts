@@ -96,9 +96,11 @@ export class SessionSealer {
       });
       decipher.setAAD(this.keys[index].aad);
       decipher.setAuthTag(tag);
-      plaintext =
-        decipher.update(raw.subarray(HEADER_BYTES, raw.length - TAG_BYTES), undefined, 'utf8') +
-        decipher.final('utf8');
+      // GCM gives every byte from update(); final() only checks the tag. Bytes, decoded once:
+      // a string output would go through a StringDecoder and leave a two-part string to parse.
+      const body = decipher.update(raw.subarray(HEADER_BYTES, raw.length - TAG_BYTES));
+      decipher.final();
+      plaintext = body.toString('utf8');
     } catch {
       return undefined;
     }
