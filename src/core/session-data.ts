@@ -27,8 +27,8 @@ export class SessionData {
   /** Parsed values of keys read or written in this request. */
   private values: Record<string, unknown> = Object.create(null);
   /** Keys handed out or assigned; only these can have changed. */
-  private readonly touched = new Set<string>();
-  private readonly removed = new Set<string>();
+  private touched = NONE;
+  private removed = NONE;
   /** The stored data is to be replaced whole (regenerate without keeping, another user). */
   replace = false;
   private view: Record<string, unknown> | undefined;
@@ -43,8 +43,8 @@ export class SessionData {
   discard(): void {
     this.values = Object.create(null);
     this.view = undefined;
-    this.touched.clear();
-    this.removed.clear();
+    this.touched = NONE;
+    this.removed = NONE;
     this.replace = false;
   }
 
@@ -70,7 +70,7 @@ export class SessionData {
     }
     // An object handed out may be changed in place, so it is compared at commit; a primitive
     // cannot change without an assignment, which marks it itself.
-    if (typeof value === 'object' && value !== null) this.touched.add(key);
+    if (typeof value === 'object' && value !== null) this.touch(key);
     this.values[key] = value;
     return value;
   }
@@ -98,7 +98,7 @@ export class SessionData {
 
   private put(key: string, value: unknown): void {
     this.removed.delete(key);
-    this.touched.add(key);
+    this.touch(key);
     this.values[key] = value;
   }
 
@@ -106,7 +106,8 @@ export class SessionData {
     if (isHiddenKey(key)) return;
     delete this.values[key];
     this.touched.delete(key);
-    if (this.texts.has(key)) this.removed.add(key);
+    if (this.texts.has(key))
+      (this.removed === NONE ? (this.removed = new Set()) : this.removed).add(key);
   }
 
   has(key: string): boolean {
@@ -185,8 +186,12 @@ export class SessionData {
     if (replace) this.texts = new Map();
     for (const key of unset) this.texts.delete(key);
     for (const key of Object.keys(set)) this.texts.set(key, set[key]);
-    this.removed.clear();
+    this.removed = NONE;
     this.replace = false;
+  }
+
+  private touch(key: string): void {
+    (this.touched === NONE ? (this.touched = new Set()) : this.touched).add(key);
   }
 
   /** Every key the session will hold after this request, hidden ones included. */
@@ -196,6 +201,12 @@ export class SessionData {
     return keys;
   }
 }
+
+/**
+ * The empty set every request starts with: most requests touch nothing, so the sets of touched and
+ * removed keys are made on their first key. Never added to (only read, cleared or deleted from).
+ */
+const NONE: Set<string> = new Set<string>();
 
 /** The JSON text of a value, or a typed error naming the key that holds what JSON cannot. */
 function textOf(key: string, value: unknown): string {
