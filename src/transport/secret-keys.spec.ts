@@ -66,5 +66,16 @@ describe('MacKey', () => {
       'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'[last * 4 + 1];
     expect(Buffer.from(sibling, 'base64url').equals(Buffer.from(text, 'base64url'))).toBe(true);
     expect(mac.verify('sid=token', sibling)).toBe(false);
+    // Written as latin1, U+0100 + c would keep only c's byte: refused before that.
+    const twin = text.slice(0, -1) + String.fromCharCode(0x100 + text.charCodeAt(42));
+    expect(mac.verify('sid=token', twin)).toBe(false);
+  });
+
+  it('gives long messages, and messages after them, the same MAC as createHmac', () => {
+    const key = Buffer.alloc(32, 9);
+    const mac = new MacKey(key);
+    for (const message of ['x'.repeat(5000), 'short', 'é'.repeat(256), 'y'.repeat(257), '']) {
+      expect(mac.text(message)).toBe(createHmac('sha256', key).update(message).digest('base64url'));
+    }
   });
 });

@@ -24,8 +24,11 @@ const oneShotHash = (
 /** SHA-256's block and digest sizes, in bytes. */
 const BLOCK = 64;
 const DIGEST = 32;
-/** Length of a MAC as base64url text. */
+/** Length of a MAC as base64url text, and its shape. */
 const MAC_TEXT_LENGTH = 43;
+const MAC_TEXT = /^[A-Za-z0-9_-]{43}$/;
+/** Longer messages (none of this package's) go to `createHmac` rather than grow the buffer. */
+const MAX_FAST = 256;
 
 /**
  * An HMAC-SHA256 key (RFC 2104), its padded blocks prepared once. `createHmac` sets up three
@@ -34,8 +37,8 @@ const MAC_TEXT_LENGTH = 43;
  * the spec). Without the one-shot digest, `createHmac`.
  */
 export class MacKey {
-  /** `key ⊕ ipad`, then room for the message. */
-  private inner: Buffer;
+  /** `key ⊕ ipad`, then room for a message of up to {@link MAX_FAST} characters. */
+  private readonly inner = Buffer.alloc(BLOCK + MAX_FAST * 3, 0x36);
   /** `key ⊕ opad`, then the inner digest. */
   private readonly outer = Buffer.alloc(BLOCK + DIGEST, 0x5c);
   /** Scratch for constant-time comparison of MAC texts. */
@@ -44,7 +47,6 @@ export class MacKey {
 
   constructor(private readonly key: Buffer) {
     const block = key.length > BLOCK ? crypto.createHash('sha256').update(key).digest() : key;
-    this.inner = Buffer.alloc(BLOCK + 128, 0x36);
     for (let i = 0; i < block.length; i++) {
       this.inner[i] ^= block[i];
       this.outer[i] ^= block[i];
@@ -57,9 +59,10 @@ export class MacKey {
    * bytes would accept more than one spelling of a MAC.
    */
   text(message: string): string {
-    if (!oneShotHash) return createHmac('sha256', this.key).update(message).digest('base64url');
+    if (!oneShotHash || message.length > MAX_FAST) {
+      return createHmac('sha256', this.key).update(message).digest('base64url');
+    }
     // Synchronous from the first write to the last digest: nothing else can use the buffers.
-    if (BLOCK + message.length * 3 > this.inner.length) this.grow(message.length * 3);
     const length = BLOCK + this.inner.write(message, BLOCK, 'utf8');
     (oneShotHash('sha256', this.inner.subarray(0, length), 'buffer') as Buffer).copy(
       this.outer,
@@ -70,15 +73,10 @@ export class MacKey {
 
   /** Whether `presented` is the MAC text of `message`, compared in constant time. */
   verify(message: string, presented: string): boolean {
-    if (presented.length !== MAC_TEXT_LENGTH) return false;
+    // Base64url only: written as latin1, a character past U+00FF would keep only its low byte.
+    if (!MAC_TEXT.test(presented)) return false;
     this.presented.write(presented, 0, 'latin1');
     this.expected.write(this.text(message), 0, 'latin1');
     return timingSafeEqual(this.presented, this.expected);
-  }
-
-  private grow(room: number): void {
-    const inner = Buffer.alloc(BLOCK + room);
-    this.inner.copy(inner, 0, 0, BLOCK);
-    this.inner = inner;
   }
 }

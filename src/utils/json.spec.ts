@@ -44,7 +44,10 @@ describe('session JSON', () => {
     ]) {
       expect(parseStoredJson(text)).toBe(JSON.parse(text));
     }
-    expect(() => parseStoredJson('"a"b"')).toThrow(SyntaxError);
+    // Raw control characters: JSON.stringify escapes them, JSON.parse refuses them unescaped.
+    for (const text of ['"a"b"', '"a\nb"', '"\u0000"', '"tab\there"']) {
+      expect(() => parseStoredJson(text)).toThrow(SyntaxError);
+    }
   });
 
   it('revives only objects with exactly one tag key and a string: no classes, no code (ST-11)', () => {

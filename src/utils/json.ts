@@ -129,6 +129,10 @@ export function parseJsonEnvelope(text: string): unknown {
   return risky ? JSON.parse(text, dropForbidden) : JSON.parse(text);
 }
 
+/** A JSON string with no escape and no raw control character (which JSON would refuse). */
+// eslint-disable-next-line no-control-regex
+const PLAIN_STRING = /^"[^"\\\u0000-\u001f]*"$/;
+
 /**
  * Parses stored JSON: drops `__proto__`, `constructor` and `prototype` keys at every depth, so that
  * stored data can never pollute a prototype (IN-2), and turns the tagged dates and bytes of
@@ -136,14 +140,9 @@ export function parseJsonEnvelope(text: string): unknown {
  */
 export function parseStoredJson(text: string): unknown {
   // A string without escapes (most session values: ids, names, roles) is its text between the
-  // quotes; JSON.parse and the reviver would give the same.
-  if (
-    text.charCodeAt(0) === 34 /* " */ &&
-    text.indexOf('"', 1) === text.length - 1 &&
-    !text.includes('\\')
-  ) {
-    return text.slice(1, -1);
-  }
+  // quotes; JSON.parse and the reviver would give the same (and refuse it just the same when it
+  // holds a raw control character, which JSON.stringify never writes).
+  if (PLAIN_STRING.test(text)) return text.slice(1, -1);
   // The reviver costs time on every value; only pay it when it could change something.
   if (
     text.includes('"$') ||
