@@ -88,7 +88,7 @@ export class SealedBackend implements SessionBackend {
       lastActiveAt: now,
       absoluteExpiresAt: write.absoluteExpiresAt,
       sealedAt: now,
-      data: texts,
+      data: texts(),
     });
     const { cookieName, cookieChunks } = this.options;
     const parts = splitIntoChunks(value, cookieName, cookieChunks);

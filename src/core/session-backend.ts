@@ -25,8 +25,11 @@ export type FetchRecord = (key: string) => MaybePromise<SessionRecord | null>;
 /** One planned write, with what the backend may need to persist it. */
 export interface SessionSave {
   readonly write: SessionWrite;
-  /** Every key's JSON text once the write is applied (what a seal carries). */
-  readonly texts: Record<string, string>;
+  /**
+   * Every key's JSON text once the write is applied (what a seal carries), built when asked: a
+   * store takes the write's delta only.
+   */
+  texts(): Record<string, string>;
   /** The user the session had before this write. */
   readonly previousUser: string | null;
 }

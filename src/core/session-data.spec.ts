@@ -70,7 +70,39 @@ describe('SessionData (change tracking)', () => {
   });
 
   it('measures size in bytes of keys and values (maxSize)', () => {
-    expect(() => assertSize({ k: 'é'.repeat(10) }, 21)).not.toThrow();
-    expect(() => assertSize({ k: 'é'.repeat(10) }, 20)).toThrow(SessionTooLargeError);
+    const data = loaded({ k: JSON.stringify('é'.repeat(9)) });
+    // "k" and the quoted text: 1 + 2 + 18 bytes.
+    expect(data.finalSize({})).toBe(21);
+    expect(() => assertSize(data.finalSize({}), 21)).not.toThrow();
+    expect(() => assertSize(data.finalSize({}), 20)).toThrow(SessionTooLargeError);
+  });
+
+  it('sizes a write as the bytes of its final texts, without building them: changes, removals, a replace', () => {
+    const bytes = (texts: Record<string, string>) =>
+      Object.entries(texts).reduce(
+        (n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v),
+        0,
+      );
+    const stored = { a: '1', b: '"béta"', [IDLE_TIMEOUT_KEY]: '60000', c: '[1,2]' };
+    const cases: ((data: SessionData) => void)[] = [
+      () => {},
+      (data) => data.write('a', 'ünïcode'),
+      (data) => {
+        data.remove('b');
+        data.write('d', { x: 1 });
+      },
+      (data) => (data.read('c') as number[]).push(3),
+      (data) => {
+        data.keepOnly((key) => key === 'c');
+        data.write('e', 5);
+      },
+      (data) => data.keepOnly(() => false),
+    ];
+    for (const change of cases) {
+      const data = loaded(stored);
+      change(data);
+      const { set } = data.delta();
+      expect(data.finalSize(set)).toBe(bytes(data.finalTexts(set)));
+    }
   });
 });

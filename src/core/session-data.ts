@@ -174,6 +174,22 @@ export class SessionData {
     return texts;
   }
 
+  /**
+   * The size in bytes (keys and texts) of {@link finalTexts}, without building them: a store-mode
+   * write needs only the size, for the `maxSize` check.
+   */
+  finalSize(set: Readonly<Record<string, string>>): number {
+    let size = 0;
+    for (const key of Object.keys(set))
+      size += Buffer.byteLength(key) + Buffer.byteLength(set[key]);
+    if (this.replace) return size;
+    for (const [key, text] of this.texts) {
+      if (!Object.hasOwn(set, key) && !this.removed.has(key))
+        size += Buffer.byteLength(key) + Buffer.byteLength(text);
+    }
+    return size;
+  }
+
   /** The stored texts a write expects to replace (optimistic concurrency): `null` for an absent key. */
   expected(keys: Iterable<string>): Record<string, string | null> {
     const expect: Record<string, string | null> = {};
@@ -229,12 +245,8 @@ function notSerializable(key: string, cause?: unknown): SessionError {
   );
 }
 
-/** Throws `SessionTooLargeError` when the texts (keys and values, in bytes) exceed `maxSize`. */
-export function assertSize(texts: Readonly<Record<string, string>>, maxSize: number): void {
-  let size = 0;
-  for (const key of Object.keys(texts)) {
-    size += Buffer.byteLength(key) + Buffer.byteLength(texts[key]);
-  }
+/** Throws `SessionTooLargeError` when a session's size (keys and texts, in bytes) exceeds `maxSize`. */
+export function assertSize(size: number, maxSize: number): void {
   if (size > maxSize) throw new SessionTooLargeError(size, maxSize);
 }
 

@@ -505,9 +505,13 @@ export class SessionHandle<T extends object = Record<string, unknown>>
     if (plan.action === 'cookie') return this.sendCookie(sendCookie, now, undefined);
     if (plan.action === 'touch') return this.touchStored(sendCookie, now);
     const write = this.buildWrite(plan.action, now, delta.set, delta.unset, user);
-    const texts = this.values.finalTexts(write.set);
-    assertSize(texts, m.options.maxSize);
-    const save = { write, texts, previousUser: this.storedUser };
+    const { values } = this;
+    assertSize(values.finalSize(write.set), m.options.maxSize);
+    const save = {
+      write,
+      texts: () => values.finalTexts(write.set),
+      previousUser: this.storedUser,
+    };
     const saving = write.lockOwner === undefined ? m.backend.save(save) : this.saveFenced(save);
     if (saving instanceof Promise) {
       return saving.then((values) => this.stored(write, sendCookie, now, values));

@@ -50,6 +50,26 @@ describe('session JSON', () => {
     }
   });
 
+  it('reads every stored whole number back as JSON.parse does', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.integer(), fc.maxSafeInteger(), fc.double()), (value) => {
+        const text = JSON.stringify(value);
+        expect(parseStoredJson(text)).toBe(JSON.parse(text));
+      }),
+      { numRuns: 2000 },
+    );
+    for (const text of ['0', '-0', '007', '1e3', '-', '1.5', '9007199254740993', ' 1']) {
+      let expected: unknown;
+      try {
+        expected = JSON.parse(text);
+      } catch {
+        expect(() => parseStoredJson(text)).toThrow(SyntaxError);
+        continue;
+      }
+      expect(parseStoredJson(text)).toBe(expected);
+    }
+  });
+
   it('revives only objects with exactly one tag key and a string: no classes, no code (ST-11)', () => {
     for (const text of [
       '{"$date":"2026-01-01T00:00:00Z","x":1}',

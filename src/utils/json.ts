@@ -132,6 +132,8 @@ export function parseJsonEnvelope(text: string): unknown {
 /** A JSON string with no escape and no raw control character (which JSON would refuse). */
 // eslint-disable-next-line no-control-regex
 const PLAIN_STRING = /^"[^"\\\u0000-\u001f]*"$/;
+/** A JSON integer that a double holds exactly. */
+const WHOLE_NUMBER = /^-?(?:0|[1-9]\d{0,14})$/;
 
 /**
  * Parses stored JSON: drops `__proto__`, `constructor` and `prototype` keys at every depth, so that
@@ -143,6 +145,8 @@ export function parseStoredJson(text: string): unknown {
   // quotes; JSON.parse and the reviver would give the same (and refuse it just the same when it
   // holds a raw control character, which JSON.stringify never writes).
   if (PLAIN_STRING.test(text)) return text.slice(1, -1);
+  // The same for a whole number (counters, timestamps): JSON's own grammar, at most 15 digits.
+  if (WHOLE_NUMBER.test(text)) return Number(text);
   // The reviver costs time on every value; only pay it when it could change something.
   if (
     text.includes('"$') ||
