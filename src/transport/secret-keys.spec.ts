@@ -6,7 +6,7 @@ import { MacKey } from './secret-keys.js';
 const b64url = (hex: string) => Buffer.from(hex, 'hex').toString('base64url');
 
 describe('MacKey', () => {
-  it('computes HMAC-SHA256 exactly: the RFC 4231 test vectors', () => {
+  it('computes HMAC-SHA256 exactly (SC-1): the RFC 4231 test vectors', () => {
     const vectors: [Buffer, string, string][] = [
       [
         Buffer.alloc(20, 0x0b),
