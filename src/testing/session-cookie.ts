@@ -43,7 +43,8 @@ export async function createSessionCookie(
     absoluteExpiresAt: now + options.absoluteTimeout,
   };
   const parts =
-    (await backend.save({ write, texts: () => set, previousUser: null })) ?? backend.cookieFor(token);
+    (await backend.save({ write, texts: () => set, previousUser: null })) ??
+    backend.cookieFor(token);
   const name = options.cookie.name;
   return parts.map((_, i) => `${chunkName(name, i)}=${chunkValue(parts, i)}`).join('; ');
 }
