@@ -70,7 +70,7 @@ export class SessionData {
     }
     // An object handed out may be changed in place, so it is compared at commit; a primitive
     // cannot change without an assignment, which marks it itself.
-    if (typeof value === 'object' && value !== null) this.touch(key);
+    if (typeof value === 'object' && value !== null) this.touched = withKey(this.touched, key);
     this.values[key] = value;
     return value;
   }
@@ -98,7 +98,7 @@ export class SessionData {
 
   private put(key: string, value: unknown): void {
     this.removed.delete(key);
-    this.touch(key);
+    this.touched = withKey(this.touched, key);
     this.values[key] = value;
   }
 
@@ -106,8 +106,7 @@ export class SessionData {
     if (isHiddenKey(key)) return;
     delete this.values[key];
     this.touched.delete(key);
-    if (this.texts.has(key))
-      (this.removed === NONE ? (this.removed = new Set()) : this.removed).add(key);
+    if (this.texts.has(key)) this.removed = withKey(this.removed, key);
   }
 
   has(key: string): boolean {
@@ -167,16 +166,17 @@ export class SessionData {
   /** Every key's JSON text once `set` is applied: what the store (or the seal) will hold. */
   finalTexts(set: Readonly<Record<string, string>>): Record<string, string> {
     const texts: Record<string, string> = Object.create(null);
-    for (const key of this.liveKeys()) {
-      const text = set[key] ?? (this.replace ? undefined : this.texts.get(key));
-      if (text !== undefined) texts[key] = text;
+    if (!this.replace) {
+      for (const [key, text] of this.texts) if (!this.removed.has(key)) texts[key] = text;
     }
+    for (const key of Object.keys(set)) texts[key] = set[key];
     return texts;
   }
 
   /**
-   * The size in bytes (keys and texts) of {@link finalTexts}, without building them: a store-mode
-   * write needs only the size, for the `maxSize` check.
+   * The size in bytes (keys and texts) of {@link finalTexts}, without building them (the same two
+   * sources: `set`, and what the store holds unless replaced): a store-mode write needs only the
+   * size, for the `maxSize` check.
    */
   finalSize(set: Readonly<Record<string, string>>): number {
     let size = 0;
@@ -206,10 +206,6 @@ export class SessionData {
     this.replace = false;
   }
 
-  private touch(key: string): void {
-    (this.touched === NONE ? (this.touched = new Set()) : this.touched).add(key);
-  }
-
   /** Every key the session will hold after this request, hidden ones included. */
   private liveKeys(): Set<string> {
     const keys = new Set(Object.keys(this.values));
@@ -223,6 +219,11 @@ export class SessionData {
  * removed keys are made on their first key. Never added to (only read, cleared or deleted from).
  */
 const NONE: Set<string> = new Set<string>();
+
+/** `set` with `key` added: a set of its own in place of {@link NONE}. */
+function withKey(set: Set<string>, key: string): Set<string> {
+  return (set === NONE ? new Set<string>() : set).add(key);
+}
 
 /** The JSON text of a value, or a typed error naming the key that holds what JSON cannot. */
 function textOf(key: string, value: unknown): string {

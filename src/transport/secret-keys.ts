@@ -17,16 +17,27 @@ export function deriveMacKeys(secrets: readonly (string | Buffer)[], info: strin
 /** Node's one-shot digest (20.12+): no Hash object, and no algorithm lookup per call. */
 const oneShotHash = (
   crypto as {
-    hash?: (algorithm: string, data: Uint8Array, encoding: 'buffer' | 'base64url') => unknown;
+    hash?: (
+      algorithm: string,
+      data: string | Uint8Array,
+      encoding: 'buffer' | 'base64url',
+    ) => unknown;
   }
 ).hash;
+
+/** SHA-256 of a text (as UTF-8), base64url: one-shot where Node has it, else a Hash object. */
+export function sha256Text(text: string): string {
+  return oneShotHash
+    ? (oneShotHash('sha256', text, 'base64url') as string)
+    : crypto.createHash('sha256').update(text).digest('base64url');
+}
 
 /** SHA-256's block and digest sizes, in bytes. */
 const BLOCK = 64;
 const DIGEST = 32;
 /** Length of a MAC as base64url text, and its shape. */
 const MAC_TEXT_LENGTH = 43;
-const MAC_TEXT = /^[A-Za-z0-9_-]{43}$/;
+const MAC_TEXT = new RegExp(`^[A-Za-z0-9_-]{${MAC_TEXT_LENGTH}}$`);
 /** Longer messages (none of this package's) go to `createHmac` rather than grow the buffer. */
 const MAX_FAST = 256;
 

@@ -1,11 +1,5 @@
-import * as crypto from 'node:crypto';
-import { createHash } from 'node:crypto';
 import { randomBase64url } from '../utils/random.js';
-import { deriveMacKeys, type MacKey } from './secret-keys.js';
-
-/** One-shot hashing (Node 20.12+) skips the Hash object; older versions fall back. */
-const oneShotHash = (crypto as { hash?: (alg: string, data: string, enc: 'base64url') => string })
-  .hash;
+import { deriveMacKeys, sha256Text, type MacKey } from './secret-keys.js';
 
 /** Length of a base64url-encoded 32-byte value. */
 const B64_32 = 43;
@@ -41,9 +35,7 @@ export class SessionTokenSigner {
 
   /** The storage key of a token: its SHA-256, base64url. Stores never see the token itself. */
   static storageKey(token: string): string {
-    return oneShotHash
-      ? oneShotHash('sha256', token, 'base64url')
-      : createHash('sha256').update(token).digest('base64url');
+    return sha256Text(token);
   }
 
   /** The cookie value for a token, signed with the first secret. */
