@@ -32,6 +32,9 @@ const HELP = `Usage: npm run bench -- [options]
   --rounds=N            rounds of interleaved measurements (default 8)
   --duration=S          measured seconds per cell (default 3)
   --warmup=S            discarded warm-up seconds per cell (default 1)
+  --settle=N            before round 1, N full garbage collections in every app under load on
+                        every route, so each is measured in the state a long-running server
+                        reaches (default 10; 0: none; see README.md, "Settling")
   --connections=N       concurrent connections of the load generator (default 50)
   --only=ID,…           configurations (bare Nest of each adapter used is always included): ${configurations.map((c) => c.id).join(', ')}
   --adapters=A,…        express, fastify (default both)
@@ -59,6 +62,7 @@ function parseArgs(argv) {
     'rounds',
     'duration',
     'warmup',
+    'settle',
     'connections',
     'only',
     'routes',
@@ -105,6 +109,7 @@ function parseArgs(argv) {
     rounds: Math.max(1, num('rounds', 8, 1)),
     duration: Math.max(1, num('duration', 3, 3)),
     warmup: num('warmup', 1, 1),
+    settle: Math.round(num('settle', 10, 10)),
     connections: Math.max(1, num('connections', 50, 50)),
     roundTripRequests: quick ? 5 : 20,
     memoryLookups: quick ? 50_000 : 200_000,

@@ -1,7 +1,7 @@
 // Throughput and latency: every configuration on every route, interleaved over rounds.
 import { randomBytes } from 'node:crypto';
 import { ADAPTERS, routes } from './configs.mjs';
-import { startApp } from './lib/apps.mjs';
+import { collectGarbage, startApp } from './lib/apps.mjs';
 import { login, request, sessionCookie } from './lib/http.mjs';
 import { startLoadGenerator } from './lib/load.mjs';
 import { fmt, markdownTable, median, ratio, textTable } from './lib/stats.mjs';
@@ -54,12 +54,38 @@ async function sanity(base, route, cookie, config) {
   return undefined;
 }
 
+/** Milliseconds between the full collections of the settling step. */
+const SETTLE_INTERVAL_MS = 100;
+
+/**
+ * What a cell needs before it is measured: a session cookie from POST /login (bare Nest sets none:
+ * it gets one of a typical size, so request bytes stay comparable) and a route that does what it
+ * should. `{ job }` for the load generator, or `{ error }`.
+ */
+async function prepareCell(app, route, config, connections) {
+  let cookie = await login(app.url).catch(() => undefined);
+  if (!cookie && !config.baseline && !config.control) return { error: 'login gave no cookie' };
+  cookie ??= `sid=${randomBytes(48).toString('base64url')}`;
+  const problem = await sanity(app.url, route, cookie, config).catch((e) => String(e));
+  if (problem) return { error: `FAILED sanity check: ${problem}` };
+  return {
+    job: {
+      url: app.url,
+      method: route.method,
+      path: route.path,
+      cookie,
+      cookieChain: route.cookie === 'chain',
+      connections,
+    },
+  };
+}
+
 /**
  * Runs the throughput part. Resolves `{ settings, configs, samples, unavailable, failures }` where
  * `samples[configId][routeId]` is one measurement per round.
  */
 export async function measureThroughput(settings, log = console.log) {
-  const { rounds, duration, warmup, connections, routeIds, secret } = settings;
+  const { rounds, duration, warmup, connections, routeIds, secret, settle } = settings;
   const selected = settings.configs;
   const selectedRoutes = routes.filter((r) => !routeIds || routeIds.includes(r.id));
   const running = [];
@@ -68,7 +94,7 @@ export async function measureThroughput(settings, log = console.log) {
   const cookieBytes = {};
   log(`Starting ${selected.length} configurations…`);
   for (const config of selected) {
-    const app = await startApp(config, { secret });
+    const app = await startApp(config, { secret, execArgv: ['--expose-gc'] });
     if (!app.available) {
       unavailable[config.id] = app.reason;
       log(`  ${config.label.padEnd(34)} not available in this build: ${app.reason}`);
@@ -83,41 +109,36 @@ export async function measureThroughput(settings, log = console.log) {
   log(`Load generator: ${loadgen.name}`);
   const samples = {};
   try {
+    if (settle > 0) {
+      log(`Settling: ${settle} full garbage collections per app and route, under load…`);
+      for (const route of selectedRoutes) {
+        for (const { config, app } of running) {
+          const cell = await prepareCell(app, route, config, connections);
+          if (cell.error) continue; // The round reports it.
+          await Promise.all([
+            loadgen.run({
+              ...cell.job,
+              duration: Math.ceil((settle * SETTLE_INTERVAL_MS) / 1000 + 0.5),
+            }),
+            collectGarbage(app, { count: settle, intervalMs: SETTLE_INTERVAL_MS }),
+          ]);
+        }
+      }
+    }
     for (let round = 0; round < rounds; round++) {
       for (const route of selectedRoutes) {
         // Rotate the order every round so no configuration always runs first (or right after another).
         const order = running.map((_, i) => running[(i + round) % running.length]);
         for (const { config, app } of order) {
           const label = `round ${round + 1}/${rounds} ${route.id.padEnd(7)} ${config.adapter.padEnd(8)}${config.label}`;
-          // Bare Nest answers /login without a cookie: `undefined` here.
-          let cookie = await login(app.url).catch(() => undefined);
-          if (!cookie && !config.baseline && !config.control) {
-            failures.push({
-              config: config.id,
-              route: route.id,
-              round,
-              error: 'login gave no cookie',
-            });
-            log(`${label}: login gave no cookie — skipped`);
+          const cell = await prepareCell(app, route, config, connections);
+          if (cell.error) {
+            failures.push({ config: config.id, route: route.id, round, error: cell.error });
+            log(`${label}: ${cell.error} — skipped`);
             continue;
           }
-          // Bare Nest sets no cookie: send one of a typical size so request bytes stay comparable.
-          cookie ??= `sid=${randomBytes(48).toString('base64url')}`;
-          cookieBytes[config.id] = cookie.length;
-          const problem = await sanity(app.url, route, cookie, config).catch((e) => String(e));
-          if (problem) {
-            failures.push({ config: config.id, route: route.id, round, error: problem });
-            log(`${label}: FAILED sanity check: ${problem}`);
-            continue;
-          }
-          const job = {
-            url: app.url,
-            method: route.method,
-            path: route.path,
-            cookie,
-            cookieChain: route.cookie === 'chain',
-            connections,
-          };
+          const { job } = cell;
+          cookieBytes[config.id] = job.cookie.length;
           if (warmup > 0) await loadgen.run({ ...job, duration: warmup });
           const result = await loadgen.run({ ...job, duration });
           ((samples[config.id] ??= {})[route.id] ??= []).push({ round, ...result });
@@ -136,7 +157,7 @@ export async function measureThroughput(settings, log = console.log) {
     await Promise.all(running.map(({ app }) => app.stop()));
   }
   return {
-    settings: { rounds, duration, warmup, connections, load: loadgen.name },
+    settings: { rounds, duration, warmup, connections, settle, load: loadgen.name },
     configs: selected.map((c) => ({
       id: c.id,
       label: c.label,
@@ -295,7 +316,7 @@ export function throughputMarkdown(data) {
     .join(', ');
   return (
     [
-      `${s.rounds} round(s), configurations interleaved and rotated each round; per cell ${s.warmup} s warm-up (discarded) then ${s.duration} s measured with ${s.connections} connections (${s.load ?? 'autocannon'}, separate process). ` +
+      `${s.settle ? `Every app settled first by ${s.settle} full garbage collections under load on each route (README.md, "Settling"). ` : ''}${s.rounds} round(s), configurations interleaved and rotated each round; per cell ${s.warmup} s warm-up (discarded) then ${s.duration} s measured with ${s.connections} connections (${s.load ?? 'autocannon'}, separate process). ` +
         `Ratios are the median over rounds of the ratio to the other configuration measured in the same round; × bare and p99 × bare are to bare Nest on the same adapter, the last column to express-session (MemoryStore) on Express and to @fastify/session (MemoryStore) on Fastify.`,
       '',
       markdownTable(HEADER, tableRows(data, summarize(data)), ALIGN),

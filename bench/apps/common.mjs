@@ -7,7 +7,7 @@
 //                                      (or the library refuses the configuration), then exits 0
 // and it exits by itself when the parent goes away (IPC disconnect), so no orphan survives a crash.
 import 'reflect-metadata';
-import { setTimeout } from 'node:timers';
+import { clearInterval, setInterval, setTimeout } from 'node:timers';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 process.env.NODE_ENV = 'production';
@@ -76,6 +76,26 @@ export async function optionalImport(specifier, ...names) {
 export { sleep };
 
 /**
+ * The settling step of the throughput part (bench/throughput.mjs): `count` full garbage collections,
+ * `intervalMs` apart, while the parent keeps the app under load; then `{ type: 'collected' }`.
+ * Needs `--expose-gc` (the parent starts apps with it).
+ */
+function collect(count, intervalMs) {
+  const gc = globalThis.gc;
+  if (typeof gc !== 'function') {
+    void send({ type: 'collected', error: 'gc() is not exposed (start the app with --expose-gc)' });
+    return;
+  }
+  let done = 0;
+  const timer = setInterval(() => {
+    gc();
+    if (++done < count) return;
+    clearInterval(timer);
+    void send({ type: 'collected', count: done });
+  }, intervalMs);
+}
+
+/**
  * Boots the app: `build()` returns `{ module, setup?(app), close?() }`. A `build()` that throws
  * `Unavailable` (or an error whose `unavailable` property is true) reports the configuration as
  * unavailable instead of failing.
@@ -110,7 +130,10 @@ export async function serve(build) {
     shutdown = stop;
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
-    process.on('message', (msg) => msg?.type === 'stop' && stop());
+    process.on('message', (msg) => {
+      if (msg?.type === 'stop') stop();
+      else if (msg?.type === 'collect') collect(msg.count, msg.intervalMs);
+    });
     await send({ type: 'ready', port, info: built.info });
   } catch (error) {
     await built?.close?.().catch(() => {});

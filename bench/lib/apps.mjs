@@ -108,6 +108,34 @@ export async function startApp(
   throw new Error(`${config.id}: failed to start\n${message.reason}\n${child.output}`);
 }
 
+/**
+ * Has a running app make `count` full garbage collections, `intervalMs` apart (apps/common.mjs;
+ * the app must run with --expose-gc). Resolves when it is done.
+ */
+export function collectGarbage(app, { count, intervalMs }) {
+  const { child } = app;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => {
+        child.off('message', onMessage);
+        reject(
+          new Error(`no answer to the collect request within ${count * intervalMs + 10_000} ms`),
+        );
+      },
+      count * intervalMs + 10_000,
+    );
+    const onMessage = (msg) => {
+      if (msg?.type !== 'collected') return;
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      if (msg.error) reject(new Error(msg.error));
+      else resolve();
+    };
+    child.on('message', onMessage);
+    child.send({ type: 'collect', count, intervalMs });
+  });
+}
+
 function onceExit(child, timeoutMs) {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
