@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { configurations, routes } from './configs.mjs';
-import { installCleanup, startApp } from './lib/apps.mjs';
+import { collectGarbage, installCleanup, startApp } from './lib/apps.mjs';
 import { login } from './lib/http.mjs';
 import { startLoadGenerator } from './lib/load.mjs';
 
@@ -32,7 +32,7 @@ const dir = args.keep ?? mkdtempSync(join(os.tmpdir(), 'bench-prof-'));
 const secret = randomBytes(32).toString('base64url');
 const app = await startApp(config, {
   secret,
-  execArgv: ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=200'],
+  execArgv: ['--expose-gc', '--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=200'],
   extraEnv: args['baseline-dir'] ? { BENCH_LIB_DIR: args['baseline-dir'] } : {},
 });
 if (!app.available) throw new Error(`${config.id} is not available: ${app.reason}`);
@@ -47,7 +47,12 @@ const job = {
   cookieChain: route.cookie === 'chain',
   connections: 50,
 };
-await loadgen.run({ ...job, duration: 2 }); // warm-up, in the profile too (it is small next to the run)
+// Warm-up, settled as the benchmark settles (README.md, "Settling"): in the profile too (it is
+// small next to the run).
+await Promise.all([
+  loadgen.run({ ...job, duration: 2 }),
+  collectGarbage(app, { count: 10, intervalMs: 100 }),
+]);
 const result = await loadgen.run({ ...job, duration: seconds });
 await loadgen.stop();
 await app.stop();

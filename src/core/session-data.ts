@@ -35,7 +35,10 @@ export class SessionData {
 
   /** Starts over from what the store holds (`undefined`: nothing, a new session). */
   reset(stored: Readonly<Record<string, string>> | undefined): void {
-    this.texts = stored ? new Map(Object.entries(stored)) : new Map();
+    // A loop rather than new Map(Object.entries()): no [key, text] pair per key (every load).
+    const texts = new Map<string, string>();
+    if (stored) for (const key of Object.keys(stored)) texts.set(key, stored[key]);
+    this.texts = texts;
     this.discard();
   }
 
