@@ -64,20 +64,42 @@ const SETTLE_INTERVAL_MS = 100;
  */
 async function prepareCell(app, route, config, connections) {
   let cookie = await login(app.url).catch(() => undefined);
-  if (!cookie && !config.baseline && !config.control) return { error: 'login gave no cookie' };
+  if (!cookie && !config.baseline && !config.control) {
+    return { error: 'login gave no cookie', logged: 'login gave no cookie — skipped' };
+  }
   cookie ??= `sid=${randomBytes(48).toString('base64url')}`;
-  const problem = await sanity(app.url, route, cookie, config).catch((e) => String(e));
-  if (problem) return { error: `FAILED sanity check: ${problem}` };
-  return {
-    job: {
-      url: app.url,
-      method: route.method,
-      path: route.path,
-      cookie,
-      cookieChain: route.cookie === 'chain',
-      connections,
-    },
+  const job = {
+    url: app.url,
+    method: route.method,
+    path: route.path,
+    cookie,
+    cookieChain: route.cookie === 'chain',
+    connections,
   };
+  const problem = await sanity(app.url, route, cookie, config).catch((e) => String(e));
+  if (problem) return { job, error: problem, logged: `FAILED sanity check: ${problem}` };
+  return { job };
+}
+
+/**
+ * The settling step (README.md, "Settling"): the app under load on `route`, in runs of a second,
+ * until it has made `count` full garbage collections. Returns why it could not, or undefined.
+ */
+async function settleApp(app, route, config, connections, loadgen, count) {
+  const cell = await prepareCell(app, route, config, connections);
+  if (cell.error) return cell.error;
+  // Settled (or refused) by itself, caught here: nothing goes unhandled while the load runs.
+  const outcome = collectGarbage(app, { count, intervalMs: SETTLE_INTERVAL_MS }).then(
+    () => undefined,
+    (error) => error.message,
+  );
+  let finished = false;
+  void outcome.then(() => {
+    finished = true;
+  });
+  do await loadgen.run({ ...cell.job, duration: 1 });
+  while (!finished);
+  return outcome;
 }
 
 /**
@@ -113,15 +135,11 @@ export async function measureThroughput(settings, log = console.log) {
       log(`Settling: ${settle} full garbage collections per app and route, under load…`);
       for (const route of selectedRoutes) {
         for (const { config, app } of running) {
-          const cell = await prepareCell(app, route, config, connections);
-          if (cell.error) continue; // The round reports it.
-          await Promise.all([
-            loadgen.run({
-              ...cell.job,
-              duration: Math.ceil((settle * SETTLE_INTERVAL_MS) / 1000 + 0.5),
-            }),
-            collectGarbage(app, { count: settle, intervalMs: SETTLE_INTERVAL_MS }),
-          ]);
+          const problem = await settleApp(app, route, config, connections, loadgen, settle);
+          if (problem)
+            log(
+              `  ${route.id.padEnd(7)} ${config.adapter.padEnd(8)}${config.label}: not settled (${problem})`,
+            );
         }
       }
     }
@@ -132,13 +150,13 @@ export async function measureThroughput(settings, log = console.log) {
         for (const { config, app } of order) {
           const label = `round ${round + 1}/${rounds} ${route.id.padEnd(7)} ${config.adapter.padEnd(8)}${config.label}`;
           const cell = await prepareCell(app, route, config, connections);
+          if (cell.job) cookieBytes[config.id] = cell.job.cookie.length;
           if (cell.error) {
             failures.push({ config: config.id, route: route.id, round, error: cell.error });
-            log(`${label}: ${cell.error} — skipped`);
+            log(`${label}: ${cell.logged}`);
             continue;
           }
           const { job } = cell;
-          cookieBytes[config.id] = job.cookie.length;
           if (warmup > 0) await loadgen.run({ ...job, duration: warmup });
           const result = await loadgen.run({ ...job, duration });
           ((samples[config.id] ??= {})[route.id] ??= []).push({ round, ...result });

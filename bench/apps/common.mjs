@@ -77,21 +77,23 @@ export { sleep };
 
 /**
  * The settling step of the throughput part (bench/throughput.mjs): `count` full garbage collections,
- * `intervalMs` apart, while the parent keeps the app under load; then `{ type: 'collected' }`.
- * Needs `--expose-gc` (the parent starts apps with it).
+ * `intervalMs` apart, while the parent keeps the app under load; then `{ type: 'collected', id }`.
+ * Needs `--expose-gc` (the parent starts apps with it). A new request stops an unfinished one.
  */
-function collect(count, intervalMs) {
+let collecting;
+function collect({ id, count, intervalMs }) {
+  clearInterval(collecting);
   const gc = globalThis.gc;
   if (typeof gc !== 'function') {
-    void send({ type: 'collected', error: 'gc() is not exposed (start the app with --expose-gc)' });
+    void send({ type: 'collected', id, error: 'gc() is not exposed (run with --expose-gc)' });
     return;
   }
   let done = 0;
-  const timer = setInterval(() => {
+  collecting = setInterval(() => {
     gc();
     if (++done < count) return;
-    clearInterval(timer);
-    void send({ type: 'collected', count: done });
+    clearInterval(collecting);
+    void send({ type: 'collected', id, count: done });
   }, intervalMs);
 }
 
@@ -132,7 +134,7 @@ export async function serve(build) {
     process.on('SIGINT', stop);
     process.on('message', (msg) => {
       if (msg?.type === 'stop') stop();
-      else if (msg?.type === 'collect') collect(msg.count, msg.intervalMs);
+      else if (msg?.type === 'collect') collect(msg);
     });
     await send({ type: 'ready', port, info: built.info });
   } catch (error) {

@@ -108,31 +108,38 @@ export async function startApp(
   throw new Error(`${config.id}: failed to start\n${message.reason}\n${child.output}`);
 }
 
+let collectRequests = 0;
+
 /**
  * Has a running app make `count` full garbage collections, `intervalMs` apart (apps/common.mjs;
- * the app must run with --expose-gc). Resolves when it is done.
+ * the app must run with --expose-gc). Resolves when it is done; rejects when the app cannot
+ * (no gc, no answer in time, it exited).
  */
 export function collectGarbage(app, { count, intervalMs }) {
   const { child } = app;
+  const id = ++collectRequests;
+  const timeoutMs = count * intervalMs + 10_000;
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => {
-        child.off('message', onMessage);
-        reject(
-          new Error(`no answer to the collect request within ${count * intervalMs + 10_000} ms`),
-        );
-      },
-      count * intervalMs + 10_000,
-    );
-    const onMessage = (msg) => {
-      if (msg?.type !== 'collected') return;
+    if (!child.connected) return reject(new Error('the app is not running'));
+    const done = (error) => {
       clearTimeout(timer);
       child.off('message', onMessage);
-      if (msg.error) reject(new Error(msg.error));
+      child.off('exit', onExit);
+      if (error) reject(error);
       else resolve();
     };
+    const timer = setTimeout(
+      () => done(new Error(`no answer to the collect request within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    const onMessage = (msg) => {
+      if (msg?.type !== 'collected' || msg.id !== id) return;
+      done(msg.error ? new Error(msg.error) : undefined);
+    };
+    const onExit = (code, signal) => done(new Error(`the app exited (${signal ?? code})`));
     child.on('message', onMessage);
-    child.send({ type: 'collect', count, intervalMs });
+    child.once('exit', onExit);
+    child.send({ type: 'collect', id, count, intervalMs }, (error) => error && done(error));
   });
 }
 
