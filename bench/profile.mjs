@@ -109,6 +109,7 @@ for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n
 const CRYPTO = new Set([
   'Hmac',
   'Hash',
+  'hash',
   'digest',
   'update',
   'final',
