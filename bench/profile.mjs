@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { configurations, routes } from './configs.mjs';
 import { collectGarbage, installCleanup, startApp } from './lib/apps.mjs';
 import { login } from './lib/http.mjs';
-import { startLoadGenerator } from './lib/load.mjs';
+import { loadJob, startLoadGenerator } from './lib/load.mjs';
 
 const args = Object.fromEntries(
   process.argv.slice(2).map((a) => {
@@ -39,14 +39,7 @@ if (!app.available) throw new Error(`${config.id} is not available: ${app.reason
 const loadgen = await startLoadGenerator(args.load);
 let cookie = await login(app.url).catch(() => undefined);
 cookie ??= `sid=${randomBytes(48).toString('base64url')}`;
-const job = {
-  url: app.url,
-  method: route.method,
-  path: route.path,
-  cookie,
-  cookieChain: route.cookie === 'chain',
-  connections: 50,
-};
+const job = loadJob(app.url, route, cookie, 50);
 // Warm-up, settled as the benchmark settles (README.md, "Settling"): in the profile too (it is
 // small next to the run).
 await Promise.all([

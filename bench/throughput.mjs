@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { ADAPTERS, routes } from './configs.mjs';
 import { collectGarbage, startApp } from './lib/apps.mjs';
 import { login, request, sessionCookie } from './lib/http.mjs';
-import { startLoadGenerator } from './lib/load.mjs';
+import { loadJob, startLoadGenerator } from './lib/load.mjs';
 import { fmt, markdownTable, median, ratio, textTable } from './lib/stats.mjs';
 
 /** Checks that a route does what it should before it is measured; returns an error text or undefined. */
@@ -68,14 +68,7 @@ async function prepareCell(app, route, config, connections) {
     return { error: 'login gave no cookie', logged: 'login gave no cookie — skipped' };
   }
   cookie ??= `sid=${randomBytes(48).toString('base64url')}`;
-  const job = {
-    url: app.url,
-    method: route.method,
-    path: route.path,
-    cookie,
-    cookieChain: route.cookie === 'chain',
-    connections,
-  };
+  const job = loadJob(app.url, route, cookie, connections);
   const problem = await sanity(app.url, route, cookie, config).catch((e) => String(e));
   if (problem) return { job, error: problem, logged: `FAILED sanity check: ${problem}` };
   return { job };

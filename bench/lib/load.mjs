@@ -52,3 +52,15 @@ async function startAutocannon() {
     stop: () => stopChild(child),
   };
 }
+
+/** What the load generator runs on one route of one app: `route.cookie === 'chain'` takes each response's cookie. */
+export function loadJob(url, route, cookie, connections) {
+  return {
+    url,
+    method: route.method,
+    path: route.path,
+    cookie,
+    cookieChain: route.cookie === 'chain',
+    connections,
+  };
+}
