@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import fc from 'fast-check';
 import { SessionError, SessionTooLargeError } from '../session.errors.js';
 import { COOKIE_MAX_AGE_KEY, IDLE_TIMEOUT_KEY } from '../utils/hidden-keys.js';
 import { assertSize, SessionData } from './session-data.js';
@@ -104,5 +105,28 @@ describe('SessionData (change tracking)', () => {
       const { set } = data.delta();
       expect(data.finalSize(set)).toBe(bytes(data.finalTexts(set)));
     }
+  });
+
+  it('refuses a write above maxSize exactly when its final texts take more bytes, whatever the characters (the 3-bytes-per-unit shortcut)', () => {
+    const text = fc.string({ unit: 'binary', maxLength: 40 });
+    fc.assert(
+      fc.property(
+        fc.dictionary(fc.string({ minLength: 1, maxLength: 8 }), text, { maxKeys: 4 }),
+        text,
+        fc.integer({ min: 0, max: 400 }),
+        (stored, value, maxSize) => {
+          const data = loaded(stored);
+          data.write('v', value);
+          const { set } = data.delta();
+          const bytes = data.finalSize(set);
+          if (bytes > maxSize) {
+            expect(() => data.assertFits(set, maxSize)).toThrow(SessionTooLargeError);
+          } else {
+            expect(() => data.assertFits(set, maxSize)).not.toThrow();
+          }
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });

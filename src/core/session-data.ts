@@ -182,13 +182,28 @@ export class SessionData {
    * size, for the `maxSize` check.
    */
   finalSize(set: Readonly<Record<string, string>>): number {
+    return this.measureFinal(set, Buffer.byteLength);
+  }
+
+  /**
+   * Throws {@link SessionTooLargeError} when {@link finalTexts} would take more than `maxSize`
+   * bytes. UTF-8 takes at most three bytes per UTF-16 unit (a lone surrogate becomes U+FFFD), so
+   * a session whose characters fit three times over needs no byte count.
+   */
+  assertFits(set: Readonly<Record<string, string>>, maxSize: number): void {
+    if (this.measureFinal(set, (text) => text.length) * 3 <= maxSize) return;
+    assertSize(this.finalSize(set), maxSize);
+  }
+
+  private measureFinal(
+    set: Readonly<Record<string, string>>,
+    measure: (text: string) => number,
+  ): number {
     let size = 0;
-    for (const key of Object.keys(set))
-      size += Buffer.byteLength(key) + Buffer.byteLength(set[key]);
+    for (const key of Object.keys(set)) size += measure(key) + measure(set[key]);
     if (this.replace) return size;
     for (const [key, text] of this.texts) {
-      if (!Object.hasOwn(set, key) && !this.removed.has(key))
-        size += Buffer.byteLength(key) + Buffer.byteLength(text);
+      if (!Object.hasOwn(set, key) && !this.removed.has(key)) size += measure(key) + measure(text);
     }
     return size;
   }

@@ -8,7 +8,7 @@ import {
   type CookieLifetime,
   type SessionCookie,
 } from './session-cookie-view.js';
-import { assertSize, SessionData } from './session-data.js';
+import { SessionData } from './session-data.js';
 import type { SessionRuntime } from './session-runtime.js';
 import { SessionTokenSigner } from '../transport/session-token.js';
 import { parseDuration } from '../utils/duration.js';
@@ -506,7 +506,7 @@ export class SessionHandle<T extends object = Record<string, unknown>>
     if (plan.action === 'touch') return this.touchStored(sendCookie, now);
     const write = this.buildWrite(plan.action, now, delta.set, delta.unset, user);
     const { values } = this;
-    assertSize(values.finalSize(write.set), m.options.maxSize);
+    values.assertFits(write.set, m.options.maxSize);
     const save = {
       write,
       texts: () => values.finalTexts(write.set),
