@@ -10,7 +10,13 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { configurations, routes } from './configs.mjs';
-import { collectGarbage, installCleanup, startApp } from './lib/apps.mjs';
+import {
+  SETTLE_COUNT,
+  SETTLE_INTERVAL_MS,
+  collectGarbage,
+  installCleanup,
+  startApp,
+} from './lib/apps.mjs';
 import { login } from './lib/http.mjs';
 import { loadJob, startLoadGenerator } from './lib/load.mjs';
 
@@ -44,7 +50,7 @@ const job = loadJob(app.url, route, cookie, 50);
 // small next to the run).
 await Promise.all([
   loadgen.run({ ...job, duration: 2 }),
-  collectGarbage(app, { count: 10, intervalMs: 100 }),
+  collectGarbage(app, { count: SETTLE_COUNT, intervalMs: SETTLE_INTERVAL_MS }),
 ]);
 const result = await loadgen.run({ ...job, duration: seconds });
 await loadgen.stop();

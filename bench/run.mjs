@@ -8,7 +8,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { URL, fileURLToPath } from 'node:url';
 import { ADAPTERS, baselineTwin, configurations, routes } from './configs.mjs';
-import { forkTracked, installCleanup } from './lib/apps.mjs';
+import { SETTLE_COUNT, forkTracked, installCleanup } from './lib/apps.mjs';
 import { checkTargets } from './lib/targets.mjs';
 import { describeMachine, machineMarkdown } from './lib/machine.mjs';
 import { markdownTable, textTable } from './lib/stats.mjs';
@@ -34,7 +34,7 @@ const HELP = `Usage: npm run bench -- [options]
   --warmup=S            discarded warm-up seconds per cell (default 1)
   --settle=N            before round 1, N full garbage collections in every app under load on
                         every route, so each is measured in the state a long-running server
-                        reaches (default 10; 0: none; see README.md, "Settling")
+                        reaches (default ${SETTLE_COUNT}; 0: none; see README.md, "Settling")
   --connections=N       concurrent connections of the load generator (default 50)
   --only=ID,…           configurations (bare Nest of each adapter used is always included): ${configurations.map((c) => c.id).join(', ')}
   --adapters=A,…        express, fastify (default both)
@@ -109,7 +109,7 @@ function parseArgs(argv) {
     rounds: Math.max(1, num('rounds', 8, 1)),
     duration: Math.max(1, num('duration', 3, 3)),
     warmup: num('warmup', 1, 1),
-    settle: Math.round(num('settle', 10, 10)),
+    settle: Math.round(num('settle', SETTLE_COUNT, SETTLE_COUNT)),
     connections: Math.max(1, num('connections', 50, 50)),
     roundTripRequests: quick ? 5 : 20,
     memoryLookups: quick ? 50_000 : 200_000,

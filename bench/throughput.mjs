@@ -1,7 +1,7 @@
 // Throughput and latency: every configuration on every route, interleaved over rounds.
 import { randomBytes } from 'node:crypto';
 import { ADAPTERS, routes } from './configs.mjs';
-import { collectGarbage, startApp } from './lib/apps.mjs';
+import { SETTLE_INTERVAL_MS, collectGarbage, startApp } from './lib/apps.mjs';
 import { login, request, sessionCookie } from './lib/http.mjs';
 import { loadJob, startLoadGenerator } from './lib/load.mjs';
 import { fmt, markdownTable, median, ratio, textTable } from './lib/stats.mjs';
@@ -54,9 +54,6 @@ async function sanity(base, route, cookie, config) {
   return undefined;
 }
 
-/** Milliseconds between the full collections of the settling step. */
-const SETTLE_INTERVAL_MS = 100;
-
 /**
  * What a cell needs before it is measured: a session cookie from POST /login (bare Nest sets none:
  * it gets one of a typical size, so request bytes stay comparable) and a route that does what it
@@ -82,14 +79,15 @@ async function settleApp(app, route, config, connections, loadgen, count) {
   const cell = await prepareCell(app, route, config, connections);
   if (cell.error) return cell.error;
   // Settled (or refused) by itself, caught here: nothing goes unhandled while the load runs.
-  const outcome = collectGarbage(app, { count, intervalMs: SETTLE_INTERVAL_MS }).then(
-    () => undefined,
-    (error) => error.message,
-  );
   let finished = false;
-  void outcome.then(() => {
-    finished = true;
-  });
+  const outcome = collectGarbage(app, { count, intervalMs: SETTLE_INTERVAL_MS })
+    .then(
+      () => undefined,
+      (error) => error.message,
+    )
+    .finally(() => {
+      finished = true;
+    });
   do await loadgen.run({ ...cell.job, duration: 1 });
   while (!finished);
   return outcome;

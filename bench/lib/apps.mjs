@@ -108,6 +108,10 @@ export async function startApp(
   throw new Error(`${config.id}: failed to start\n${message.reason}\n${child.output}`);
 }
 
+/** The settling step's defaults (README.md, "Settling"): full collections, and the time between them. */
+export const SETTLE_COUNT = 10;
+export const SETTLE_INTERVAL_MS = 100;
+
 let collectRequests = 0;
 
 /**

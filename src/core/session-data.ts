@@ -191,7 +191,7 @@ export class SessionData {
    * a session whose characters fit three times over needs no byte count.
    */
   assertFits(set: Readonly<Record<string, string>>, maxSize: number): void {
-    if (this.measureFinal(set, (text) => text.length) * 3 <= maxSize) return;
+    if (this.measureFinal(set, utf16Units) * 3 <= maxSize) return;
     assertSize(this.finalSize(set), maxSize);
   }
 
@@ -231,6 +231,9 @@ export class SessionData {
     return keys;
   }
 }
+
+/** A text's length in UTF-16 units: its UTF-8 bytes are at most three times that (assertFits). */
+const utf16Units = (text: string): number => text.length;
 
 /**
  * The empty set every request starts with: most requests touch nothing, so the sets of touched and
