@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,8 +11,11 @@ import { Controller, Get, HttpCode, Post, type INestApplication } from '@nestjs/
 import { Test } from '@nestjs/testing';
 import { Cluster, Redis } from 'ioredis';
 import { createClient, createCluster } from 'redis';
+import { createClient as createClient6 } from 'redis-6';
 import request from 'supertest';
+import { until } from '../../test/support/redis-processes.js';
 import { SERVICES, describeWithService } from '../../test/support/services.js';
+import { TcpProxy } from '../../test/support/tcp-proxy.js';
 import type { SessionStore } from '../interfaces/session-store.interface.js';
 import { Session } from '../session.decorators.js';
 import {
@@ -40,7 +43,8 @@ export const acceptsRealClients: (
   b: ReturnType<typeof createCluster>,
   c: Redis,
   d: Cluster,
-) => RedisSessionClient[] = (a, b, c, d) => [a, b, c, d];
+  e: ReturnType<typeof createClient6>,
+) => RedisSessionClient[] = (a, b, c, d, e) => [a, b, c, d, e];
 
 function randomPrefix(label: string): string {
   return `test:${label}:${randomBytes(5).toString('hex')}:`;
@@ -463,6 +467,96 @@ describeRedis('RedisSessionStore: storage, round trips and failures', () => {
     await expect(owned.load(randomStorageKey())).rejects.toBeInstanceOf(
       SessionStoreUnavailableError,
     );
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// node-redis 6, the current major: its per-command timer
+// ---------------------------------------------------------------------------------------------
+
+describeRedis('RedisSessionStore with a node-redis 6 client', () => {
+  let admin: NodeRedis;
+  const prefix = randomPrefix('nr6');
+  const proxy = new TcpProxy({ host: SERVICES.redis.host, port: SERVICES.redis.port });
+  let proxyUrl: string;
+
+  beforeAll(async () => {
+    admin = await adminClient();
+    proxyUrl = `redis://127.0.0.1:${await proxy.start()}`;
+  });
+  afterAll(async () => {
+    await proxy.stop();
+    await deletePrefix(admin, prefix);
+    await admin.close();
+  });
+
+  describeSessionStoreContract(
+    'RedisSessionStore (node-redis v6 client)',
+    { describe, it, beforeAll, afterAll },
+    (() => {
+      let client: ReturnType<typeof createClient6>;
+      return {
+        create: async () => {
+          client = createClient6({ url, disableOfflineQueue: true });
+          client.on('error', () => undefined);
+          await client.connect();
+          return new RedisSessionStore({ client, prefix });
+        },
+        cleanup: async (store: SessionStore) => {
+          await store.close?.();
+          await client.close();
+        },
+      };
+    })(),
+  );
+
+  it('sends its commands on a ready connection without the per-command timer of the client', async () => {
+    // node-redis 6's timer only bounds a command's wait to be written; on a ready connection it
+    // is written at the next turn, so the timer (an AbortSignal each) is pure cost there.
+    const client = createClient6({ url: proxyUrl });
+    client.on('error', () => undefined);
+    await client.connect();
+    const store = new RedisSessionStore({ client, prefix });
+    const timers = jest.spyOn(AbortSignal, 'timeout');
+    try {
+      const write = createWrite({ a: 1 });
+      await store.save(write);
+      expect((await store.load(write.key))?.data).toEqual({ a: '1' });
+      expect(timers).not.toHaveBeenCalled();
+      await client.get(`${prefix}other`); // the client's own commands keep theirs
+      expect(timers).toHaveBeenCalledTimes(1);
+    } finally {
+      timers.mockRestore();
+      await store.close();
+      client.destroy();
+    }
+  });
+
+  it('leaves the client its own timeout while the connection is down: a command given up on is not sent once Redis is back', async () => {
+    // Offline queue on (node-redis's default): a command sent while the connection is down waits
+    // in it; the client's 300 ms timer must still drop it, after the store's 150 ms gave up.
+    const client = createClient6({
+      url: proxyUrl,
+      commandOptions: { timeout: 300 },
+      socket: { reconnectStrategy: () => 100 },
+    });
+    client.on('error', () => undefined);
+    await client.connect();
+    const store = new RedisSessionStore({ client, prefix, commandTimeout: 150 });
+    try {
+      await proxy.stop();
+      await until(() => !client.isReady, 5000, 'the client to see the connection drop');
+      const write = createWrite({ late: true });
+      await expect(store.save(write)).rejects.toBeInstanceOf(SessionStoreUnavailableError);
+      await sleep(500); // past the client's own timeout
+      await proxy.start();
+      await until(() => client.isReady, 5000, 'the client to reconnect');
+      await sleep(200);
+      expect(await admin.exists(prefix + write.key)).toBe(0);
+    } finally {
+      await store.close();
+      client.destroy();
+    }
   });
 });
 

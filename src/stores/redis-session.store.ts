@@ -25,7 +25,7 @@ import { parseDuration } from '../utils/duration.js';
 
 /** A node-redis v5/v6 client, as returned by `createClient()` from `redis` / `@redis/client`. */
 export interface NodeRedisClientLike {
-  sendCommand(args: string[]): Promise<unknown>;
+  sendCommand(args: string[], options?: { timeout?: number }): Promise<unknown>;
   readonly isReady: boolean;
 }
 
@@ -469,6 +469,17 @@ function optionsOf(client: Rec): Rec {
   return options && typeof options === 'object' ? (options as Rec) : {};
 }
 
+/**
+ * Command options without node-redis's own per-command timeout. node-redis 6 gives every command
+ * one (5 s by default): an `AbortSignal.timeout()` and its listener, about a tenth of the CPU of a
+ * Redis-backed session request. It bounds only a command's wait to be written, and on a ready
+ * connection a command is written at the next turn, so there it never fires; the store bounds
+ * every call itself (`commandTimeout`). On a connection that is not ready the client's own options
+ * stand: a command waiting in its offline queue is still dropped by the client's timer rather than
+ * sent late.
+ */
+const UNTIMED = Object.freeze({ timeout: 0 });
+
 function driverFor(client: unknown): Driver {
   const c = client as Rec | null;
   if (c && typeof c.call === 'function' && typeof c.isCluster === 'boolean') {
@@ -553,12 +564,14 @@ function driverFor(client: unknown): Driver {
       const single = client as NodeRedisClientLike;
       const options = optionsOf(c);
       const socket = (options.socket ?? {}) as Rec;
+      // On a ready connection, without the client's own per-command timer (see UNTIMED).
+      const untimed = () => (single.isReady ? UNTIMED : undefined);
       return {
         kind: 'node-redis',
-        send: (_key, args) => single.sendCommand(args),
+        send: (_key, args) => single.sendCommand(args, untimed()),
         sendAndWait: async (_key, args, wait) => {
-          const reply = await single.sendCommand(args);
-          return [reply, Number(await single.sendCommand(['WAIT', ...wait]))];
+          const reply = await single.sendCommand(args, untimed());
+          return [reply, Number(await single.sendCommand(['WAIT', ...wait], untimed()))];
         },
         healingAdvice:
           !('options' in c) ||
