@@ -865,7 +865,15 @@ describeCluster('RedisSessionStore on a Redis Cluster', () => {
           ]).stdout.toString(),
         );
       // Find a regenerate whose old and new keys live on different slots.
-      const write = createWrite({ a: 1, b: 2 }, { userId: 'slot-user' });
+      // With a `__proto__` key, which must move as plain data too (IN-2).
+      const write = createWrite(
+        Object.fromEntries([
+          ['a', 1],
+          ['b', 2],
+          ['__proto__', 'p'],
+        ]),
+        { userId: 'slot-user' },
+      );
       await store.save(write);
       let newKey = randomStorageKey();
       while ((await slotOf(prefix + newKey)) === (await slotOf(prefix + write.key))) {
@@ -882,9 +890,24 @@ describeCluster('RedisSessionStore on a Redis Cluster', () => {
         createdAt: write.createdAt,
         version: 2,
       });
-      expect((await store.listForUser('slot-user')).map((r) => r.key)).toEqual([newKey]);
+      expect(Object.getOwnPropertyDescriptor(moved!.data, '__proto__')?.value).toBe('"p"');
+      // A `__proto__` key in the regenerating write itself.
+      let third = randomStorageKey();
+      while ((await slotOf(prefix + third)) === (await slotOf(prefix + newKey))) {
+        third = randomStorageKey();
+      }
+      await store.save(
+        update(
+          { ...write, key: newKey, userId: 'slot-user' },
+          { key: third, previousKey: newKey, set: Object.fromEntries([['__proto__', '"q"']]) },
+        ),
+      );
+      const again = await store.load(third);
+      expect(Object.getOwnPropertyDescriptor(again!.data, '__proto__')?.value).toBe('"q"');
+      expect(Object.getPrototypeOf(again!.data)).toBe(Object.prototype);
+      expect((await store.listForUser('slot-user')).map((r) => r.key)).toEqual([third]);
       expect(await store.destroyForUser('slot-user')).toBe(1);
-      expect(await store.load(newKey)).toBeNull();
+      expect(await store.load(third)).toBeNull();
     } finally {
       await client.close();
     }

@@ -631,38 +631,80 @@ function duration(name: string, value: number | string | undefined, fallback: nu
   return ms;
 }
 
-/** A hash reply as field/value pairs, whatever shape the client returned it in. */
-function pairsOf(reply: unknown): [string, string][] {
-  if (reply === null || reply === undefined) return [];
+/** Each field/value pair of a hash reply, whatever shape the client returned it in. */
+function readHash(reply: unknown, into: { take(field: string, value: string): void }): void {
+  if (reply === null || reply === undefined) return;
   if (Array.isArray(reply)) {
-    const pairs: [string, string][] = [];
-    for (let i = 0; i + 1 < reply.length; i += 2)
-      pairs.push([String(reply[i]), String(reply[i + 1])]);
-    return pairs;
+    for (let i = 0; i + 1 < reply.length; i += 2) into.take(String(reply[i]), String(reply[i + 1]));
+  } else if (reply instanceof Map) {
+    for (const [field, value] of reply) into.take(String(field), String(value));
+  } else if (typeof reply === 'object') {
+    const hash = reply as Record<string, unknown>;
+    for (const field of Object.keys(hash)) into.take(field, String(hash[field]));
   }
-  if (reply instanceof Map) return [...reply].map(([k, v]) => [String(k), String(v)]);
-  if (typeof reply === 'object') {
-    return Object.keys(reply).map((k) => [k, String((reply as Record<string, unknown>)[k])]);
+}
+
+/** The fields of one session hash, taken in one pass over its `HGETALL` reply. */
+class SessionHash {
+  readonly data: Record<string, string> = {};
+  fields = 0;
+  expires: string | undefined;
+  created: string | undefined;
+  active: string | undefined;
+  absolute: string | undefined;
+  version: string | undefined;
+  user: string | undefined;
+
+  take(field: string, value: string): void {
+    this.fields++;
+    if (field.startsWith(DATA)) {
+      const name = field.slice(DATA.length);
+      // An own property, never the prototype: a `__proto__` session key stays plain data (IN-2).
+      if (name === '__proto__') {
+        Object.defineProperty(this.data, name, {
+          value,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+      } else {
+        this.data[name] = value;
+      }
+      return;
+    }
+    switch (field) {
+      case F_EXPIRES:
+        this.expires = value;
+        break;
+      case F_CREATED:
+        this.created = value;
+        break;
+      case F_ACTIVE:
+        this.active = value;
+        break;
+      case F_ABSOLUTE:
+        this.absolute = value;
+        break;
+      case F_VERSION:
+        this.version = value;
+        break;
+      case F_USER:
+        this.user = value;
+        break;
+    }
   }
-  return [];
 }
 
 /** A stored hash as a record, or `null` when it is absent, partial or expired (TO-3). */
 function toRecord(key: string, reply: unknown, now: number): SessionRecord | null {
-  const pairs = pairsOf(reply);
-  if (pairs.length === 0) return null;
-  const meta = new Map<string, string>();
-  const data: [string, string][] = [];
-  for (const [field, value] of pairs) {
-    if (field.startsWith(DATA)) data.push([field.slice(DATA.length), value]);
-    else meta.set(field, value);
-  }
-  const expiresAt = Number(meta.get(F_EXPIRES));
-  const createdAt = Number(meta.get(F_CREATED));
-  const lastActiveAt = Number(meta.get(F_ACTIVE));
-  const absoluteExpiresAt = Number(meta.get(F_ABSOLUTE));
+  const hash = new SessionHash();
+  readHash(reply, hash);
+  if (hash.fields === 0 || hash.expires === undefined) return null;
+  const expiresAt = Number(hash.expires);
+  const createdAt = Number(hash.created);
+  const lastActiveAt = Number(hash.active);
+  const absoluteExpiresAt = Number(hash.absolute);
   if (
-    !meta.has(F_EXPIRES) ||
     !Number.isFinite(expiresAt) ||
     !Number.isFinite(createdAt) ||
     !Number.isFinite(lastActiveAt) ||
@@ -673,14 +715,13 @@ function toRecord(key: string, reply: unknown, now: number): SessionRecord | nul
   }
   return {
     key,
-    // fromEntries defines own properties: a `__proto__` session key stays plain data (IN-2).
-    data: Object.fromEntries(data),
-    userId: meta.get(F_USER) ?? null,
+    data: hash.data,
+    userId: hash.user ?? null,
     createdAt,
     lastActiveAt,
     expiresAt,
     absoluteExpiresAt,
-    version: Number(meta.get(F_VERSION) ?? 0) || 0,
+    version: Number(hash.version ?? 0) || 0,
   };
 }
 
@@ -1236,10 +1277,12 @@ export class RedisSessionStore implements SessionStore {
         )) as [number, unknown];
       }
       check(status);
-      const snapshot = new Map(pairsOf(claimed));
+      const snapshot = new Map<string, string>();
+      readHash(claimed, { take: (field, value) => snapshot.set(field, value) });
       if (!snapshot.has(F_EXPIRES)) throw new SessionGoneError();
       oldHash = snapshot.get(F_USER_HASH) ?? null;
-      const set: Record<string, string> = {};
+      // No prototype: a `__proto__` session key is copied as data, not dropped (IN-2).
+      const set = Object.create(null) as Record<string, string>;
       const unset = new Set(write.unset);
       if (!write.replace) {
         for (const [field, value] of snapshot) {

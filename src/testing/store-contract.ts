@@ -57,10 +57,9 @@ export function createWrite(
   };
 }
 
+// fromEntries defines own properties: a `__proto__` key is kept as data, not dropped (IN-2).
 function encode(data: Record<string, unknown>): Record<string, string> {
-  const set: Record<string, string> = {};
-  for (const key of Object.keys(data)) set[key] = JSON.stringify(data[key]);
-  return set;
+  return Object.fromEntries(Object.keys(data).map((key) => [key, JSON.stringify(data[key])]));
 }
 
 /**
@@ -87,9 +86,7 @@ export function updateWrite(
 }
 
 function decode(data: Record<string, string>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const key of Object.keys(data)) out[key] = JSON.parse(data[key]);
-  return out;
+  return Object.fromEntries(Object.keys(data).map((key) => [key, JSON.parse(data[key])]));
 }
 
 /**
