@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
 import type { SessionRecord } from '../interfaces/session-store.interface.js';
 import { IDLE_TIMEOUT_KEY, idleTimeoutOf } from '../utils/hidden-keys.js';
+import { sha256Text } from '../utils/sha256.js';
 
 /** The timeouts that decide when a session ends. */
 export interface ExpiryPolicy {
@@ -37,5 +37,5 @@ export function expiryReason(record: SessionRecord, now: number): 'absolute' | '
  * labelled text, so it can never equal a session key nor reveal the value.
  */
 export function derivedKey(kind: string, value: string): string {
-  return createHash('sha256').update(`nestjs-sessions:${kind}:${value}`).digest('base64url');
+  return sha256Text(`nestjs-sessions:${kind}:${value}`);
 }

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
   SessionConflictError,
   SessionGoneError,
@@ -12,6 +12,7 @@ import type {
   SessionWrite,
 } from '../interfaces/session-store.interface.js';
 import { parseDuration } from '../utils/duration.js';
+import { sha256Text } from '../utils/sha256.js';
 
 /** Node-style callback of the express-session store API. */
 export type ExpressSessionStoreCallback<T = unknown> = (error?: unknown, value?: T) => void;
@@ -343,7 +344,7 @@ export class ExpressSessionStoreAdapter implements SessionStore {
   }
 
   private indexSid(userId: string): string {
-    return `user.${createHash('sha256').update(userId, 'utf8').digest('base64url')}`;
+    return `user.${sha256Text(userId)}`;
   }
 
   private async getIndex(userId: string): Promise<StoredIndex> {

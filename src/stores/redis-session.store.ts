@@ -16,6 +16,7 @@ import type {
   SessionWrite,
 } from '../interfaces/session-store.interface.js';
 import { parseDuration } from '../utils/duration.js';
+import { sha256Text } from '../utils/sha256.js';
 
 // ---------------------------------------------------------------------------------------------
 // Client shapes. The store never imports `redis` or `ioredis` at load time: it recognises a
@@ -745,10 +746,6 @@ function check(status: unknown): void {
   throw new SessionGoneError();
 }
 
-function userHashOf(userId: string): string {
-  return createHash('sha256').update(userId, 'utf8').digest('base64url');
-}
-
 /**
  * Sessions in Redis, shared by every instance of the app: one hash per session, written by Lua
  * scripts so that every operation is atomic and one round trip. Works with node-redis v5 and
@@ -938,7 +935,7 @@ export class RedisSessionStore implements SessionStore {
     }
     await this.call(async (d) => {
       if (this.perSessionSlot) return this.saveAcrossSlots(d, write);
-      const userHash = write.userId === null ? '' : userHashOf(write.userId);
+      const userHash = write.userId === null ? '' : sha256Text(write.userId);
       const keys = [this.sessionKey(write.key), this.sessionKey(from)];
       if (userHash || write.lockOwner) {
         keys.push(userHash ? this.indexKey(userHash) : keys[1]);
@@ -1001,7 +998,7 @@ export class RedisSessionStore implements SessionStore {
    * gone, expired or now someone else's (REV-2).
    */
   async listForUser(userId: string): Promise<SessionRecord[]> {
-    const index = this.indexKey(userHashOf(userId));
+    const index = this.indexKey(sha256Text(userId));
     return this.call(async (d) => {
       const now = Date.now();
       if (!this.perSessionSlot) {
@@ -1044,7 +1041,7 @@ export class RedisSessionStore implements SessionStore {
    * sessions ended ("log out everywhere", REV-1).
    */
   async destroyForUser(userId: string, exceptKeys: readonly string[] = []): Promise<number> {
-    const index = this.indexKey(userHashOf(userId));
+    const index = this.indexKey(sha256Text(userId));
     return this.call(async (d) => {
       const now = String(Date.now());
       if (!this.perSessionSlot) {
@@ -1162,7 +1159,7 @@ export class RedisSessionStore implements SessionStore {
 
   /** Lock keys are storage keys; anything else is hashed first, so no raw text reaches a key. */
   private lockKey(key: string): string {
-    const safe = STORAGE_KEY.test(key) ? key : createHash('sha256').update(key).digest('base64url');
+    const safe = STORAGE_KEY.test(key) ? key : sha256Text(key);
     return this.perSessionSlot ? `${this.prefix}lock:{${safe}}` : `${this.prefix}lock:${safe}`;
   }
 
@@ -1207,7 +1204,7 @@ export class RedisSessionStore implements SessionStore {
 
   /** A save on a Cluster whose session and index keys live in different slots. */
   private async saveAcrossSlots(d: Driver, write: SessionWrite): Promise<void> {
-    const userHash = write.userId === null ? '' : userHashOf(write.userId);
+    const userHash = write.userId === null ? '' : sha256Text(write.userId);
     const from = write.previousKey ?? write.key;
     const target = this.sessionKey(write.key);
     // Index first: a session must never exist unlisted ("log out everywhere" would miss it). A

@@ -1,5 +1,5 @@
-import * as crypto from 'node:crypto';
-import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+import { oneShotHash } from '../utils/sha256.js';
 
 /**
  * One 256-bit key per configured secret, derived with HKDF-SHA256 under `info`, so that each use
@@ -12,24 +12,6 @@ export function deriveKeys(secrets: readonly (string | Buffer)[], info: string):
 /** {@link deriveKeys}, each key ready to compute MACs with. */
 export function deriveMacKeys(secrets: readonly (string | Buffer)[], info: string): MacKey[] {
   return deriveKeys(secrets, info).map((key) => new MacKey(key));
-}
-
-/** Node's one-shot digest (20.12+): no Hash object, and no algorithm lookup per call. */
-const oneShotHash = (
-  crypto as {
-    hash?: (
-      algorithm: string,
-      data: string | Uint8Array,
-      encoding: 'latin1' | 'base64url',
-    ) => unknown;
-  }
-).hash;
-
-/** SHA-256 of a text (as UTF-8), base64url: one-shot where Node has it, else a Hash object. */
-export function sha256Text(text: string): string {
-  return oneShotHash
-    ? (oneShotHash('sha256', text, 'base64url') as string)
-    : crypto.createHash('sha256').update(text).digest('base64url');
 }
 
 /** SHA-256's block and digest sizes, in bytes. */
@@ -59,7 +41,7 @@ export class MacKey {
   private readonly expected = Buffer.alloc(MAC_TEXT_LENGTH);
 
   constructor(private readonly key: Buffer) {
-    const block = key.length > BLOCK ? crypto.createHash('sha256').update(key).digest() : key;
+    const block = key.length > BLOCK ? createHash('sha256').update(key).digest() : key;
     for (let i = 0; i < block.length; i++) {
       this.inner[i] ^= block[i];
       this.outer[i] ^= block[i];

@@ -1,5 +1,6 @@
 import { randomBase64url } from '../utils/random.js';
-import { deriveMacKeys, sha256Text, type MacKey } from './secret-keys.js';
+import { sha256Text } from '../utils/sha256.js';
+import { deriveMacKeys, type MacKey } from './secret-keys.js';
 
 /** Length of a base64url-encoded 32-byte value. */
 const B64_32 = 43;
