@@ -11,8 +11,10 @@ export const redisPackage = process.env.BENCH_REDIS_CLIENT || 'redis-6';
 /** A connected node-redis client (connect-redis and RedisSessionStore both take one). */
 export async function redisClient() {
   const { createClient } = await optionalImport(redisPackage, 'createClient');
+  // Set up as docs/redis.md shows (no offline queue: fail fast while disconnected).
   const client = createClient({
     url: env.redisUrl,
+    disableOfflineQueue: true,
     socket: { connectTimeout: 2000, reconnectStrategy: false },
   });
   client.on('error', () => {});

@@ -510,29 +510,39 @@ describeRedis('RedisSessionStore with a node-redis 6 client', () => {
     })(),
   );
 
-  it('sends its commands on a ready connection without the per-command timer of the client', async () => {
-    // node-redis 6's timer only bounds a command's wait to be written; on a ready connection it
-    // is written at the next turn, so the timer (an AbortSignal each) is pure cost there.
-    const client = createClient6({ url: proxyUrl });
-    client.on('error', () => undefined);
-    await client.connect();
-    const store = new RedisSessionStore({ client, prefix });
+  it('sends its commands without the per-command timer of a client that has no offline queue', async () => {
+    // node-redis 6's timer only bounds a command's wait to be written: without an offline queue a
+    // command is written or refused at once, so the timer (an AbortSignal each) is pure cost.
     const timers = jest.spyOn(AbortSignal, 'timeout');
+    const clients = [
+      createClient6({ url: proxyUrl, disableOfflineQueue: true }),
+      createClient6({ url: proxyUrl }),
+    ];
     try {
-      const write = createWrite({ a: 1 });
-      await store.save(write);
-      expect((await store.load(write.key))?.data).toEqual({ a: '1' });
-      expect(timers).not.toHaveBeenCalled();
-      await client.get(`${prefix}other`); // the client's own commands keep theirs
+      const counts: number[] = [];
+      for (const client of clients) {
+        client.on('error', () => undefined);
+        await client.connect();
+        const store = new RedisSessionStore({ client, prefix });
+        timers.mockClear();
+        const write = createWrite({ a: 1 });
+        await store.save(write);
+        expect((await store.load(write.key))?.data).toEqual({ a: '1' });
+        counts.push(timers.mock.calls.length);
+        await store.close();
+      }
+      // With an offline queue (node-redis's default), the client's timer stays: see below.
+      expect(counts).toEqual([0, 2]);
+      timers.mockClear();
+      await clients[0].get(`${prefix}other`); // the client's own commands keep theirs
       expect(timers).toHaveBeenCalledTimes(1);
     } finally {
       timers.mockRestore();
-      await store.close();
-      client.destroy();
+      for (const client of clients) client.destroy();
     }
   });
 
-  it('leaves the client its own timeout while the connection is down: a command given up on is not sent once Redis is back', async () => {
+  it('leaves a client with an offline queue its own timeout: a command given up on while Redis was away is not sent once it is back', async () => {
     // Offline queue on (node-redis's default): a command sent while the connection is down waits
     // in it; the client's 300 ms timer must still drop it, after the store's 150 ms gave up.
     const client = createClient6({

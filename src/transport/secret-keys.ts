@@ -1,5 +1,4 @@
-import { createHash, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
-import { oneShotHash } from '../utils/sha256.js';
+import { createHash, createHmac, hash, hkdfSync, timingSafeEqual } from 'node:crypto';
 
 /**
  * One 256-bit key per configured secret, derived with HKDF-SHA256 under `info`, so that each use
@@ -25,9 +24,9 @@ const MAX_FAST = 256;
 
 /**
  * An HMAC-SHA256 key (RFC 2104), its padded blocks prepared once. `createHmac` sets up three
- * digest contexts on every call, the costliest step of verifying a cookie; with the one-shot
+ * digest contexts on every call, the costliest step of verifying a cookie; with Node's one-shot
  * digest an HMAC is two SHA-256 of prepared buffers (bit for bit the same MAC: RFC 4231 vectors in
- * the spec). Without the one-shot digest, `createHmac`.
+ * the spec).
  */
 export class MacKey {
   /** `key ⊕ ipad`, then room for a message of up to {@link MAX_FAST} characters. */
@@ -54,16 +53,16 @@ export class MacKey {
    * bytes would accept more than one spelling of a MAC.
    */
   text(message: string): string {
-    if (!oneShotHash || message.length > MAX_FAST) {
+    if (message.length > MAX_FAST) {
       return createHmac('sha256', this.key).update(message).digest('base64url');
     }
     // Synchronous from the first write to the last digest: nothing else can use the buffers.
     const length = BLOCK + this.inner.write(message, BLOCK, 'utf8');
     if (this.view.length !== length) this.view = this.inner.subarray(0, length);
-    // The inner digest as latin1 text (one character per byte), written into the outer block:
-    // asked for as a Buffer, Node's one-shot digest takes about four times as long.
-    this.outer.write(oneShotHash('sha256', this.view, 'latin1') as string, BLOCK, 'latin1');
-    return oneShotHash('sha256', this.outer, 'base64url') as string;
+    // The inner digest as latin1 text ('binary': one character per byte), written into the outer
+    // block: asked for as a Buffer, Node's one-shot digest takes about four times as long.
+    this.outer.write(hash('sha256', this.view, 'binary'), BLOCK, 'latin1');
+    return hash('sha256', this.outer, 'base64url');
   }
 
   /** Whether `presented` is the MAC text of `message`, compared in constant time. */
