@@ -5,7 +5,7 @@ import { SessionHandle, type DetachedSource, type Session } from './core/session
 import type { SessionRuntime } from './core/session-runtime.js';
 import { joinCookieHeader } from './transport/session-cookie.js';
 import { isHiddenKey } from './utils/hidden-keys.js';
-import { parseStoredJson } from './utils/json.js';
+import { isForbiddenKey, parseStoredJson } from './utils/json.js';
 
 /** A stored session as the service reports it. */
 export interface SessionInfo<T extends object = Record<string, unknown>> {
@@ -156,7 +156,10 @@ function cookieSource(cookieHeader: string | readonly string[] | undefined): Det
 function toInfo<T extends object>(record: SessionRecord): SessionInfo<T> {
   const data: Record<string, unknown> = {};
   for (const key of Object.keys(record.data)) {
-    if (!isHiddenKey(key)) data[key] = parseStoredJson(record.data[key]);
+    // A stored `__proto__` key (never one a session writes: it refuses it) would set the
+    // prototype of `data` if assigned: left out with `constructor` and `prototype`, which stored
+    // JSON loses at every depth too (IN-2).
+    if (!isHiddenKey(key) && !isForbiddenKey(key)) data[key] = parseStoredJson(record.data[key]);
   }
   return {
     id: record.key,

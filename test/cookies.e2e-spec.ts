@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import type { INestApplication } from '@nestjs/common';
 import fc from 'fast-check';
 import request from 'supertest';
+import { SessionService } from '../src/session.service.js';
 import { SessionTokenSigner } from '../src/transport/session-token.js';
 import {
   OLD_SECRET,
@@ -294,6 +295,57 @@ describe('Session cookies and tokens (e2e)', () => {
       TEST_ADAPTER === 'fastify' ? /not valid JSON/ : /cannot be a session key/,
     );
     expect(({} as Record<string, unknown>).x).toBeUndefined();
+  });
+});
+
+describe('SessionService and hostile stored keys (e2e)', () => {
+  let app: INestApplication;
+  let store: CountingStore;
+
+  beforeAll(async () => {
+    store = new CountingStore();
+    app = await createFixtureApp({ store });
+  });
+  afterAll(async () => {
+    await app.close();
+  });
+
+  it('leaves stored __proto__, constructor and prototype keys out of the data it lists, changing no prototype (IN-2)', async () => {
+    const res = await request(app.getHttpServer())
+      .post('/login')
+      .send({ userId: 'proto-list' })
+      .expect(200);
+    const token = sessionCookie(res)!.split('=')[1].split('.')[0];
+    const key = SessionTokenSigner.storageKey(token);
+    const record = (await store.load(key))!;
+    await store.save({
+      kind: 'update',
+      key,
+      // Written past the session, which refuses these keys: as another program could store them.
+      set: Object.fromEntries([
+        ['__proto__', '{"isAdmin":true}'],
+        ['constructor', '{"isAdmin":true}'],
+        ['prototype', '1'],
+        ['ok', '1'],
+      ]),
+      unset: [],
+      userId: record.userId,
+      createdAt: record.createdAt,
+      lastActiveAt: Date.now(),
+      expiresAt: record.expiresAt,
+      absoluteExpiresAt: record.absoluteExpiresAt,
+    });
+    const sessions = app.get(SessionService);
+    const infos = [(await sessions.get(key))!, ...(await sessions.listForUser('proto-list'))];
+    expect(infos).toHaveLength(2);
+    for (const info of infos) {
+      expect(Object.getPrototypeOf(info.data)).toBe(Object.prototype);
+      expect((info.data as Record<string, unknown>).isAdmin).toBeUndefined();
+      const forbidden = ['__proto__', 'constructor', 'prototype'];
+      expect(Object.keys(info.data).filter((k) => forbidden.includes(k))).toEqual([]);
+      expect(info.data).toMatchObject({ ok: 1 });
+    }
+    expect(({} as Record<string, unknown>).isAdmin).toBeUndefined();
   });
 });
 
