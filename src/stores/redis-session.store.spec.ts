@@ -77,6 +77,26 @@ async function keysUnder(client: NodeRedis, prefix: string): Promise<string[]> {
   return found;
 }
 
+/** The contract's stores on node-redis clients from `make` (v5 or v6), each closed after its store. */
+function nodeRedisStores(
+  make: () => NodeRedis | ReturnType<typeof createClient6>,
+  prefix: string,
+): { create(): Promise<SessionStore>; cleanup(store: SessionStore): Promise<void> } {
+  let client: NodeRedis | ReturnType<typeof createClient6>;
+  return {
+    create: async () => {
+      client = make();
+      client.on('error', () => undefined);
+      await client.connect();
+      return new RedisSessionStore({ client, prefix });
+    },
+    cleanup: async (store) => {
+      await store.close?.();
+      await client.close();
+    },
+  };
+}
+
 function escapeGlob(text: string): string {
   return text.replace(/[*?[\]\\]/g, '\\$&');
 }
@@ -102,19 +122,7 @@ describeRedis('RedisSessionStore on a standalone Redis', () => {
     (() => {
       const prefix = randomPrefix('nr');
       prefixes.push(prefix);
-      let client: NodeRedis;
-      return {
-        create: async () => {
-          client = createClient({ url, disableOfflineQueue: true });
-          client.on('error', () => undefined);
-          await client.connect();
-          return new RedisSessionStore({ client, prefix });
-        },
-        cleanup: async (store: SessionStore) => {
-          await store.close?.();
-          await client.close();
-        },
-      };
+      return nodeRedisStores(() => createClient({ url, disableOfflineQueue: true }), prefix);
     })(),
   );
 
@@ -493,21 +501,7 @@ describeRedis('RedisSessionStore with a node-redis 6 client', () => {
   describeSessionStoreContract(
     'RedisSessionStore (node-redis v6 client)',
     { describe, it, beforeAll, afterAll },
-    (() => {
-      let client: ReturnType<typeof createClient6>;
-      return {
-        create: async () => {
-          client = createClient6({ url, disableOfflineQueue: true });
-          client.on('error', () => undefined);
-          await client.connect();
-          return new RedisSessionStore({ client, prefix });
-        },
-        cleanup: async (store: SessionStore) => {
-          await store.close?.();
-          await client.close();
-        },
-      };
-    })(),
+    nodeRedisStores(() => createClient6({ url, disableOfflineQueue: true }), prefix),
   );
 
   it('sends its commands without the per-command timer of a client that has no offline queue', async () => {
