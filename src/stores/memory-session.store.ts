@@ -7,6 +7,7 @@ import type {
   SessionTimes,
   SessionWrite,
 } from '../interfaces/session-store.interface.js';
+import { setOwn } from '../utils/own-property.js';
 
 /** Options of {@link MemorySessionStore}. */
 export interface MemorySessionStoreOptions {
@@ -85,29 +86,15 @@ function decodeFields(encoded: string): Record<string, string> {
   cursor = 0;
   while (cursor < encoded.length) {
     const name = nextPart(encoded);
-    setField(data, name, nextPart(encoded));
+    setOwn(data, name, nextPart(encoded));
   }
   return data;
-}
-
-function setField(data: Record<string, string>, name: string, text: string): void {
-  if (name === '__proto__') {
-    // Defined, not assigned: a key named __proto__ must stay plain data.
-    Object.defineProperty(data, name, {
-      value: text,
-      writable: true,
-      enumerable: true,
-      configurable: true,
-    });
-  } else {
-    data[name] = text;
-  }
 }
 
 function applyFields(entry: Entry, write: SessionWrite, stored: Record<string, string>): void {
   const data = write.replace ? {} : stored;
   for (const name of write.unset) delete data[name];
-  for (const name of Object.keys(write.set)) setField(data, name, write.set[name]);
+  for (const name of Object.keys(write.set)) setOwn(data, name, write.set[name]);
   entry.data = encodeFields(data);
 }
 

@@ -16,6 +16,7 @@ import type {
   SessionWrite,
 } from '../interfaces/session-store.interface.js';
 import { parseDuration } from '../utils/duration.js';
+import { setOwn } from '../utils/own-property.js';
 import { sha256Text } from '../utils/sha256.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -662,18 +663,7 @@ class SessionHash {
   take(field: string, value: string): void {
     this.fields++;
     if (field.startsWith(DATA)) {
-      const name = field.slice(DATA.length);
-      // An own property, never the prototype: a `__proto__` session key stays plain data (IN-2).
-      if (name === '__proto__') {
-        Object.defineProperty(this.data, name, {
-          value,
-          enumerable: true,
-          writable: true,
-          configurable: true,
-        });
-      } else {
-        this.data[name] = value;
-      }
+      setOwn(this.data, field.slice(DATA.length), value);
       return;
     }
     switch (field) {
