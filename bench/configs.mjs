@@ -26,13 +26,13 @@ export const SEALED_OPTIONS = [
  * @property {string} [store]       redis | postgres: the backend it needs (round-trip counting)
  * @property {boolean} [stateless]  the session lives in the cookie (an old cookie stays valid)
  * @property {string} [family]      nss: a nestjs-sessions configuration (gets a baseline twin with --baseline)
- * @property {string} [kind]        memory | redis | postgres | sealed (nestjs-sessions)
+ * @property {string} [kind]        memory | redis | ioredis | postgres | sealed (nestjs-sessions)
  * @property {string} [libRev]      the revision a baseline twin was built from
  */
 
 const nss = (adapter, prefix, kind) => ({
   id: `${prefix}nss-${kind}`,
-  label: `nestjs-sessions · ${{ memory: 'memory', redis: 'Redis', postgres: 'PostgreSQL', sealed: 'sealed cookie' }[kind]}`,
+  label: `nestjs-sessions · ${{ memory: 'memory', redis: 'Redis', ioredis: 'Redis (ioredis)', postgres: 'PostgreSQL', sealed: 'sealed cookie' }[kind]}`,
   app: 'nestjs-sessions.mjs',
   adapter,
   family: 'nss',
@@ -42,11 +42,12 @@ const nss = (adapter, prefix, kind) => ({
     BENCH_STORE: kind === 'sealed' ? 'memory' : kind,
     ...(kind === 'sealed' ? { BENCH_OPTIONS: JSON.stringify(SEALED_OPTIONS) } : {}),
   },
-  ...(kind === 'redis' || kind === 'postgres' ? { store: kind } : {}),
+  ...(kind === 'redis' || kind === 'ioredis' ? { store: 'redis' } : {}),
+  ...(kind === 'postgres' ? { store: kind } : {}),
   ...(kind === 'sealed' ? { stateless: true } : {}),
 });
 
-const KINDS = ['memory', 'redis', 'postgres', 'sealed'];
+const KINDS = ['memory', 'redis', 'ioredis', 'postgres', 'sealed'];
 
 /** The cryptographic floor of signed (store) and sealed cookies on an adapter (apps/floor.mjs). */
 const floor = (adapter, prefix, kind) => ({

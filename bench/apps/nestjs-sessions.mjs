@@ -1,7 +1,7 @@
 // nestjs-sessions, from the built library (dist/) through the package's own name, as a user imports it
 // (or the baseline build in BENCH_LIB_DIR), on Express or Fastify (BENCH_ADAPTER).
 // GET /whoami is what users write: @UseGuards(SessionGuard) on the route, @Session() for the handle.
-//   BENCH_STORE    memory | redis | postgres
+//   BENCH_STORE    memory | redis | ioredis | postgres
 //   BENCH_OPTIONS  JSON array of candidate extra module options, tried in order, e.g.
 //                  [{"mode":"sealed"},{"transport":"sealed"}] or [{"concurrency":"serialize"}];
 //                  a candidate the library refuses (SessionConfigError) is skipped, and when all are

@@ -28,6 +28,32 @@ export async function redisClient() {
   return client;
 }
 
+/**
+ * A connected ioredis client, set up as docs/redis.md shows (no offline queue, socket timeout,
+ * auto-pipelining).
+ */
+export async function ioredisClient() {
+  const { Redis } = await optionalImport('ioredis', 'Redis');
+  const client = new Redis(env.redisUrl, {
+    enableOfflineQueue: false,
+    connectTimeout: 2000,
+    socketTimeout: 1000,
+    maxRetriesPerRequest: 1,
+    enableAutoPipelining: true,
+    lazyConnect: true,
+    retryStrategy: () => null,
+  });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+  } catch (error) {
+    throw new Unavailable(
+      `Redis at ${env.redisUrl} is not reachable (${error.code ?? error.message})`,
+    );
+  }
+  return client;
+}
+
 /** Deletes this app's keys (everything under its unique prefix) so runs leave nothing behind. */
 export async function deletePrefix(client, prefix) {
   let batch = [];
@@ -80,6 +106,21 @@ export async function nestjsSessionsStore(kind) {
           await store.close?.();
           await deletePrefix(client, env.prefix).catch(() => {});
           await client.quit().catch(() => {});
+        },
+      };
+    }
+    case 'ioredis': {
+      const { RedisSessionStore } = await libImport('redis', 'RedisSessionStore');
+      const client = await ioredisClient();
+      const store = construct(RedisSessionStore, { client, prefix: env.prefix });
+      return {
+        store,
+        close: async () => {
+          await store.close?.();
+          for await (const keys of client.scanStream({ match: `${env.prefix}*`, count: 1000 })) {
+            if (keys.length) await client.unlink(...keys).catch(() => {});
+          }
+          client.disconnect();
         },
       };
     }
