@@ -582,6 +582,51 @@ describe('RedisSessionStore with fake clients', () => {
     return { client, sent };
   }
 
+  it('reads a hash reply in every shape clients return (flat array, Map, object), Buffer and number values included (IN-2)', async () => {
+    const now = Date.now();
+    const fields: [string, unknown][] = [
+      ['createdAt', String(now - 1000)],
+      ['lastActiveAt', Buffer.from(String(now))],
+      ['expiresAt', now + 60_000],
+      ['absoluteExpiresAt', String(now + 3_600_000)],
+      ['version', '3'],
+      ['userId', Buffer.from('ann')],
+      ['userHash', 'not-data'],
+      ['d:role', Buffer.from('"admin"')],
+      ['d:__proto__', '{"isAdmin":true}'],
+      ['d:n', 5],
+    ];
+    const shapes = [fields.flat(), new Map(fields), Object.fromEntries(fields)];
+    for (const shape of shapes) {
+      const { client } = fakeClient(async () => shape);
+      const record = await new RedisSessionStore({ client }).load(randomStorageKey());
+      expect(record).toMatchObject({
+        userId: 'ann',
+        version: 3,
+        createdAt: now - 1000,
+        lastActiveAt: now,
+        expiresAt: now + 60_000,
+      });
+      expect({ ...record!.data }).toEqual({
+        role: '"admin"',
+        n: '5',
+        ['__proto__']: '{"isAdmin":true}',
+      });
+      expect(Object.getOwnPropertyDescriptor(record!.data, '__proto__')?.value).toBe(
+        '{"isAdmin":true}',
+      );
+      expect(Object.getPrototypeOf(record!.data)).toBe(Object.prototype);
+    }
+    expect(({} as Record<string, unknown>).isAdmin).toBeUndefined();
+    // Absent, partial (no expiry) and expired hashes are no record (TO-3).
+    const partial = fields.filter(([field]) => field !== 'expiresAt');
+    const expired = fields.map(([f, v]): [string, unknown] => [f, f === 'expiresAt' ? now - 1 : v]);
+    for (const shape of [null, [], new Map(), {}, partial.flat(), new Map(expired)]) {
+      const { client } = fakeClient(async () => shape);
+      expect(await new RedisSessionStore({ client }).load(randomStorageKey())).toBeNull();
+    }
+  });
+
   it('falls back to EVAL when Redis lost its scripts (NOSCRIPT), then uses EVALSHA again', async () => {
     const loaded = new Set<string>();
     const { client, sent } = fakeClient(async (args) => {

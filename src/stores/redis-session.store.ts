@@ -85,7 +85,8 @@ export interface RedisSessionStoreOptions {
    * store call still gives up after `commandTimeout`, and while Redis is known to be down calls are
    * refused at once. Attach your own `'error'` listener (node-redis crashes the process without one).
    * On a node-redis `createClient()` client with `disableOfflineQueue: true` the store's commands
-   * also skip node-redis 6's per-command timer, a large share of a Redis request's cost.
+   * also skip node-redis's per-command timer (node-redis 6 arms one for every command, a large share
+   * of a Redis request's cost), a `commandOptions.timeout` of yours included.
    * @example { client: createClient({ url: process.env.REDIS_URL, disableOfflineQueue: true }) }
    */
   client?: RedisSessionClient;
@@ -478,10 +479,10 @@ function optionsOf(client: Rec): Rec {
  * queue (`disableOfflineQueue: true`, as the store's own client and the documented setup have).
  * node-redis 6 gives every command a timer (5 s by default: an `AbortSignal.timeout()` and its
  * listener) that bounds only the command's wait to be written. Without an offline queue a command
- * is written at once or refused at once, and a connection that fails rejects what it had not
- * written, so that timer never ends a wait there; the store bounds every call itself
- * (`commandTimeout`). With an offline queue the client's options stand: a command queued while
- * Redis is away is still dropped by the client's timer.
+ * is refused at once while the connection is down, and written at the next turn otherwise (later
+ * only while the socket's send buffer is full); a connection that fails rejects what it had not
+ * written. The store bounds every call itself (`commandTimeout`). With an offline queue the
+ * client's options stand: a command queued while Redis is away is still dropped by its timer.
  */
 const UNTIMED = Object.freeze({ timeout: 0 });
 
@@ -652,7 +653,6 @@ function readHash(reply: unknown, into: { take(field: string, value: string): vo
 /** The fields of one session hash, taken in one pass over its `HGETALL` reply. */
 class SessionHash {
   readonly data: Record<string, string> = {};
-  fields = 0;
   expires: string | undefined;
   created: string | undefined;
   active: string | undefined;
@@ -661,7 +661,6 @@ class SessionHash {
   user: string | undefined;
 
   take(field: string, value: string): void {
-    this.fields++;
     if (field.startsWith(DATA)) {
       setOwn(this.data, field.slice(DATA.length), value);
       return;
@@ -693,7 +692,7 @@ class SessionHash {
 function toRecord(key: string, reply: unknown, now: number): SessionRecord | null {
   const hash = new SessionHash();
   readHash(reply, hash);
-  if (hash.fields === 0 || hash.expires === undefined) return null;
+  if (hash.expires === undefined) return null;
   const expiresAt = Number(hash.expires);
   const createdAt = Number(hash.created);
   const lastActiveAt = Number(hash.active);
