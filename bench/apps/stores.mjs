@@ -8,15 +8,8 @@ import { Unavailable, env, libImport, optionalImport } from './common.mjs';
  */
 export const redisPackage = process.env.BENCH_REDIS_CLIENT || 'redis-6';
 
-/** A connected node-redis client (connect-redis and RedisSessionStore both take one). */
-export async function redisClient() {
-  const { createClient } = await optionalImport(redisPackage, 'createClient');
-  // Set up as docs/redis.md shows (no offline queue: fail fast while disconnected).
-  const client = createClient({
-    url: env.redisUrl,
-    disableOfflineQueue: true,
-    socket: { connectTimeout: 2000, reconnectStrategy: false },
-  });
+/** `client` (node-redis or ioredis) once connected, or Unavailable when Redis is not reachable. */
+async function connected(client) {
   client.on('error', () => {});
   try {
     await client.connect();
@@ -26,6 +19,18 @@ export async function redisClient() {
     );
   }
   return client;
+}
+
+/** A connected node-redis client (connect-redis and RedisSessionStore both take one). */
+export async function redisClient() {
+  const { createClient } = await optionalImport(redisPackage, 'createClient');
+  // Set up as docs/redis.md shows (no offline queue: fail fast while disconnected).
+  const client = createClient({
+    url: env.redisUrl,
+    disableOfflineQueue: true,
+    socket: { connectTimeout: 2000, reconnectStrategy: false },
+  });
+  return connected(client);
 }
 
 /**
@@ -43,21 +48,19 @@ export async function ioredisClient() {
     lazyConnect: true,
     retryStrategy: () => null,
   });
-  client.on('error', () => {});
-  try {
-    await client.connect();
-  } catch (error) {
-    throw new Unavailable(
-      `Redis at ${env.redisUrl} is not reachable (${error.code ?? error.message})`,
-    );
-  }
-  return client;
+  return connected(client);
 }
 
-/** Deletes this app's keys (everything under its unique prefix) so runs leave nothing behind. */
+/**
+ * Deletes this app's keys (everything under its unique prefix) so runs leave nothing behind.
+ * `client`: node-redis or ioredis.
+ */
 export async function deletePrefix(client, prefix) {
+  const pages = client.scanStream
+    ? client.scanStream({ match: `${prefix}*`, count: 1000 })
+    : client.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 });
   let batch = [];
-  for await (const keys of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 })) {
+  for await (const keys of pages) {
     batch.push(...keys);
     if (batch.length >= 1000) {
       await client.unlink(batch);
@@ -96,9 +99,10 @@ export async function nestjsSessionsStore(kind) {
   switch (kind) {
     case 'memory':
       return { store: undefined, close: async () => {} };
-    case 'redis': {
+    case 'redis':
+    case 'ioredis': {
       const { RedisSessionStore } = await libImport('redis', 'RedisSessionStore');
-      const client = await redisClient();
+      const client = kind === 'redis' ? await redisClient() : await ioredisClient();
       const store = construct(RedisSessionStore, { client, prefix: env.prefix });
       return {
         store,
@@ -106,21 +110,6 @@ export async function nestjsSessionsStore(kind) {
           await store.close?.();
           await deletePrefix(client, env.prefix).catch(() => {});
           await client.quit().catch(() => {});
-        },
-      };
-    }
-    case 'ioredis': {
-      const { RedisSessionStore } = await libImport('redis', 'RedisSessionStore');
-      const client = await ioredisClient();
-      const store = construct(RedisSessionStore, { client, prefix: env.prefix });
-      return {
-        store,
-        close: async () => {
-          await store.close?.();
-          for await (const keys of client.scanStream({ match: `${env.prefix}*`, count: 1000 })) {
-            if (keys.length) await client.unlink(...keys).catch(() => {});
-          }
-          client.disconnect();
         },
       };
     }
