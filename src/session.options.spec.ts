@@ -154,6 +154,15 @@ describe('resolveSessionOptions', () => {
     );
   });
 
+  it('remembers 1000 opened seals in sealed mode unless told, and refuses a bad sealCache at boot', () => {
+    expect(resolve({ mode: 'sealed' }).sealCache).toBe(1000);
+    expect(resolve({ mode: 'sealed', sealCache: 0 }).sealCache).toBe(0);
+    for (const sealCache of [-1, 1.5, Number.NaN, 2_000_000, '10' as unknown as number]) {
+      refuses({ mode: 'sealed', sealCache }, /'sealCache' must be a whole number from 0/);
+    }
+    refuses({ sealCache: 10 }, /'sealCache' is for mode: 'sealed'/);
+  });
+
   it('refuses unknown options with the list of known ones', () => {
     refuses(
       { secrets: SECRET } as Partial<Options>,

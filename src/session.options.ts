@@ -7,6 +7,7 @@ import type {
 } from './interfaces/session-options.interface.js';
 import type { SessionStore } from './interfaces/session-store.interface.js';
 import { parseDuration } from './utils/duration.js';
+import { DEFAULT_SEAL_CACHE } from './transport/session-sealer.js';
 
 /** The longest cookie lifetime browsers accept (RFC 6265bis): 400 days. */
 export const MAX_COOKIE_AGE_MS = 400 * 86_400_000;
@@ -23,6 +24,7 @@ const KNOWN_OPTIONS = new Set([
   'secret',
   'mode',
   'cookieChunks',
+  'sealCache',
   'store',
   'revocationStore',
   'cookie',
@@ -79,6 +81,8 @@ export interface ResolvedSessionOptions {
   readonly secrets: readonly (string | Buffer)[];
   readonly mode: 'store' | 'sealed';
   readonly cookieChunks: number;
+  /** Sealed mode: how many opened seals are remembered (0: none). */
+  readonly sealCache: number;
   readonly store: SessionStore | undefined;
   readonly revocationStore: SessionStore | undefined;
   readonly cookie: ResolvedCookieOptions;
@@ -400,6 +404,17 @@ export function resolveSessionOptions(
       "'cookieChunks' is for mode: 'sealed'; store-mode cookies are small.",
     );
   }
+  const sealCache = options.sealCache ?? DEFAULT_SEAL_CACHE;
+  if (!Number.isInteger(sealCache) || sealCache < 0 || sealCache > 1_000_000) {
+    throw new SessionConfigError(
+      "'sealCache' must be a whole number from 0 (remember no opened seal) to 1000000.",
+    );
+  }
+  if (options.sealCache !== undefined && mode !== 'sealed') {
+    throw new SessionConfigError(
+      "'sealCache' is for mode: 'sealed'; store-mode cookies are checked with one HMAC.",
+    );
+  }
   const cookie = resolveCookie(options.cookie, production);
   if (production && cookie.secure === false) {
     warnings.push(
@@ -494,6 +509,7 @@ export function resolveSessionOptions(
     secrets,
     mode,
     cookieChunks,
+    sealCache,
     store: options.store,
     revocationStore: options.revocationStore,
     concurrency,

@@ -200,6 +200,18 @@ describe('Sealed stateless sessions (e2e)', () => {
       await http.get('/guarded').set('Cookie', cookie).expect(401);
     });
 
+    it('ends a seal that was opened on every request before, at the same time (sealCache)', async () => {
+      fakeClock();
+      const cookie = sessionCookie(await http.post('/login').send({ userId: 'often' }))!;
+      for (let i = 0; i < 3; i++) {
+        jest.setSystemTime(Date.now() + 50_000);
+        await http.get('/guarded').set('Cookie', cookie).expect(200);
+      }
+      // 30 minutes after the last seal (the login), however often it was opened since.
+      jest.setSystemTime(Date.now() + 30 * 60_000 - 150_000 + 1000);
+      await http.get('/guarded').set('Cookie', cookie).expect(401);
+    });
+
     it('refuses seals dated more than 60 s in the future', () => {
       const sealer = new SessionSealer([TEST_SECRET], 'sid');
       const now = Date.now();
@@ -250,6 +262,13 @@ describe('Sealed sessions with revocation (e2e, REV-5)', () => {
     await http.get('/guarded').set('Cookie', cookie).expect(200);
     await http.post('/destroy').set('Cookie', cookie).expect(200);
     await http.get('/guarded').set('Cookie', cookie).expect(401);
+  });
+
+  it('refuses a cookie opened many times before the logout, as the first time (LC-4, sealCache)', async () => {
+    const cookie = sessionCookie(await http.post('/login').send({ userId: 'r1b' }))!;
+    for (let i = 0; i < 3; i++) await http.get('/guarded').set('Cookie', cookie).expect(200);
+    await http.post('/destroy').set('Cookie', cookie).expect(200);
+    for (let i = 0; i < 2; i++) await http.get('/guarded').set('Cookie', cookie).expect(401);
   });
 
   it('kills the old cookie at regenerate', async () => {

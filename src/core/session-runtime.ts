@@ -67,7 +67,7 @@ export class SessionRuntime {
       options.logEvents === true,
     );
     if (options.mode === 'sealed') {
-      const sealer = new SessionSealer(options.secrets, options.cookie.name);
+      const sealer = new SessionSealer(options.secrets, options.cookie.name, options.sealCache);
       const sealed = { ...options, cookieName: options.cookie.name };
       this.backend = new SealedBackend(sealer, sealed, this.events, this.now);
     } else {

@@ -81,6 +81,16 @@ export interface SessionModuleOptions {
    */
   cookieChunks?: number;
   /**
+   * `'sealed'` mode only: how many sealed cookie values are remembered once opened (or made), with
+   * the session they hold, so that a browser sending the same cookie again costs a SHA-256 instead
+   * of a decryption. A value is known by its SHA-256 (the values themselves are not kept); a cookie
+   * that failed to open is never remembered. Expiry, the seal's date and the revocation list are
+   * checked on every request all the same. Past the limit the oldest is forgotten; each entry holds
+   * one session's data. 0 remembers none.
+   * @default 1000
+   */
+  sealCache?: number;
+  /**
    * Where sessions live in `'store'` mode.
    * @default new MemorySessionStore() (one process only; warns in production)
    */

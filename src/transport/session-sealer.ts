@@ -1,7 +1,8 @@
 import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto';
 import { deriveKeys } from './secret-keys.js';
 import { fillRandom } from '../utils/random.js';
-import { parseJsonEnvelope } from '../utils/json.js';
+import { mayHoldForbiddenKeys, parseJsonEnvelope } from '../utils/json.js';
+import { sha256Text } from '../utils/sha256.js';
 
 const VERSION = 1;
 const SEALING_INFO = 'nestjs-sessions/v1 sealed cookie';
@@ -12,6 +13,9 @@ const HEADER_BYTES = 1 + KID_BYTES + IV_BYTES;
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 /** Seals dated this far in the future are refused (clock skew between servers is tolerated up to it). */
 export const SEAL_MAX_SKEW_MS = 60_000;
+
+/** How many opened seals {@link SessionSealer} remembers unless told otherwise. */
+export const DEFAULT_SEAL_CACHE = 1000;
 
 /** What a sealed cookie carries: the whole session. */
 export interface SealedSession {
@@ -25,6 +29,12 @@ export interface SealedSession {
   readonly sealedAt: number;
   /** Top-level keys mapped to JSON text. */
   readonly data: Record<string, string>;
+}
+
+/** An opened seal: the session, and whether a key other than the first opened it. */
+export interface OpenedSeal {
+  readonly session: SealedSession;
+  readonly stale: boolean;
 }
 
 interface SealingKey {
@@ -50,8 +60,27 @@ export class SessionSealer {
   private readonly keys: readonly SealingKey[];
   /** Key id (as a 32-bit number) to the index of the first key with it. */
   private readonly byKid = new Map<number, number>();
+  /**
+   * Seals opened or made lately, by the SHA-256 of their cookie value, oldest first: the same value
+   * again is the same session, so it is not decrypted again (see {@link open}).
+   */
+  private readonly recent = new Map<string, OpenedSeal>();
+  /**
+   * The digests in {@link recent}, in a ring: the next slot holds the oldest. A Map has no cheap
+   * "first key" once entries are deleted from its front (iteration walks the holes they leave).
+   */
+  private readonly order: (string | undefined)[];
+  private next = 0;
 
-  constructor(secrets: readonly (string | Buffer)[], cookieName: string) {
+  /**
+   * @param cacheSize how many opened seals are remembered (`sealCache`); 0 remembers none.
+   */
+  constructor(
+    secrets: readonly (string | Buffer)[],
+    cookieName: string,
+    private readonly cacheSize = DEFAULT_SEAL_CACHE,
+  ) {
+    this.order = new Array<string | undefined>(cacheSize);
     const name = Buffer.from(cookieName);
     this.keys = deriveKeys(secrets, SEALING_INFO).map((key) => {
       const kid = createHmac('sha256', key).update('key id').digest().subarray(0, KID_BYTES);
@@ -72,16 +101,36 @@ export class SessionSealer {
     const iv = header.subarray(1 + KID_BYTES);
     const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
     cipher.setAAD(aad);
-    const body = Buffer.concat([cipher.update(serialize(session), 'utf8'), cipher.final()]);
-    return Buffer.concat([header, body, cipher.getAuthTag()]).toString('base64url');
+    const text = serialize(session);
+    const body = Buffer.concat([cipher.update(text, 'utf8'), cipher.final()]);
+    const value = Buffer.concat([header, body, cipher.getAuthTag()]).toString('base64url');
+    // The browser sends this value next: remembered as opening it would give it.
+    const made = this.cacheSize > 0 ? asOpened(session, text) : undefined;
+    if (made) this.remember(sha256Text(value), made, false);
+    return value;
   }
 
   /**
    * Decrypts a cookie value. Every failure (shape, version, unknown key id, bad tag, bad JSON,
    * wrong cookie name) gives the same `undefined` (EC-8). `stale` is true when a key other than
    * the first opened it: the cookie should be re-sealed (KEY-3).
+   *
+   * A value this sealer opened or made lately is known by its SHA-256 and not decrypted again:
+   * opening is a function of the value and the keys alone, and the keys do not change while the
+   * process runs, so the result is the one decryption would give (frozen, so no caller can change
+   * it). Only what opened is remembered, never a failure, and never the value itself. What depends
+   * on the time, the seal's date here and expiry and revocation in the caller, is checked on every
+   * call.
    */
-  open(value: string, now: number): { session: SealedSession; stale: boolean } | undefined {
+  open(value: string, now: number): OpenedSeal | undefined {
+    const digest = this.cacheSize > 0 ? sha256Text(value) : undefined;
+    const opened = (digest && this.recent.get(digest)) || this.decrypt(value, digest);
+    if (!opened || opened.session.sealedAt > now + SEAL_MAX_SKEW_MS) return undefined;
+    return opened;
+  }
+
+  /** Opens a value with the key its key id names; remembers it under `digest` when given. */
+  private decrypt(value: string, digest: string | undefined): OpenedSeal | undefined {
     if (!BASE64URL.test(value)) return undefined;
     const raw = Buffer.from(value, 'base64url');
     if (raw.length < HEADER_BYTES + TAG_BYTES + 2 || raw[0] !== VERSION) return undefined;
@@ -105,8 +154,20 @@ export class SessionSealer {
       return undefined;
     }
     const session = deserialize(plaintext);
-    if (!session || session.sealedAt > now + SEAL_MAX_SKEW_MS) return undefined;
-    return { session, stale: index > 0 };
+    if (!session) return undefined;
+    return digest ? this.remember(digest, session, index > 0) : { session, stale: index > 0 };
+  }
+
+  /** Keeps an opened seal, the oldest dropped past `cacheSize`. */
+  private remember(digest: string, session: SealedSession, stale: boolean): OpenedSeal {
+    const opened = Object.freeze({ session: Object.freeze(session), stale });
+    Object.freeze(session.data);
+    const oldest = this.order[this.next];
+    if (oldest !== undefined) this.recent.delete(oldest);
+    this.order[this.next] = digest;
+    this.next = (this.next + 1) % this.cacheSize;
+    this.recent.set(digest, opened);
+    return opened;
   }
 }
 
@@ -117,6 +178,18 @@ function serialize(s: SealedSession): string {
     data += `${data ? ',' : ''}${JSON.stringify(key)}:${s.data[key]}`;
   }
   return `{"i":${JSON.stringify(s.id)},"u":${JSON.stringify(s.userId)},"c":${s.createdAt},"l":${s.lastActiveAt},"a":${s.absoluteExpiresAt},"t":${s.sealedAt},"d":{${data}}}`;
+}
+
+/**
+ * What opening the seal of `session` (serialized as `text`) will give, without parsing it again when
+ * it can be told: the texts are JSON.stringify's, which parsing and writing back leaves as they are,
+ * unless a key that parsing drops (IN-2) is somewhere in them.
+ */
+function asOpened(session: SealedSession, text: string): SealedSession | undefined {
+  if (mayHoldForbiddenKeys(text)) return deserialize(text);
+  const { id, userId, createdAt, lastActiveAt, absoluteExpiresAt, sealedAt } = session;
+  const data = { ...session.data };
+  return { id, userId, createdAt, lastActiveAt, absoluteExpiresAt, sealedAt, data };
 }
 
 function deserialize(text: string): SealedSession | undefined {

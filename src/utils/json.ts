@@ -124,9 +124,12 @@ function dropForbidden(key: string, value: unknown): unknown {
  * can be written back with `JSON.stringify` as the text it was, its tags revived only when read.
  */
 export function parseJsonEnvelope(text: string): unknown {
-  const risky =
-    text.includes('__proto__') || text.includes('constructor') || text.includes('prototype');
-  return risky ? JSON.parse(text, dropForbidden) : JSON.parse(text);
+  return mayHoldForbiddenKeys(text) ? JSON.parse(text, dropForbidden) : JSON.parse(text);
+}
+
+/** Whether a JSON text may hold a `__proto__`, `constructor` or `prototype` key (IN-2). */
+export function mayHoldForbiddenKeys(text: string): boolean {
+  return text.includes('__proto__') || text.includes('constructor') || text.includes('prototype');
 }
 
 /** A JSON string with no escape and no raw control character (which JSON would refuse). */
@@ -148,12 +151,7 @@ export function parseStoredJson(text: string): unknown {
   // The same for a whole number (counters, timestamps): JSON's own grammar, at most 15 digits.
   if (WHOLE_NUMBER.test(text)) return Number(text);
   // The reviver costs time on every value; only pay it when it could change something.
-  if (
-    text.includes('"$') ||
-    text.includes('__proto__') ||
-    text.includes('constructor') ||
-    text.includes('prototype')
-  ) {
+  if (text.includes('"$') || mayHoldForbiddenKeys(text)) {
     return JSON.parse(text, revive);
   }
   return JSON.parse(text);
