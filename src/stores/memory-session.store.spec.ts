@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import fc from 'fast-check';
 import { describeSessionStoreContract, createWrite } from '../testing/index.js';
 import { MemorySessionStore } from './memory-session.store.js';
 
@@ -110,6 +111,47 @@ describe('MemorySessionStore', () => {
     expect(updated!.data['']).toBe('"again"');
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     await store.close();
+  });
+
+  it('applies any run of changes to a session as a model of its fields does, in one pass', async () => {
+    const name = fc.constantFrom('a', 'b', '12', '1:a', '', '__proto__', 'ключ');
+    const text = fc.oneof(
+      fc.constantFrom('1', '"2:xy"', 'null'),
+      fc.string().map((v) => JSON.stringify(v)),
+    );
+    const change = fc.record({
+      set: fc.dictionary(name, text),
+      unset: fc.uniqueArray(name, { maxLength: 3 }),
+      replace: fc.boolean(),
+    });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.dictionary(name, text),
+        fc.array(change, { maxLength: 5 }),
+        async (start, changes) => {
+          const store = new MemorySessionStore();
+          const write = createWrite({});
+          const model = new Map(Object.entries({ ...start }));
+          await store.save({ ...write, set: { ...start } });
+          for (const { set, unset, replace } of changes) {
+            const removed = unset.filter((key) => !Object.hasOwn(set, key));
+            await store.save({
+              ...write,
+              kind: 'update',
+              set: { ...set },
+              unset: removed,
+              replace,
+            });
+            if (replace) model.clear();
+            for (const key of removed) model.delete(key);
+            for (const key of Object.keys(set)) model.set(key, set[key]);
+          }
+          const loaded = await store.load(write.key);
+          expect(new Map(Object.entries(loaded!.data))).toEqual(model);
+          await store.close();
+        },
+      ),
+    );
   });
 
   it('refuses a nonsensical size bound', () => {

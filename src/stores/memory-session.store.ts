@@ -59,10 +59,7 @@ class Entry {
  */
 function encodeFields(data: Record<string, string>): string {
   const parts: string[] = [];
-  for (const name of Object.keys(data)) {
-    const text = data[name];
-    parts.push(`${name.length}:`, name, `${text.length}:`, text);
-  }
+  for (const name of Object.keys(data)) pushField(parts, name, data[name]);
   // join() builds one flat string, where += would leave a tree of pieces behind.
   return parts.join('');
 }
@@ -72,12 +69,18 @@ let cursor = 0;
 
 /** The part of an encoded string at `cursor`; moves `cursor` past it. */
 function nextPart(encoded: string): string {
+  const start = skipPart(encoded);
+  return encoded.slice(start, cursor);
+}
+
+/** Moves `cursor` past the part of an encoded string there; returns where its content starts. */
+function skipPart(encoded: string): number {
   let length = 0;
   let code: number;
   while ((code = encoded.charCodeAt(cursor++)) !== 58 /* : */) length = length * 10 + code - 48;
-  const part = encoded.slice(cursor, cursor + length);
+  const start = cursor;
   cursor += length;
-  return part;
+  return start;
 }
 
 /** The session data of an {@link encodeFields} string: key → JSON text. */
@@ -91,11 +94,52 @@ function decodeFields(encoded: string): Record<string, string> {
   return data;
 }
 
-function applyFields(entry: Entry, write: SessionWrite, stored: Record<string, string>): void {
-  const data = write.replace ? {} : stored;
-  for (const name of write.unset) delete data[name];
-  for (const name of Object.keys(write.set)) setOwn(data, name, write.set[name]);
-  entry.data = encodeFields(data);
+/**
+ * An {@link encodeFields} string with a write's changes applied, in one pass over it: each field the
+ * write leaves alone is copied as it is, a changed one gets its new text, a removed one is left out,
+ * and new ones follow.
+ */
+function applyFields(
+  encoded: string,
+  set: Record<string, string>,
+  unset: readonly string[],
+): string {
+  const parts: string[] = [];
+  const names = Object.keys(set);
+  const removed = unset.length > 0 ? new Set(unset) : undefined;
+  let replaced = 0;
+  cursor = 0;
+  while (cursor < encoded.length) {
+    const start = cursor;
+    const name = nextPart(encoded);
+    skipPart(encoded);
+    if (Object.hasOwn(set, name)) {
+      pushField(parts, name, set[name]);
+      replaced++;
+    } else if (!removed?.has(name)) {
+      parts.push(encoded.slice(start, cursor));
+    }
+  }
+  if (replaced < names.length) {
+    const present = fieldNames(encoded);
+    for (const name of names) if (!present.has(name)) pushField(parts, name, set[name]);
+  }
+  return parts.join('');
+}
+
+function pushField(parts: string[], name: string, text: string): void {
+  parts.push(`${name.length}:`, name, `${text.length}:`, text);
+}
+
+/** The field names of an {@link encodeFields} string. */
+function fieldNames(encoded: string): Set<string> {
+  const names = new Set<string>();
+  cursor = 0;
+  while (cursor < encoded.length) {
+    names.add(nextPart(encoded));
+    skipPart(encoded);
+  }
+  return names;
 }
 
 /**
@@ -166,7 +210,6 @@ export class MemorySessionStore implements SessionStore {
   private apply(write: SessionWrite): void {
     const now = this.now();
     let entry: Entry;
-    let stored: Record<string, string> = {};
     // A write without data changes (a rotation) keeps the encoded data as it is.
     const changes = write.replace || write.unset.length > 0 || Object.keys(write.set).length > 0;
     if (write.kind === 'create') {
@@ -185,9 +228,8 @@ export class MemorySessionStore implements SessionStore {
       if (!existing) throw new SessionGoneError();
       if (write.lockOwner !== undefined) this.checkHolder(from, write.lockOwner);
       entry = existing;
-      // The stored data is needed to check expectations and to apply a delta, not to replace it.
-      if (write.expect || (changes && !write.replace)) stored = decodeFields(entry.data);
       if (write.expect) {
+        const stored = decodeFields(entry.data);
         for (const name of Object.keys(write.expect)) {
           const text = Object.hasOwn(stored, name) ? stored[name] : null;
           if (text !== write.expect[name]) throw new SessionConflictError();
@@ -195,7 +237,11 @@ export class MemorySessionStore implements SessionStore {
       }
       if (write.previousKey !== undefined) this.remove(write.previousKey);
     }
-    if (changes) applyFields(entry, write, stored);
+    if (changes) {
+      entry.data = write.replace
+        ? encodeFields(write.set)
+        : applyFields(entry.data, write.set, write.unset);
+    }
     if (write.kind === 'update') entry.used = true;
     entry.lastActiveAt = write.lastActiveAt;
     entry.expiresAt = write.expiresAt;
