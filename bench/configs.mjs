@@ -49,6 +49,23 @@ const nss = (adapter, prefix, kind) => ({
 
 const KINDS = ['memory', 'redis', 'ioredis', 'postgres', 'sealed'];
 
+/**
+ * Sealed mode decrypting every cookie (`sealCache: 0`): the cost of a cookie this process has not
+ * seen, as the first request after a write that another instance served. No baseline twin (a build
+ * without the option decrypts every cookie anyway; the sealed twin measures it).
+ */
+const sealedCold = (adapter, prefix) => ({
+  ...nss(adapter, prefix, 'sealed'),
+  id: `${prefix}nss-sealed-cold`,
+  label: 'nestjs-sessions · sealed cookie, sealCache: 0 (every cookie decrypted)',
+  family: undefined,
+  env: {
+    BENCH_ADAPTER: adapter,
+    BENCH_STORE: 'memory',
+    BENCH_OPTIONS: JSON.stringify(SEALED_OPTIONS.map((o) => ({ ...o, sealCache: 0 }))),
+  },
+});
+
 /** The cryptographic floor of signed (store) and sealed cookies on an adapter (apps/floor.mjs). */
 const floor = (adapter, prefix, kind) => ({
   id: `${prefix}floor-${kind}`,
@@ -83,6 +100,7 @@ export const configurations = [
   },
   ...FLOORS.map((k) => floor('express', '', k)),
   ...KINDS.map((k) => nss('express', '', k)),
+  sealedCold('express', ''),
   {
     id: 'es-memory',
     label: 'express-session · MemoryStore',
@@ -126,6 +144,7 @@ export const configurations = [
   },
   ...FLOORS.map((k) => floor('fastify', 'f-', k)),
   ...KINDS.map((k) => nss('fastify', 'f-', k)),
+  sealedCold('fastify', 'f-'),
   {
     id: 'fs-memory',
     label: '@fastify/session · MemoryStore',

@@ -238,9 +238,11 @@ export class MemorySessionStore implements SessionStore {
       if (write.previousKey !== undefined) this.remove(write.previousKey);
     }
     if (changes) {
-      entry.data = write.replace
-        ? encodeFields(write.set)
-        : applyFields(entry.data, write.set, write.unset);
+      // A new entry's data is '' (nothing to apply the changes to).
+      entry.data =
+        write.replace || entry.data === ''
+          ? encodeFields(write.set)
+          : applyFields(entry.data, write.set, write.unset);
     }
     if (write.kind === 'update') entry.used = true;
     entry.lastActiveAt = write.lastActiveAt;
