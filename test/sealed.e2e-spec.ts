@@ -147,6 +147,21 @@ describe('Sealed stateless sessions (e2e)', () => {
     expect(res.headers['set-cookie']).toBeUndefined();
   });
 
+  it('remembers a seal once it is sent, and never one refused as too large (CK-8, sealCache)', async () => {
+    const remember = jest.spyOn(SessionSealer.prototype, 'remember');
+    try {
+      await http.post('/big').send({ size: 5000 }).expect(413);
+      expect(remember).not.toHaveBeenCalled();
+      await http
+        .post('/big')
+        .send({ size: 100 })
+        .expect((r) => expect(r.status).toBeLessThan(300));
+      expect(remember).toHaveBeenCalledTimes(1);
+    } finally {
+      remember.mockRestore();
+    }
+  });
+
   it('splits an oversized seal over numbered cookies when allowed, and joins them on read', async () => {
     const chunked = await createFixtureApp({ mode: 'sealed', cookieChunks: 3 });
     const h = request(chunked.getHttpServer());

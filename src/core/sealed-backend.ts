@@ -81,7 +81,7 @@ export class SealedBackend implements SessionBackend {
    */
   save({ write, texts, previousUser }: SessionSave): MaybePromise<readonly string[]> {
     const now = write.lastActiveAt;
-    const value = this.sealer.seal({
+    const session = {
       id: write.key,
       userId: write.userId,
       createdAt: write.createdAt,
@@ -89,7 +89,8 @@ export class SealedBackend implements SessionBackend {
       absoluteExpiresAt: write.absoluteExpiresAt,
       sealedAt: now,
       data: texts(),
-    });
+    };
+    const value = this.sealer.seal(session);
     const { cookieName, cookieChunks } = this.options;
     const parts = splitIntoChunks(value, cookieName, cookieChunks);
     if (!parts) {
@@ -98,9 +99,13 @@ export class SealedBackend implements SessionBackend {
         MAX_COOKIE_BYTES * cookieChunks,
       );
     }
-    if (write.previousKey === undefined || !this.options.revocationStore) return parts;
+    const sent = () => {
+      this.sealer.remember(value, session);
+      return parts;
+    };
+    if (write.previousKey === undefined || !this.options.revocationStore) return sent();
     return this.revoke(write.previousKey, previousUser === null, write.absoluteExpiresAt).then(
-      () => parts,
+      sent,
     );
   }
 

@@ -81,7 +81,7 @@ export interface SessionModuleOptions {
    */
   cookieChunks?: number;
   /**
-   * `'sealed'` mode only: how many sealed cookie values are remembered once opened (or made), with
+   * `'sealed'` mode only: how many sealed cookie values are remembered once opened (or sealed and sent), with
    * the session they hold, so that a browser sending the same cookie again costs a SHA-256 instead
    * of a decryption. A value is known by its SHA-256 (the values themselves are not kept); a cookie
    * that failed to open is never remembered. Expiry, the seal's date and the revocation list are

@@ -113,11 +113,11 @@ describe('MemorySessionStore', () => {
     await store.close();
   });
 
-  it('applies any run of changes to a session as a model of its fields does, in one pass', async () => {
+  it('applies any run of changes to a session as a model of its fields does', async () => {
     const name = fc.constantFrom('a', 'b', '12', '1:a', '', '__proto__', 'ключ');
     const text = fc.oneof(
       fc.constantFrom('1', '"2:xy"', 'null'),
-      fc.string().map((v) => JSON.stringify(v)),
+      fc.string({ unit: 'binary' }).map((v) => JSON.stringify(v)),
     );
     const change = fc.record({
       set: fc.dictionary(name, text),

@@ -95,9 +95,9 @@ function decodeFields(encoded: string): Record<string, string> {
 }
 
 /**
- * An {@link encodeFields} string with a write's changes applied, in one pass over it: each field the
+ * An {@link encodeFields} string with a write's changes applied, without decoding it: each field the
  * write leaves alone is copied as it is, a changed one gets its new text, a removed one is left out,
- * and new ones follow.
+ * and new ones follow (found by a second scan, only when the write adds a key).
  */
 function applyFields(
   encoded: string,

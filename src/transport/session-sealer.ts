@@ -10,6 +10,8 @@ const KID_BYTES = 4;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const HEADER_BYTES = 1 + KID_BYTES + IV_BYTES;
+/** The shortest value {@link SessionSealer.open} can open: a header, a tag and two bytes, in base64url. */
+const MIN_VALUE_LENGTH = Math.ceil(((HEADER_BYTES + TAG_BYTES + 2) * 4) / 3);
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 /** Seals dated this far in the future are refused (clock skew between servers is tolerated up to it). */
 export const SEAL_MAX_SKEW_MS = 60_000;
@@ -101,13 +103,19 @@ export class SessionSealer {
     const iv = header.subarray(1 + KID_BYTES);
     const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
     cipher.setAAD(aad);
-    const text = serialize(session);
-    const body = Buffer.concat([cipher.update(text, 'utf8'), cipher.final()]);
-    const value = Buffer.concat([header, body, cipher.getAuthTag()]).toString('base64url');
-    // The browser sends this value next: remembered as opening it would give it.
-    const made = this.cacheSize > 0 ? asOpened(session, text) : undefined;
-    if (made) this.remember(sha256Text(value), made, false);
-    return value;
+    const body = Buffer.concat([cipher.update(serialize(session), 'utf8'), cipher.final()]);
+    return Buffer.concat([header, body, cipher.getAuthTag()]).toString('base64url');
+  }
+
+  /**
+   * Remembers a value {@link seal} made of `session`, as opening it would give it, so that the
+   * browser's next request does not decrypt it. The caller calls it once the value is on its way to
+   * the browser: a seal refused as too large, or not sent, is not remembered.
+   */
+  remember(value: string, session: SealedSession): void {
+    if (this.cacheSize === 0) return;
+    const opened = asOpened(session);
+    if (opened) this.keep(sha256Text(value), opened, false);
   }
 
   /**
@@ -123,6 +131,8 @@ export class SessionSealer {
    * call.
    */
   open(value: string, now: number): OpenedSeal | undefined {
+    // Too short to be a seal: refused before anything is hashed.
+    if (value.length < MIN_VALUE_LENGTH) return undefined;
     const digest = this.cacheSize > 0 ? sha256Text(value) : undefined;
     const opened = (digest && this.recent.get(digest)) || this.decrypt(value, digest);
     if (!opened || opened.session.sealedAt > now + SEAL_MAX_SKEW_MS) return undefined;
@@ -155,11 +165,11 @@ export class SessionSealer {
     }
     const session = deserialize(plaintext);
     if (!session) return undefined;
-    return digest ? this.remember(digest, session, index > 0) : { session, stale: index > 0 };
+    return digest ? this.keep(digest, session, index > 0) : { session, stale: index > 0 };
   }
 
   /** Keeps an opened seal, the oldest dropped past `cacheSize`. */
-  private remember(digest: string, session: SealedSession, stale: boolean): OpenedSeal {
+  private keep(digest: string, session: SealedSession, stale: boolean): OpenedSeal {
     const opened = Object.freeze({ session: Object.freeze(session), stale });
     Object.freeze(session.data);
     const oldest = this.order[this.next];
@@ -181,13 +191,20 @@ function serialize(s: SealedSession): string {
 }
 
 /**
- * What opening the seal of `session` (serialized as `text`) will give, without parsing it again when
- * it can be told: the texts are JSON.stringify's, which parsing and writing back leaves as they are,
- * unless a key that parsing drops (IN-2) is somewhere in them.
+ * What opening the seal of `session` will give, without writing and parsing it again when it can be
+ * told: the texts are JSON.stringify's, which parsing and writing back leaves as they are, unless a
+ * key that parsing drops (IN-2) is somewhere in them. `undefined` when the seal would not open (a
+ * time that JSON cannot write).
  */
-function asOpened(session: SealedSession, text: string): SealedSession | undefined {
-  if (mayHoldForbiddenKeys(text)) return deserialize(text);
+function asOpened(session: SealedSession): SealedSession | undefined {
   const { id, userId, createdAt, lastActiveAt, absoluteExpiresAt, sealedAt } = session;
+  if (![createdAt, lastActiveAt, absoluteExpiresAt, sealedAt].every(Number.isFinite))
+    return undefined;
+  for (const key of Object.keys(session.data)) {
+    if (mayHoldForbiddenKeys(key) || mayHoldForbiddenKeys(session.data[key])) {
+      return deserialize(serialize(session));
+    }
+  }
   const data = { ...session.data };
   return { id, userId, createdAt, lastActiveAt, absoluteExpiresAt, sealedAt, data };
 }
