@@ -63,7 +63,7 @@ export class SessionSealer {
   /** Key id (as a 32-bit number) to the index of the first key with it. */
   private readonly byKid = new Map<number, number>();
   /**
-   * Seals opened or made lately, by the SHA-256 of their cookie value, oldest first: the same value
+   * Seals opened, or sealed and sent, lately, by the SHA-256 of their cookie value: the same value
    * again is the same session, so it is not decrypted again (see {@link open}).
    */
   private readonly recent = new Map<string, OpenedSeal>();
@@ -123,7 +123,7 @@ export class SessionSealer {
    * wrong cookie name) gives the same `undefined` (EC-8). `stale` is true when a key other than
    * the first opened it: the cookie should be re-sealed (KEY-3).
    *
-   * A value this sealer opened or made lately is known by its SHA-256 and not decrypted again:
+   * A value this sealer opened, or sealed and sent, lately is known by its SHA-256 and not decrypted:
    * opening is a function of the value and the keys alone, and the keys do not change while the
    * process runs, so the result is the one decryption would give (frozen, so no caller can change
    * it). Only what opened is remembered, never a failure, and never the value itself. What depends
