@@ -14,6 +14,7 @@ import {
   SETTLE_COUNT,
   SETTLE_INTERVAL_MS,
   collectGarbage,
+  cpuTime,
   installCleanup,
   startApp,
 } from './lib/apps.mjs';
@@ -52,7 +53,9 @@ await Promise.all([
   loadgen.run({ ...job, duration: 2 }),
   collectGarbage(app, { count: SETTLE_COUNT, intervalMs: SETTLE_INTERVAL_MS }),
 ]);
+const cpuBefore = cpuTime(app);
 const result = await loadgen.run({ ...job, duration: seconds });
+const cpuAfter = cpuTime(app);
 await loadgen.stop();
 await app.stop();
 
@@ -151,11 +154,20 @@ for (const [id, n] of counts) {
   const key = `${functionName || '(anonymous)'} [${functionName.startsWith('(') ? functionName : where(url)}]`;
   libLeaf.set(key, (libLeaf.get(key) ?? 0) + n);
 }
-const pct = (n) => `${((100 * n) / busy).toFixed(1)} %`;
+// The app's CPU time per request in the measured run (Linux: /proc), which the shares divide.
+const perRequest =
+  cpuBefore === undefined || cpuAfter === undefined
+    ? undefined
+    : (cpuAfter - cpuBefore) / result.total;
+const pct = (n) =>
+  `${((100 * n) / busy).toFixed(1)} %${perRequest === undefined ? '' : ` (${((perRequest * n) / busy).toFixed(1)} µs)`}`;
 const lines = [];
 lines.push(
   `${config.label} (${config.adapter}), ${route.method} ${route.path}: ${Math.round(result.rps)} req/s over ${seconds} s; ` +
-    `${busy} busy samples of ${total} (idle ${((100 * idle) / total).toFixed(1)} %); shares below are of busy time.`,
+    `${busy} busy samples of ${total} (idle ${((100 * idle) / total).toFixed(1)} %); shares below are of busy time` +
+    (perRequest === undefined
+      ? '.'
+      : `, and in µs of the app's CPU time per request in the measured run (${perRequest.toFixed(1)} µs).`),
 );
 lines.push('', '| where (self time) | share of busy |', '| --- | ---: |');
 for (const [g, n] of [...groups].sort((a, b) => b[1] - a[1]).slice(0, 12))

@@ -1,7 +1,7 @@
 // Throughput and latency: every configuration on every route, interleaved over rounds.
 import { randomBytes } from 'node:crypto';
 import { ADAPTERS, routes } from './configs.mjs';
-import { SETTLE_INTERVAL_MS, collectGarbage, startApp } from './lib/apps.mjs';
+import { SETTLE_INTERVAL_MS, collectGarbage, cpuTime, startApp } from './lib/apps.mjs';
 import { login, request, sessionCookie } from './lib/http.mjs';
 import { loadJob, startLoadGenerator } from './lib/load.mjs';
 import { fmt, markdownTable, median, ratio, textTable } from './lib/stats.mjs';
@@ -149,11 +149,19 @@ export async function measureThroughput(settings, log = console.log) {
           }
           const { job } = cell;
           if (warmup > 0) await loadgen.run({ ...job, duration: warmup });
+          const cpuBefore = cpuTime(app);
           const result = await loadgen.run({ ...job, duration });
-          ((samples[config.id] ??= {})[route.id] ??= []).push({ round, ...result });
+          const cpuAfter = cpuTime(app);
+          // The app's own CPU per answered request: what other processes on the machine took
+          // from it while it was measured is not in it (README.md, "CPU per request").
+          const cpuUs =
+            cpuBefore === undefined || cpuAfter === undefined || !result.total
+              ? undefined
+              : (cpuAfter - cpuBefore) / result.total;
+          ((samples[config.id] ??= {})[route.id] ??= []).push({ round, ...result, cpuUs });
           const bad = result.non2xx + result.errors + result.timeouts;
           log(
-            `${label.padEnd(84)} ${fmt(result.rps).padStart(7)} req/s  p99 ${fmt(result.latency.p99, 1).padStart(6)} ms` +
+            `${label.padEnd(84)} ${fmt(result.rps).padStart(7)} req/s  p99 ${fmt(result.latency.p99, 1).padStart(6)} ms  CPU ${fmt(cpuUs, 1).padStart(6)} µs` +
               (bad
                 ? `  !! ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`
                 : ''),
@@ -210,6 +218,13 @@ export function pairedRatio(data, route, a, b, metric = (x) => x.rps) {
 export const pairedP99Ratio = (data, route, a, b) =>
   pairedRatio(data, route, a, b, (x) => x.latency.p99);
 
+/**
+ * Median over rounds of `b`'s CPU per request divided by `a`'s in the same round: like the req/s
+ * ratio, below 1 when `a` costs more, but out of each app's own CPU time (NaN where not measured).
+ */
+export const pairedCpuRatio = (data, route, a, b) =>
+  pairedRatio(data, route, a, b, (x) => 1 / (x.cpuUs ?? NaN));
+
 /** The bare Nest id and the reference id on a configuration's adapter. */
 export function anchorsOf(data, id) {
   const config = data.configs.find((c) => c.id === id);
@@ -248,6 +263,8 @@ export function summarize(data) {
         p99: median(s.map((x) => x.latency.p99)),
         vsBare: base ? pairedRatio(data, route.id, config.id, base) : NaN,
         p99VsBare: base ? pairedP99Ratio(data, route.id, config.id, base) : NaN,
+        cpuUs: median(s.map((x) => x.cpuUs ?? NaN)),
+        cpuVsBare: base ? pairedCpuRatio(data, route.id, config.id, base) : NaN,
         vsRef: ref ? pairedRatio(data, route.id, config.id, ref) : NaN,
         bad,
         rounds: s.length,
@@ -279,6 +296,8 @@ function tableRows(data, summary) {
           '',
           '',
           '',
+          '',
+          '',
           r.missing.length > 60 ? `${r.missing.slice(0, 57)}…` : r.missing,
         ]
       : [
@@ -289,6 +308,8 @@ function tableRows(data, summary) {
           fmt(r.p99, 1),
           ratio(r.vsBare),
           ratio(r.p99VsBare),
+          fmt(r.cpuUs, 1),
+          ratio(r.cpuVsBare),
           ratio(r.vsRef),
           r.bad ? `${fmt(r.bad)} failed requests (non-2xx, errors, timeouts): not compared` : '',
         ],
@@ -303,10 +324,12 @@ const HEADER = [
   'p99 ms (median)',
   '× bare',
   'p99 × bare',
+  'app CPU µs / request (median)',
+  'CPU × bare',
   '× express-session / @fastify/session',
   'note',
 ];
-const ALIGN = ['l', 'l', 'l', 'r', 'r', 'r', 'r', 'r', 'l'];
+const ALIGN = ['l', 'l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'];
 
 export function throughputText(data) {
   return textTable(HEADER, tableRows(data, summarize(data)), ALIGN);
@@ -326,7 +349,7 @@ export function throughputMarkdown(data) {
   return (
     [
       `${s.settle ? `Every app settled first by ${s.settle} full garbage collections under load on each route (README.md, "Settling"). ` : ''}${s.rounds} round(s), configurations interleaved and rotated each round; per cell ${s.warmup} s warm-up (discarded) then ${s.duration} s measured with ${s.connections} connections (${s.load ?? 'autocannon'}, separate process). ` +
-        `Ratios are the median over rounds of the ratio to the other configuration measured in the same round; × bare and p99 × bare are to bare Nest on the same adapter, the last column to express-session (MemoryStore) on Express and to @fastify/session (MemoryStore) on Fastify.`,
+        `Ratios are the median over rounds of the ratio to the other configuration measured in the same round; × bare, p99 × bare and CPU × bare are to bare Nest on the same adapter (CPU × bare: bare's CPU per request over this configuration's, the app's own user + system time over the requests it answered, so other processes' load does not move it), the last column to express-session (MemoryStore) on Express and to @fastify/session (MemoryStore) on Fastify.`,
       '',
       markdownTable(HEADER, tableRows(data, summarize(data)), ALIGN),
       '',
@@ -355,6 +378,7 @@ export function beforeAfterRows(data) {
         before: pairedRatio(data, route.id, twin.id, bare),
         after: pairedRatio(data, route.id, current.id, bare),
         change: pairedRatio(data, route.id, current.id, twin.id),
+        cpuChange: pairedCpuRatio(data, route.id, current.id, twin.id),
         p99Before: pairedP99Ratio(data, route.id, twin.id, bare),
         p99After: pairedP99Ratio(data, route.id, current.id, bare),
         missing: data.unavailable[twin.id],
@@ -372,7 +396,7 @@ export function beforeAfterMarkdown(data) {
   const routeLabel = (id) => data.routes.find((r) => r.id === id)?.label ?? id;
   return [
     `Baseline: the library built from \`${rev}\`, measured in the same rounds as the current build (same apps, same options). ` +
-      `"current ÷ baseline" is the median of the per-round ratio of the two; ±0.05 is within this machine's noise.`,
+      `"current ÷ baseline" is the median of the per-round ratio of the two (req/s, and the baseline's CPU per request over the current's: above 1 when the current build costs less); ±0.05 is within this machine's noise.`,
     '',
     markdownTable(
       [
@@ -382,6 +406,7 @@ export function beforeAfterMarkdown(data) {
         'baseline × bare',
         'current × bare',
         'current ÷ baseline',
+        'CPU per request: current ÷ baseline',
         'p99 × bare (baseline → current)',
         'note',
       ],
@@ -392,12 +417,13 @@ export function beforeAfterMarkdown(data) {
         ratio(r.before),
         ratio(r.after),
         ratio(r.change),
+        ratio(r.cpuChange),
         `${ratio(r.p99Before)} → ${ratio(r.p99After)}`,
         r.missing
           ? `baseline not available: ${r.missing.length > 70 ? `${r.missing.slice(0, 67)}…` : r.missing}`
           : '',
       ]),
-      ['l', 'l', 'l', 'r', 'r', 'r', 'r', 'l'],
+      ['l', 'l', 'l', 'r', 'r', 'r', 'r', 'r', 'l'],
     ),
   ].join('\n');
 }

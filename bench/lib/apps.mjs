@@ -1,5 +1,6 @@
 // Starting and stopping the bench apps as child processes, and making sure none outlives the run.
 import { fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { clearTimeout, setTimeout } from 'node:timers';
 import { URL, fileURLToPath } from 'node:url';
 
@@ -167,4 +168,22 @@ export async function stopChild(child) {
   if (child.connected) child.send({ type: 'stop' });
   else child.kill('SIGTERM');
   await onceExit(child, 5000);
+}
+
+/** USER_HZ: the unit /proc/<pid>/stat counts CPU time in (100 on every Linux build in use). */
+const TICKS_PER_SECOND = 100;
+
+/**
+ * A running app's user + system CPU time so far, in µs (Linux: /proc/<pid>/stat, 10 ms steps), or
+ * undefined where there is no /proc. What the app itself spent, whatever else ran on the machine:
+ * a cell's difference divided by its requests is the app's CPU per request.
+ */
+export function cpuTime(app) {
+  try {
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    const fields = readFileSync(`/proc/${app.child.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / TICKS_PER_SECOND;
+  } catch {
+    return undefined;
+  }
 }
