@@ -55,10 +55,24 @@ interface Runner {
   readonly label: string;
   readonly load: SessionLoad;
   readonly app: INestApplication;
+  /** Where the client is connected, when it can be told: printed when a recovery stalls. */
+  readonly where?: () => string;
   dispose(): Promise<void>;
 }
 
-async function runner(label: string, client: RedisSessionClient, dispose: () => Promise<void>) {
+/** The server an ioredis client's socket is on, and the role that server reports. */
+function ioredisTarget(io: Redis): string {
+  const port = io.stream?.remotePort;
+  if (!port) return `ioredis ${io.status}, no socket`;
+  return `ioredis ${io.status} on :${port} (${cli(port, 'role').split('\n')[0] || 'no answer'})`;
+}
+
+async function runner(
+  label: string,
+  client: RedisSessionClient,
+  dispose: () => Promise<void>,
+  where?: () => string,
+) {
   const store = new RedisSessionStore({
     client,
     prefix: `fo:${label}:`,
@@ -70,7 +84,7 @@ async function runner(label: string, client: RedisSessionClient, dispose: () => 
   // The load stops first: after a failed or timed-out test it may still be running, and the app's
   // server would wait for its connections.
   const close = async () => (await load.stop(), await app.close(), await dispose());
-  return { label, load, app, dispose: close };
+  return { label, load, app, where, dispose: close };
 }
 
 /** The outage as the clients saw it: the span of non-200 answers, and what they were. */
@@ -111,7 +125,7 @@ async function survive(runners: Runner[], fault: () => Promise<void>, settle: ()
         ]
           .filter(Boolean)
           .slice(0, 3)
-          .join(' | ')}`,
+          .join(' | ')}${r.where ? ` [${r.where()}]` : ''}`,
     );
     throw new Error(`${error.message}; the last 2 s: ${recent.join('; ')}`);
   });
@@ -188,7 +202,14 @@ describeFailover(
       });
       io.on('error', () => undefined);
       await io.connect();
-      runners.push(await runner('sentinel-io', io, async () => io.disconnect()));
+      runners.push(
+        await runner(
+          'sentinel-io',
+          io,
+          async () => io.disconnect(),
+          () => ioredisTarget(io),
+        ),
+      );
       for (const r of runners) await r.load.login();
     }, 60_000);
 
