@@ -156,7 +156,7 @@ for (const [id, n] of counts) {
 }
 // The app's CPU time per request in the measured run (Linux: /proc), which the shares divide.
 const perRequest =
-  cpuBefore === undefined || cpuAfter === undefined
+  cpuBefore === undefined || cpuAfter === undefined || !result.total
     ? undefined
     : (cpuAfter - cpuBefore) / result.total;
 const pct = (n) =>

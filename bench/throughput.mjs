@@ -223,7 +223,7 @@ export const pairedP99Ratio = (data, route, a, b) =>
  * ratio, below 1 when `a` costs more, but out of each app's own CPU time (NaN where not measured).
  */
 export const pairedCpuRatio = (data, route, a, b) =>
-  pairedRatio(data, route, a, b, (x) => 1 / (x.cpuUs ?? NaN));
+  pairedRatio(data, route, a, b, (x) => (x.cpuUs > 0 ? 1 / x.cpuUs : NaN));
 
 /** The bare Nest id and the reference id on a configuration's adapter. */
 export function anchorsOf(data, id) {
@@ -349,7 +349,7 @@ export function throughputMarkdown(data) {
   return (
     [
       `${s.settle ? `Every app settled first by ${s.settle} full garbage collections under load on each route (README.md, "Settling"). ` : ''}${s.rounds} round(s), configurations interleaved and rotated each round; per cell ${s.warmup} s warm-up (discarded) then ${s.duration} s measured with ${s.connections} connections (${s.load ?? 'autocannon'}, separate process). ` +
-        `Ratios are the median over rounds of the ratio to the other configuration measured in the same round; × bare, p99 × bare and CPU × bare are to bare Nest on the same adapter (CPU × bare: bare's CPU per request over this configuration's, the app's own user + system time over the requests it answered, so other processes' load does not move it), the last column to express-session (MemoryStore) on Express and to @fastify/session (MemoryStore) on Fastify.`,
+        `Ratios are the median over rounds of the ratio to the other configuration measured in the same round; × bare, p99 × bare and CPU × bare are to bare Nest on the same adapter (CPU × bare: bare's CPU per request over this configuration's, from the app's own user + system time over the requests it answered: other processes' time slices are not in it, a slower shared core still shows), the last column to express-session (MemoryStore) on Express and to @fastify/session (MemoryStore) on Fastify.`,
       '',
       markdownTable(HEADER, tableRows(data, summarize(data)), ALIGN),
       '',
@@ -406,7 +406,7 @@ export function beforeAfterMarkdown(data) {
         'baseline × bare',
         'current × bare',
         'current ÷ baseline',
-        'CPU per request: current ÷ baseline',
+        'CPU per request: baseline ÷ current',
         'p99 × bare (baseline → current)',
         'note',
       ],

@@ -60,11 +60,15 @@ interface Runner {
   dispose(): Promise<void>;
 }
 
-/** The server an ioredis client's socket is on, and the role that server reports. */
+/**
+ * The server an ioredis client's socket is on, and the role that server reports. A closed socket
+ * keeps its address: while the client reconnects, that is the server it was last on.
+ */
 function ioredisTarget(io: Redis): string {
   const port = io.stream?.remotePort;
   if (!port) return `ioredis ${io.status}, no socket`;
-  return `ioredis ${io.status} on :${port} (${cli(port, 'role').split('\n')[0] || 'no answer'})`;
+  const on = io.status === 'ready' && !io.stream.destroyed ? 'on' : 'last on';
+  return `ioredis ${io.status} ${on} :${port} (${cli(port, 'role').split('\n')[0] || 'no answer'})`;
 }
 
 async function runner(

@@ -32,8 +32,8 @@ export function checkTargets({ throughput: tp, roundTrips: rt, memory: mem, lost
     if (!tp?.configs.some((c) => c.id === bare)) continue;
     const vsBare = (config, route) => (tp ? pairedRatio(tp, route, config, bare) : NaN);
     const cpuVsBare = (config, route) => (tp ? pairedCpuRatio(tp, route, config, bare) : NaN);
-    // Beside each session target: the same ratio in CPU per request (the app's own CPU time, which
-    // the machine's other load does not move), and the floor's, both ways.
+    // Beside each session target: the same ratio in CPU per request (the app's own CPU time: other
+    // processes' time slices are not in it), and the floor's, both ways.
     const floorOf = (kind, route, config) => [
       ['CPU × bare', cpuVsBare(config, route)],
       ['floor', vsBare(`${p}floor-${kind}`, route)],
