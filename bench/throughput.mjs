@@ -152,8 +152,8 @@ export async function measureThroughput(settings, log = console.log) {
           const cpuBefore = cpuTime(app);
           const result = await loadgen.run({ ...job, duration });
           const cpuAfter = cpuTime(app);
-          // The app's own CPU per answered request: what other processes on the machine took
-          // from it while it was measured is not in it (README.md, "CPU per request").
+          // The app's own CPU per answered request: the time slices other processes had while it
+          // was measured are not in it (bench/README.md, "CPU per request").
           const cpuUs =
             cpuBefore === undefined || cpuAfter === undefined || !result.total
               ? undefined

@@ -175,8 +175,8 @@ const TICKS_PER_SECOND = 100;
 
 /**
  * A running app's user + system CPU time so far, in µs (Linux: /proc/<pid>/stat, 10 ms steps), or
- * undefined where there is no /proc. What the app itself spent, whatever else ran on the machine:
- * a cell's difference divided by its requests is the app's CPU per request.
+ * undefined where there is no /proc. What the app itself spent (other processes' time slices are
+ * not in it): a cell's difference divided by its requests is the app's CPU per request.
  */
 export function cpuTime(app) {
   try {
