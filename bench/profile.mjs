@@ -14,9 +14,9 @@ import {
   SETTLE_COUNT,
   SETTLE_INTERVAL_MS,
   collectGarbage,
-  cpuTime,
   installCleanup,
   startApp,
+  withCpuPerRequest,
 } from './lib/apps.mjs';
 import { login } from './lib/http.mjs';
 import { loadJob, startLoadGenerator } from './lib/load.mjs';
@@ -53,9 +53,10 @@ await Promise.all([
   loadgen.run({ ...job, duration: 2 }),
   collectGarbage(app, { count: SETTLE_COUNT, intervalMs: SETTLE_INTERVAL_MS }),
 ]);
-const cpuBefore = cpuTime(app);
-const result = await loadgen.run({ ...job, duration: seconds });
-const cpuAfter = cpuTime(app);
+// The app's CPU time per request in the measured run (Linux: /proc), which the shares divide.
+const { result, cpuUs: perRequest } = await withCpuPerRequest(app, () =>
+  loadgen.run({ ...job, duration: seconds }),
+);
 await loadgen.stop();
 await app.stop();
 
@@ -154,11 +155,6 @@ for (const [id, n] of counts) {
   const key = `${functionName || '(anonymous)'} [${functionName.startsWith('(') ? functionName : where(url)}]`;
   libLeaf.set(key, (libLeaf.get(key) ?? 0) + n);
 }
-// The app's CPU time per request in the measured run (Linux: /proc), which the shares divide.
-const perRequest =
-  cpuBefore === undefined || cpuAfter === undefined || !result.total
-    ? undefined
-    : (cpuAfter - cpuBefore) / result.total;
 const pct = (n) =>
   `${((100 * n) / busy).toFixed(1)} %${perRequest === undefined ? '' : ` (${((perRequest * n) / busy).toFixed(1)} µs)`}`;
 const lines = [];

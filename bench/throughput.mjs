@@ -1,7 +1,7 @@
 // Throughput and latency: every configuration on every route, interleaved over rounds.
 import { randomBytes } from 'node:crypto';
 import { ADAPTERS, routes } from './configs.mjs';
-import { SETTLE_INTERVAL_MS, collectGarbage, cpuTime, startApp } from './lib/apps.mjs';
+import { SETTLE_INTERVAL_MS, collectGarbage, startApp, withCpuPerRequest } from './lib/apps.mjs';
 import { login, request, sessionCookie } from './lib/http.mjs';
 import { loadJob, startLoadGenerator } from './lib/load.mjs';
 import { fmt, markdownTable, median, ratio, textTable } from './lib/stats.mjs';
@@ -149,15 +149,10 @@ export async function measureThroughput(settings, log = console.log) {
           }
           const { job } = cell;
           if (warmup > 0) await loadgen.run({ ...job, duration: warmup });
-          const cpuBefore = cpuTime(app);
-          const result = await loadgen.run({ ...job, duration });
-          const cpuAfter = cpuTime(app);
-          // The app's own CPU per answered request: the time slices other processes had while it
-          // was measured are not in it (bench/README.md, "CPU per request").
-          const cpuUs =
-            cpuBefore === undefined || cpuAfter === undefined || !result.total
-              ? undefined
-              : (cpuAfter - cpuBefore) / result.total;
+          // With the app's own CPU per answered request (bench/README.md, "CPU per request").
+          const { result, cpuUs } = await withCpuPerRequest(app, () =>
+            loadgen.run({ ...job, duration }),
+          );
           ((samples[config.id] ??= {})[route.id] ??= []).push({ round, ...result, cpuUs });
           const bad = result.non2xx + result.errors + result.timeouts;
           log(

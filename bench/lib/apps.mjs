@@ -176,9 +176,9 @@ const TICKS_PER_SECOND = 100;
 /**
  * A running app's user + system CPU time so far, in µs (Linux: /proc/<pid>/stat, 10 ms steps), or
  * undefined where there is no /proc. What the app itself spent (other processes' time slices are
- * not in it): a cell's difference divided by its requests is the app's CPU per request.
+ * not in it).
  */
-export function cpuTime(app) {
+function cpuTime(app) {
   try {
     // The fields after the command name, which is in parentheses and may hold spaces.
     const stat = readFileSync(`/proc/${app.child.pid}/stat`, 'utf8');
@@ -187,4 +187,20 @@ export function cpuTime(app) {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Runs a load (`run` resolves the load generator's result) and measures the app's own CPU per
+ * answered request meanwhile: `{ result, cpuUs }`, `cpuUs` undefined where it cannot be told
+ * (no /proc, no request answered).
+ */
+export async function withCpuPerRequest(app, run) {
+  const before = cpuTime(app);
+  const result = await run();
+  const after = cpuTime(app);
+  const cpuUs =
+    before === undefined || after === undefined || !result.total
+      ? undefined
+      : (after - before) / result.total;
+  return { result, cpuUs };
 }

@@ -34,7 +34,7 @@ export function checkTargets({ throughput: tp, roundTrips: rt, memory: mem, lost
     const cpuVsBare = (config, route) => (tp ? pairedCpuRatio(tp, route, config, bare) : NaN);
     // Beside each session target: the same ratio in CPU per request (the app's own CPU time: other
     // processes' time slices are not in it), and the floor's, both ways.
-    const floorOf = (kind, route, config) => [
+    const contextOf = (kind, route, config) => [
       ['CPU × bare', cpuVsBare(config, route)],
       ['floor', vsBare(`${p}floor-${kind}`, route)],
       ['floor CPU', cpuVsBare(`${p}floor-${kind}`, route)],
@@ -59,7 +59,7 @@ export function checkTargets({ throughput: tp, roundTrips: rt, memory: mem, lost
       `${on}: session read, memory store ≥ 0.9× bare${adapter.id === 'express' ? ' (≥ 1.6× express-session)' : ''}`,
       memRead,
       ([a, b = Infinity]) => a >= 0.9 && b >= 1.6,
-      floorOf('verify', 'whoami', `${p}nss-memory`),
+      contextOf('verify', 'whoami', `${p}nss-memory`),
     );
     add(
       `${on}: session read, Redis ≥ 0.85× bare, one round trip`,
@@ -68,13 +68,13 @@ export function checkTargets({ throughput: tp, roundTrips: rt, memory: mem, lost
         ['round trips', trips(`${p}nss-redis`, 'whoami'), ''],
       ],
       ([a, b]) => a >= 0.85 && b === 1,
-      floorOf('verify', 'whoami', `${p}nss-redis`),
+      contextOf('verify', 'whoami', `${p}nss-redis`),
     );
     add(
       `${on}: session write, memory ≥ 0.85× bare`,
       [['× bare', vsBare(`${p}nss-memory`, 'counter')]],
       ([a]) => a >= 0.85,
-      floorOf('verify', 'counter', `${p}nss-memory`),
+      contextOf('verify', 'counter', `${p}nss-memory`),
     );
     // POST /counter reads then writes: one round trip for the read plus one for the write.
     add(
@@ -84,7 +84,7 @@ export function checkTargets({ throughput: tp, roundTrips: rt, memory: mem, lost
         ['round trips', trips(`${p}nss-redis`, 'counter'), ''],
       ],
       ([a, b]) => a >= 0.7 && b === 2,
-      floorOf('verify', 'counter', `${p}nss-redis`),
+      contextOf('verify', 'counter', `${p}nss-redis`),
     );
     const sealedRead = [['× bare', vsBare(`${p}nss-sealed`, 'whoami')]];
     const sealedWrite = [['× bare', vsBare(`${p}nss-sealed`, 'counter')]];
@@ -96,13 +96,13 @@ export function checkTargets({ throughput: tp, roundTrips: rt, memory: mem, lost
       `${on}: sealed read ≥ 0.9× bare${adapter.id === 'express' ? ' (≥ 3× iron-session)' : ''}`,
       sealedRead,
       ([a, b = Infinity]) => a >= 0.9 && b >= 3,
-      floorOf('sealed', 'whoami', `${p}nss-sealed`),
+      contextOf('sealed', 'whoami', `${p}nss-sealed`),
     );
     add(
       `${on}: sealed write ≥ 0.8× bare${adapter.id === 'express' ? ' (≥ 3× iron-session)' : ''}`,
       sealedWrite,
       ([a, b = Infinity]) => a >= 0.8 && b >= 3,
-      floorOf('sealed', 'counter', `${p}nss-sealed`),
+      contextOf('sealed', 'counter', `${p}nss-sealed`),
     );
     if (adapter.id === 'fastify') {
       for (const [mine, theirs, name] of [

@@ -223,7 +223,7 @@ function deserialize(text: string): SealedSession | undefined {
   if (
     typeof p.i !== 'string' ||
     (p.u !== null && typeof p.u !== 'string') ||
-    !numbers.every((n) => typeof n === 'number' && Number.isFinite(n)) ||
+    !numbers.every(Number.isFinite) ||
     typeof p.d !== 'object' ||
     p.d === null ||
     Array.isArray(p.d)
